@@ -1,0 +1,58 @@
+"""LLM Explorer: build the page from components/, configure the queue, launch.
+
+Run ``python app.py [--model ID] [--host HOST] [--port PORT] [--share]`` or ``gradio app.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import gradio as gr
+
+from components.context import AppContext
+from components.tabs import available_tabs
+from explorer.config import get_limits
+from models.registry import DEFAULT_MODEL, embedded_names
+
+DEFAULT_PROMPT = "The capital of France is"
+CSS = """
+.tok-chip{display:inline-block;border-radius:4px;padding:1px 3px;margin:1px;font-family:monospace;white-space:pre}
+"""
+
+
+def build_demo(default_model: str | None = None) -> gr.Blocks:
+    """Build the whole page: prompt bar and model picker on top, one tab per lens below."""
+    limits = get_limits()
+    default_model = default_model or os.environ.get("LLM_EXPLORER_MODEL") or DEFAULT_MODEL
+    with gr.Blocks(title="LLM Explorer") as demo:
+        gr.Markdown("# LLM Explorer\nLook inside a real language model while it works: type once, then walk through the tabs.")
+        with gr.Row():
+            prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=2, scale=4, elem_id="prompt")
+            model = gr.Dropdown(label="Model", choices=embedded_names(), value=default_model,
+                                allow_custom_value=True, scale=1, elem_id="model",
+                                info="Embedded models work offline; type a Hub id (owner/name) when online.")
+        ctx = AppContext(prompt=prompt, model=model, limits=limits)
+        with gr.Tabs() as tabs:
+            ctx.tabs = tabs
+            for key, label, build in available_tabs():
+                with gr.Tab(label, id=key, elem_id=f"tab-{key}"):
+                    ctx.extra[key] = build(ctx)
+    demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve the app."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=None, help="default model (embedded name or Hub id)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    args = parser.parse_args(argv)
+    build_demo(args.model).launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS)
+
+
+demo = build_demo() if __name__ != "__main__" and os.environ.get("GRADIO_WATCH_DIRS") else None
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""What every tab receives: the shared prompt bar, the model picker and the limits."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.config import Limits
+
+
+@dataclass
+class AppContext:
+    """Components shared by all tabs, passed to every ``build_<tab>_tab(ctx)``.
+
+    Attributes:
+        prompt: the ``gr.Textbox`` at the top of the page; every tab reads it.
+        model: the ``gr.Dropdown`` model picker (embedded names or a typed Hub id).
+        limits: the active :class:`explorer.config.Limits`.
+        tabs: the ``gr.Tabs`` container (set once the tabs are built).
+        extra: components a tab exposes to others or to the app (name -> component).
+    """
+
+    prompt: Any
+    model: Any
+    limits: Limits
+    tabs: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)

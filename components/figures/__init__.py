@@ -1,0 +1,1 @@
+"""Result -> plotly Figure functions, one module per tab. No torch here."""

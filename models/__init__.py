@@ -1,0 +1,1 @@
+"""Which models the explorer knows and how they load (see ``registry`` and ``loading``)."""

@@ -1,0 +1,240 @@
+"""Loading models once, sharing them read-only, and the GGUF -> safetensors cache.
+
+``load_model(name)`` returns a :class:`LoadedModel` shared by every session: the weights are never
+changed in place (quantised variants are separate entries, keyed by ``(name, dtype, quantization)``),
+and each entry carries the lock that serialises forward passes on it.
+
+The embedded SmolLM2 ships as a Q4_1 GGUF. transformers can read it (``gguf_file=``) but that
+dequantises every tensor and takes ~18 s, so the first load writes the dequantised weights once as
+safetensors plus config and tokenizer files into ``<cache>/smollm2-135m-instruct-<sha256[:16]>/``;
+later loads read that folder in well under a second. The folder is written under a temporary name
+and renamed into place, so a load killed mid-write never leaves a folder that looks complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from explorer.config import cache_dir
+from models import hub
+from models.registry import ModelSpec, minilm_path, resolve, smollm2_gguf_path
+
+_CACHE_MARKER = "llm-explorer.json"
+
+
+def device_and_dtype(dtype: str | None = None):
+    """Pick the device and dtype: CUDA with bf16 when a GPU is present, else CPU with fp32.
+
+    Args:
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` to force one; ``None`` for the default.
+    Returns:
+        ``(torch.device, torch.dtype)``.
+    Raises:
+        ValueError: unknown dtype name.
+    """
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is None:
+        return device, (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(table)}.")
+    return device, table[dtype]
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model shared by every session.
+
+    Attributes:
+        spec: what was loaded.
+        model: the ``torch.nn.Module`` (eval mode, gradients off). Never modify it in place.
+        tokenizer: the matching ``transformers`` tokenizer.
+        device: ``torch.device`` the weights live on.
+        dtype: ``torch.dtype`` of the floating-point weights.
+        quantization: ``None`` or the key of the quantisation method this variant was built with.
+        path: local folder the weights were read from (``None`` for Hub downloads).
+        lock: re-entrant lock; hold it for every forward pass or training step.
+        load_seconds: wall time the load took (seconds).
+    """
+
+    spec: ModelSpec
+    model: Any
+    tokenizer: Any
+    device: Any
+    dtype: Any
+    quantization: str | None = None
+    path: Path | None = None
+    load_seconds: float = 0.0
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def config(self):
+        """The model's ``transformers`` config."""
+        return self.model.config
+
+
+_MODELS: dict[tuple, LoadedModel] = {}
+_KEY_LOCKS: dict[tuple, threading.Lock] = {}
+_GLOBAL = threading.Lock()
+
+# Quantisation methods register how they load: key prefix -> function(key) -> extra from_pretrained kwargs.
+QUANTIZATION_LOADERS: dict[str, Callable[[str], dict]] = {}
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, read in ``chunk``-byte pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_cache_folder(gguf: Path | None = None) -> Path:
+    """Where the converted SmolLM2 lives: ``<cache>/smollm2-135m-instruct-<first 16 hex of SHA-256>``."""
+    gguf = gguf or smollm2_gguf_path()
+    return Path(cache_dir()) / f"smollm2-135m-instruct-{file_sha256(gguf)[:16]}"
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Dequantise a GGUF once and write safetensors, config and tokenizer files to ``target``.
+
+    transformers refuses ``save_pretrained`` on a GGUF-loaded model (it is flagged as quantised),
+    although the tensors are plain floats after dequantisation, so the weights are written with
+    ``safetensors.torch.save_model`` (which drops the tied ``lm_head`` copy) and the config,
+    generation config and tokenizer are saved beside them.
+
+    The files go to a temporary sibling folder that is renamed to ``target`` only when complete.
+
+    Returns:
+        ``target``.
+    Raises:
+        OSError: the cache folder cannot be written.
+    """
+    import torch
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            delattr(config, "quantization_config")
+        config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _CACHE_MARKER).write_text(json.dumps({"source": str(gguf), "sha256": file_sha256(gguf)}))
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / _CACHE_MARKER).exists():  # lost a race to a complete folder? keep theirs
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def smollm2_folder() -> Path:
+    """The converted SmolLM2 folder, converting the GGUF first if no complete copy is cached."""
+    gguf = smollm2_gguf_path()
+    target = gguf_cache_folder(gguf)
+    if not (target / _CACHE_MARKER).exists():
+        if target.exists():  # a folder without the marker is not ours to trust
+            shutil.rmtree(target, ignore_errors=True)
+        convert_gguf(gguf, target)
+    return target
+
+
+def _load(spec: ModelSpec, dtype: str | None, quantization: str | None) -> LoadedModel:
+    import time
+
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    device, torch_dtype = device_and_dtype(dtype)
+    extra: dict = {}
+    if quantization is not None:
+        prefix = quantization.split(":", 1)[0]
+        if prefix not in QUANTIZATION_LOADERS:
+            raise ValueError(f"Unknown quantisation {quantization!r}; known: {sorted(QUANTIZATION_LOADERS)}.")
+        extra = QUANTIZATION_LOADERS[prefix](quantization)
+        torch_dtype = extra.pop("dtype", torch_dtype)
+    path: Path | None
+    if spec.source == "gguf":
+        path = smollm2_folder()
+        source, kwargs = str(path), {}
+    elif spec.source == "sentence-transformers":
+        path = minilm_path()
+        source, kwargs = str(path), {}
+    else:
+        hub.check_model(spec.name)
+        path, source, kwargs = None, spec.name, {"use_safetensors": True, "trust_remote_code": False}
+    tokenizer = AutoTokenizer.from_pretrained(source, **({"trust_remote_code": False} if path is None else {}))
+    cls = AutoModelForCausalLM if spec.kind == "causal-lm" else AutoModel
+    if "quantization_config" not in extra and device.type == "cuda":
+        extra["device_map"] = {"": device.index or 0}
+    model = cls.from_pretrained(source, dtype=torch_dtype, **kwargs, **extra)
+    if device.type == "cuda" and "quantization_config" not in extra and model.device.type != "cuda":
+        model = model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=model.device, dtype=torch_dtype,
+                       quantization=quantization, path=path, load_seconds=time.perf_counter() - start)
+
+
+def load_model(name: str | ModelSpec, dtype: str | None = None, quantization: str | None = None) -> LoadedModel:
+    """Load (once) and return a shared model.
+
+    Args:
+        name: an embedded model name, a Hub id, or a :class:`ModelSpec`.
+        dtype: ``None`` for the device default (CUDA bf16, CPU fp32) or a dtype name.
+        quantization: ``None`` for the plain weights, or a key registered in ``QUANTIZATION_LOADERS``.
+    Returns:
+        The cached :class:`LoadedModel`; the same object for every caller with the same arguments.
+    Raises:
+        ValueError: unknown name, Hub unreachable / gated / missing / unsupported (message names the
+            embedded models), or unknown quantisation.
+    """
+    spec = name if isinstance(name, ModelSpec) else resolve(name)
+    key = (spec.name, dtype, quantization)
+    with _GLOBAL:
+        if key in _MODELS:
+            return _MODELS[key]
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:
+        with _GLOBAL:
+            if key in _MODELS:
+                return _MODELS[key]
+        loaded = _load(spec, dtype, quantization)
+        with _GLOBAL:
+            _MODELS[key] = loaded
+        return loaded
+
+
+def loaded_models() -> list[LoadedModel]:
+    """Every model loaded so far in this process."""
+    with _GLOBAL:
+        return list(_MODELS.values())
+
+
+def unload(name: str, dtype: str | None = None, quantization: str | None = None) -> None:
+    """Forget a cached model (the next ``load_model`` loads it again). Used by tests and to free memory."""
+    with _GLOBAL:
+        _MODELS.pop((name, dtype, quantization), None)
