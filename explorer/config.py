@@ -24,6 +24,7 @@ class Limits:
         max_tokenize_chars: characters the tokenizer lens accepts (counts are exact up to this).
         max_new_tokens: tokens one generation may add.
         max_attention_tokens: tokens the attention detail views accept.
+        max_attention_steps: generated tokens the attention timeline records (one attention row per step).
         max_samples: samples drawn by one probe.
         max_beams: beams in beam search.
         max_train_steps: optimiser steps in one LoRA run.
@@ -39,6 +40,7 @@ class Limits:
     max_tokenize_chars: int = 1_000_000
     max_new_tokens: int = 256
     max_attention_tokens: int = 512
+    max_attention_steps: int = 64
     max_samples: int = 10
     max_beams: int = 8
     max_train_steps: int = 300
