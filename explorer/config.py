@@ -30,6 +30,7 @@ class Limits:
         max_train_steps: optimiser steps in one LoRA run.
         max_dataset_bytes: bytes of a typed or uploaded dataset (bytes).
         max_run_seconds: wall-clock seconds one long task may run (float, seconds).
+        max_probe_seconds: wall-clock seconds one hallucination probe may run (float, seconds).
         queue_size: requests waiting in Gradio's queue before "busy" is answered.
         concurrency: requests Gradio runs at once.
         hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
@@ -46,6 +47,7 @@ class Limits:
     max_train_steps: int = 300
     max_dataset_bytes: int = 1_000_000
     max_run_seconds: float = 600.0
+    max_probe_seconds: float = 60.0
     queue_size: int = 64
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()
