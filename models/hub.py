@@ -27,11 +27,12 @@ def allowed(model_id: str) -> bool:
     return not allow or model_id in allow
 
 
-def check_model(model_id: str, max_params: int | None = None):
+def check_model(model_id: str, max_params: int | None = None, need_weights: bool = True):
     """Check that a Hub model can be loaded safely, before downloading any weights.
 
     Args:
         model_id: ``owner/name``.
+        need_weights: False when only the tokenizer is wanted (skips the weight checks).
         max_params: refuse models with more parameters than this (default: what fits in half the
             available RAM in fp32).
     Returns:
@@ -60,6 +61,8 @@ def check_model(model_id: str, max_params: int | None = None):
         raise ValueError(f"The Hugging Face Hub is not reachable ({type(exc).__name__}). {_OFFER}") from None
     if getattr(info, "gated", False) or getattr(info, "private", False):
         raise ValueError(f"{model_id!r} is gated or private. {_OFFER}")
+    if not need_weights:
+        return info
     files = [s.rfilename for s in (info.siblings or [])]
     if not any(f.endswith(".safetensors") for f in files):
         raise ValueError(f"{model_id!r} has no safetensors weights; only safetensors are loaded. {_OFFER}")

