@@ -30,6 +30,7 @@ class Limits:
         max_train_steps: optimiser steps in one LoRA run.
         max_dataset_bytes: bytes of a typed or uploaded dataset (bytes).
         max_run_seconds: wall-clock seconds one long task may run (float, seconds).
+        max_adapter_bytes: bytes of an uploaded LoRA adapter file (bytes).
         max_probe_seconds: wall-clock seconds one hallucination probe may run (float, seconds).
         queue_size: requests waiting in Gradio's queue before "busy" is answered.
         concurrency: requests Gradio runs at once.
@@ -47,6 +48,7 @@ class Limits:
     max_train_steps: int = 300
     max_dataset_bytes: int = 1_000_000
     max_run_seconds: float = 600.0
+    max_adapter_bytes: int = 200_000_000
     max_probe_seconds: float = 60.0
     queue_size: int = 64
     concurrency: int = 4
