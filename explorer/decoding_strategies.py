@@ -1,0 +1,312 @@
+"""Decoding strategies as data: validated parameters, a registry, presets and transformers' logits processors.
+
+A strategy is a plain dict such as ``{"name": "sampling", "temperature": 0.7, "top_p": 0.95, "seed": 1}``
+whose parameter names are those of transformers' ``GenerationConfig``. :func:`parse_strategy` checks it
+(readable ``ValueError`` for bad values, notices for capped ones) and returns a frozen
+:class:`Strategy`; :func:`build_processors` turns it into the same ``LogitsProcessor`` objects, in the same
+order, that ``model.generate`` builds (``GenerationMixin._get_logits_processor``), so our recording loops
+apply exactly transformers' maths.
+
+Sources: Holtzman et al. 2020 (nucleus / top-p sampling), Fan et al. 2018 (top-k sampling),
+Meister et al. 2023 (locally typical sampling), Nguyen et al. 2024 (min-p sampling),
+Keskar et al. 2019 (CTRL repetition penalty), Paulus et al. 2018 (no-repeat n-gram blocking),
+transformers generation docs (https://huggingface.co/docs/transformers/generation_strategies).
+Preset values come from the concept handbook ("Temperature & Sampling Parameters": temperature 0.7,
+top-p 0.95, top-k 40-50, repetition penalty 1.1, beam size 4-5).
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+# Parameters a strategy may carry, with transformers' GenerationConfig defaults
+# (GenerationConfig._get_default_generation_params) so that an omitted value means what generate() means.
+GENERATION_DEFAULTS: dict[str, Any] = {
+    "temperature": 1.0, "top_k": 50, "top_p": 1.0, "min_p": None, "typical_p": 1.0,
+    "repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "num_beams": 4, "length_penalty": 1.0, "seed": None,
+}
+
+MAX_STRATEGIES = 6
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One registered strategy.
+
+    Attributes:
+        name: registry key (``greedy``, ``beam``, ``sampling``).
+        description: one line for the UI.
+        params: the parameter names it accepts (besides ``name``).
+        do_sample: True when tokens are drawn at random (warpers apply, a seed is used).
+        loop: which decoding loop runs it (``token`` = one sequence, ``beam`` = beam search).
+    """
+
+    name: str
+    description: str
+    params: tuple[str, ...]
+    do_sample: bool
+    loop: str
+
+
+_PENALTIES = ("repetition_penalty", "no_repeat_ngram_size")
+STRATEGIES: dict[str, StrategySpec] = {
+    "greedy": StrategySpec("greedy", "always the most probable next token", _PENALTIES, False, "token"),
+    "beam": StrategySpec("beam", "keep the num_beams best partial sequences by total log-probability",
+                         ("num_beams", "length_penalty") + _PENALTIES, False, "beam"),
+    "sampling": StrategySpec("sampling", "draw the next token from the (reshaped) distribution",
+                             ("temperature", "top_k", "top_p", "min_p", "typical_p") + _PENALTIES + ("seed",),
+                             True, "token"),
+}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A validated strategy, ready to run.
+
+    Attributes:
+        name: registry key.
+        params: the resolved parameters (defaults filled in), ``GenerationConfig`` names.
+        seed: the seed of a sampled strategy (drawn when not given), else ``None``.
+        do_sample: False for greedy, beam, and sampling at temperature 0.
+    """
+
+    name: str
+    params: dict = field(default_factory=dict)
+    seed: int | None = None
+    do_sample: bool = False
+
+    @property
+    def spec(self) -> StrategySpec:
+        """The registry entry."""
+        return STRATEGIES[self.name]
+
+    @property
+    def label(self) -> str:
+        """Short human label such as ``sampling T=0.7 top-p=0.95 seed=3``."""
+        shown = [f"{_SHORT.get(k, k)}={_fmt(v)}" for k, v in self.params.items()
+                 if k != "seed" and v is not None and v != _NEUTRAL.get(k)]
+        if self.seed is not None:
+            shown.append(f"seed={self.seed}")
+        return " ".join([self.name] + shown)
+
+    def as_dict(self) -> dict:
+        """The strategy as the JSON dict the API accepts (``name`` plus parameters plus ``seed``)."""
+        out = {"name": self.name, **{k: v for k, v in self.params.items() if k != "seed"}}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+
+_SHORT = {"temperature": "T", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p", "typical_p": "typical-p",
+          "repetition_penalty": "rep", "no_repeat_ngram_size": "no-repeat", "num_beams": "beams",
+          "length_penalty": "len-pen"}
+# Values that change nothing, left out of labels.
+_NEUTRAL = {"top_k": 0, "top_p": 1.0, "typical_p": 1.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+            "min_p": 0.0}
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _number(name: str, value, kind=float):
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a number, got {value!r}.")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if kind is int and float(value) != number:
+        raise ValueError(f"{name} must be a whole number, got {value!r}.")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    return number
+
+
+def _check_range(name: str, value: float, low: float, high: float, low_open: bool, rule: str) -> None:
+    if value > high or value < low or (low_open and value == low):
+        raise ValueError(f"{name}={value:g} is out of range: {rule}.")
+
+
+def _validate(name: str, raw, vocab_size: int, max_beams: int, notices: list[str]):
+    """Return the checked value of one parameter (``ValueError`` with the allowed range when invalid)."""
+    if name == "seed":
+        return None if raw in (None, "") else _number("seed", raw, int) % (2 ** 31)
+    if name == "min_p" and raw in (None, ""):
+        return None
+    if name == "temperature":
+        value = _number(name, raw)
+        if value < 0:
+            raise ValueError(f"temperature={value:g} is negative; use 0 (greedy) or a positive value such as 0.7.")
+        return value
+    if name == "top_k":
+        value = _number(name, raw, int)
+        if value < 0:
+            raise ValueError(f"top_k={value} is negative; use 0 (off) or a positive count such as 50.")
+        if value > vocab_size:
+            notices.append(f"top_k={value} is larger than the vocabulary; clamped to {vocab_size:,}.")
+            value = vocab_size
+        return value
+    if name == "top_p":
+        value = _number(name, raw)
+        _check_range(name, value, 0.0, 1.0, True, "top-p keeps the smallest set of tokens whose probability "
+                     "adds up to p, so p must be in (0, 1]; 1 turns it off")
+        return value
+    if name == "min_p":
+        value = _number(name, raw)
+        _check_range(name, value, 0.0, 1.0, False, "min-p keeps tokens with probability >= min_p x the top "
+                     "probability, so it must be in [0, 1]; 0 turns it off")
+        return value
+    if name == "typical_p":
+        value = _number(name, raw)
+        _check_range(name, value, 0.0, 1.0, True, "typical-p is a probability mass in (0, 1]; 1 turns it off")
+        return value
+    if name == "repetition_penalty":
+        value = _number(name, raw)
+        if value <= 0:
+            raise ValueError(f"repetition_penalty={value:g} must be positive (1 = off, 1.1-1.3 typical).")
+        return value
+    if name == "no_repeat_ngram_size":
+        value = _number(name, raw, int)
+        if value < 0:
+            raise ValueError(f"no_repeat_ngram_size={value} must be 0 (off) or a positive n-gram size.")
+        return value
+    if name == "num_beams":
+        value = _number(name, raw, int)
+        if value < 1:
+            raise ValueError(f"num_beams={value} must be at least 1.")
+        if value > max_beams:
+            notices.append(f"num_beams={value} is above this server's cap; capped to {max_beams}.")
+            value = max_beams
+        return value
+    if name == "length_penalty":
+        return _number(name, raw)
+    raise ValueError(f"Unknown parameter {name!r}.")
+
+
+def parse_strategy(raw: dict, vocab_size: int, max_beams: int, notices: list[str] | None = None) -> Strategy:
+    """Validate one strategy dict and fill in ``GenerationConfig`` defaults.
+
+    Args:
+        raw: ``{"name": "greedy" | "beam" | "sampling", <GenerationConfig parameters>, "seed": int}``.
+        vocab_size: the model's vocabulary size (top-k is clamped to it, with a notice).
+        max_beams: the configured cap on ``num_beams`` (capped, with a notice).
+        notices: list that receives human-readable notices about clamped values.
+    Returns:
+        A :class:`Strategy`. A sampled strategy without a seed gets a fresh random seed;
+        ``temperature=0`` turns sampling into greedy decoding (no seed, no warpers).
+    Raises:
+        ValueError: not a dict, unknown strategy name or parameter, or a value out of range
+            (negative temperature, top-p outside (0, 1], top-k < 0, min-p outside [0, 1], ...).
+    """
+    notices = notices if notices is not None else []
+    if not isinstance(raw, dict):
+        raise ValueError(f"A strategy must be a dict such as {{'name': 'greedy'}}, got {type(raw).__name__}.")
+    name = str(raw.get("name", "")).strip().lower()
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown decoding strategy {raw.get('name')!r}; choose one of {', '.join(STRATEGIES)}.")
+    spec = STRATEGIES[name]
+    unknown = sorted(set(raw) - set(spec.params) - {"name"})
+    if unknown:
+        raise ValueError(f"Strategy {name!r} does not take {', '.join(unknown)}; it takes {', '.join(spec.params)}.")
+    params = {}
+    for key in spec.params:
+        value = raw.get(key, GENERATION_DEFAULTS[key])
+        params[key] = _validate(key, value, vocab_size, max_beams, notices)
+    do_sample = spec.do_sample
+    if do_sample and params["temperature"] == 0:
+        notices.append("temperature 0 means greedy decoding: the most probable token every step (no sampling).")
+        do_sample = False
+    seed = params.pop("seed", None)
+    if do_sample and seed is None:
+        seed = new_seed()
+    return Strategy(name=name, params=params, seed=seed if do_sample else None, do_sample=do_sample)
+
+
+def new_seed() -> int:
+    """A fresh random seed in ``[0, 2**31)`` (what "re-roll" draws)."""
+    return secrets.randbelow(2 ** 31)
+
+
+def reroll(strategy: Strategy) -> Strategy:
+    """The same strategy with a new seed (unchanged when it does not sample)."""
+    return replace(strategy, seed=new_seed()) if strategy.do_sample else strategy
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One logits processor in the pipeline, in transformers' order.
+
+    Attributes:
+        param: the ``GenerationConfig`` parameter it implements.
+        label: what the UI calls the stage.
+        active: ``value -> bool``: whether generate() would add this processor for that value.
+        build: ``value -> LogitsProcessor``.
+        warper: True for temperature / top-k / top-p / min-p / typical-p, which only apply when sampling.
+    """
+
+    param: str
+    label: str
+    active: Callable[[Any], bool]
+    build: Callable[[Any], Any]
+    warper: bool
+
+
+def _stages() -> tuple[Stage, ...]:
+    from transformers import (MinPLogitsWarper, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
+                              TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, TypicalLogitsWarper)
+
+    return (
+        Stage("repetition_penalty", "repetition penalty", lambda v: v != 1.0,
+              lambda v: RepetitionPenaltyLogitsProcessor(penalty=v), False),
+        Stage("no_repeat_ngram_size", "no-repeat n-gram", lambda v: v > 0, NoRepeatNGramLogitsProcessor, False),
+        Stage("temperature", "temperature", lambda v: v != 1.0, TemperatureLogitsWarper, True),
+        Stage("top_k", "top-k", lambda v: v != 0, lambda v: TopKLogitsWarper(top_k=v), True),
+        Stage("top_p", "top-p", lambda v: v < 1.0, lambda v: TopPLogitsWarper(top_p=v), True),
+        Stage("min_p", "min-p", lambda v: v is not None, lambda v: MinPLogitsWarper(min_p=v), True),
+        Stage("typical_p", "typical-p", lambda v: v < 1.0, lambda v: TypicalLogitsWarper(mass=v), True),
+    )
+
+
+def build_processors(strategy: Strategy) -> list[tuple[str, Any]]:
+    """``(stage label, LogitsProcessor)`` pairs that ``model.generate`` would apply for this strategy, in order.
+
+    Order follows ``GenerationMixin._get_logits_processor``: repetition penalty, no-repeat n-gram, then
+    (only when sampling) temperature, top-k, top-p, min-p, typical-p.
+    """
+    out = []
+    for stage in _stages():
+        if stage.param not in strategy.params or (stage.warper and not strategy.do_sample):
+            continue
+        value = strategy.params[stage.param]
+        if stage.active(value):
+            out.append((stage.label, stage.build(value)))
+    return out
+
+
+def generate_kwargs(strategy: Strategy) -> dict:
+    """Keyword arguments for ``model.generate`` that reproduce this strategy (used by tests and bench)."""
+    kwargs: dict[str, Any] = {"do_sample": strategy.do_sample, "num_beams": 1}
+    for key, value in strategy.params.items():
+        if key in ("temperature", "top_k", "top_p", "min_p", "typical_p") and not strategy.do_sample:
+            continue
+        kwargs[key] = value
+    if strategy.name == "beam":
+        kwargs["early_stopping"] = False
+    return kwargs
+
+
+# Presets: handbook starting values (see module docstring); min-p 0.05 from Nguyen et al. 2024.
+PRESETS: dict[str, dict] = {
+    "Greedy": {"name": "greedy"},
+    "Beam search, 4 beams": {"name": "beam", "num_beams": 4, "length_penalty": 1.0},
+    "Recommended sampling (T 0.7, top-p 0.95)": {"name": "sampling", "temperature": 0.7, "top_p": 0.95, "top_k": 0},
+    "Top-k 40 (T 0.7)": {"name": "sampling", "temperature": 0.7, "top_k": 40},
+    "Focused (T 0.2)": {"name": "sampling", "temperature": 0.2, "top_k": 0},
+    "Creative (T 1.0, top-p 0.95)": {"name": "sampling", "temperature": 1.0, "top_p": 0.95, "top_k": 0},
+    "Min-p 0.05 (T 1.0)": {"name": "sampling", "temperature": 1.0, "min_p": 0.05, "top_k": 0},
+    "Repetition penalty 1.1 (T 0.7, top-p 0.95)": {"name": "sampling", "temperature": 0.7, "top_p": 0.95,
+                                                   "top_k": 0, "repetition_penalty": 1.1},
+    "Greedy, no repeated 3-grams": {"name": "greedy", "no_repeat_ngram_size": 3},
+}
