@@ -1,0 +1,68 @@
+"""Chromium (Debian's) driven by Playwright: open the page, type a prompt, run every tab, screenshot each."""
+import os
+import shutil
+import time
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu",
+        "--disable-dev-shm-usage", "--no-first-run", "--disable-sync"]
+# Seconds a tab may take to draw its main figure on a 2-core CPU machine.
+TAB_TIMEOUT_S = {"lora": 600, "quantization": 600, "hallucination": 400}
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url, wait_until="domcontentloaded", timeout=60_000)
+        page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def _type_prompt(page, text):
+    box = page.locator("#prompt textarea")
+    box.fill(text)
+
+
+def test_tokens_tab_shows_chips(page, client, test_output_dir):
+    text = "Why is strawberry hard to spell? 🍓 日本"
+    _type_prompt(page, text)
+    page.locator("#tokens-run").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#tokens-chips .tok-chip').length > 0 && "
+        "document.querySelector('#tokens-main-plot .js-plotly-plot') !== null", timeout=60_000)
+    time.sleep(0.5)
+    expected = sum(t["count"] for t in client.predict(text, None, api_name="/tokenize")["tokenizers"])
+    assert page.locator("#tokens-chips .tok-chip").count() == expected
+    assert page.locator("#tokens-chat .tok-chip").count() > 0
+    page.screenshot(path=os.path.join(test_output_dir, "tab-tokens.png"), full_page=True)
+
+
+def test_every_tab_renders_its_figure(page, test_output_dir):
+    from components.tabs import available_tabs
+
+    _type_prompt(page, "The capital of France is")
+    timings = {}
+    for key, label, _ in available_tabs():
+        if key == "tokens":
+            continue
+        page.get_by_role("tab", name=label).click()
+        run = page.locator(f"#{key}-run")
+        run.wait_for(state="visible", timeout=30_000)
+        start = time.perf_counter()
+        run.click()
+        page.wait_for_selector(f"#{key}-main-plot .js-plotly-plot", timeout=TAB_TIMEOUT_S.get(key, 240) * 1000)
+        timings[key] = time.perf_counter() - start
+        assert page.locator(f"#{key}-main-plot .js-plotly-plot .main-svg").count() > 0
+        page.screenshot(path=os.path.join(test_output_dir, f"tab-{key}.png"), full_page=True)
+    with open(os.path.join(test_output_dir, "browser-timings.txt"), "w") as handle:
+        for key, seconds in timings.items():
+            handle.write(f"{key} {seconds:.2f}\n")
