@@ -1,0 +1,123 @@
+"""Hallucination probes on SmolLM2 on CPU: time of each probe, and each probe's AUROC on the labelled set.
+
+Usage::
+
+    python bench/bench_hallucination.py collect     # answer + score every labelled item (resumable)
+    python bench/bench_hallucination.py             # time each probe, then print the AUROC tables
+
+``collect`` appends one JSON line per item to ``data/hallucination/bench_results.jsonl`` as it goes and
+skips items already stored, so an interrupted run continues where it stopped. The table is recomputed from
+that file alone (``explorer.hallucination_eval``), so the app shows it without the model.
+
+Targets (issue 8): every probe < 30 s on CPU; at least two scores with AUROC >= 0.65 whose lower 95 %
+bound is above 0.5; the shuffled-score control within 0.5 +/- 0.05.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import report  # noqa: E402
+from explorer import hallucination as H  # noqa: E402
+from explorer.hallucination_core import matches  # noqa: E402
+from explorer.hallucination_eval import (RESULTS_FILE, auroc_table, load_entities, load_questions,  # noqa: E402
+                                         load_results, scores_from_probes)
+
+MODEL = "smollm2-135m-instruct"
+BENCH_PROBES = ("token_confidence", "sequence", "semantic_entropy", "logit_lens", "p_true")
+N_SAMPLES = 5
+SEED = 0
+TIMING_QUESTION = "Who discovered penicillin?"
+TIMING_CONTEXT = ("Penicillin was discovered in 1928 by the Scottish physician Alexander Fleming, who noticed "
+                  "that a mould had killed the bacteria around it on a culture plate.")
+
+
+def items() -> list[dict]:
+    """Every labelled item in collection order: the questions, then the entities (real and invented alternate)."""
+    out = [{"id": q["id"], "set": "questions", "question": q["question"], "answers": q["answers"]}
+           for q in load_questions()]
+    ents = load_entities()
+    real, fake = [e for e in ents if e["real"]], [e for e in ents if not e["real"]]
+    for r, f in zip(real, fake):
+        for e in (r, f):
+            out.append({"id": e["id"], "set": "entities", "question": e["question"], "real": e["real"],
+                        "name": e["name"], "kind": e["kind"]})
+    return out
+
+
+def collect(path: str = RESULTS_FILE, limit: int | None = None) -> None:
+    """Answer and score every item not yet in ``path``; append one JSON line per item."""
+    done = {r["id"] for r in load_results(path)}
+    todo = [it for it in items() if it["id"] not in done][:limit]
+    print(f"collect: {len(done)} stored, {len(todo)} to go -> {path}", flush=True)
+    for i, it in enumerate(todo):
+        start = time.perf_counter()
+        result = H.run(it["question"], MODEL, BENCH_PROBES, n_samples=N_SAMPLES, seed=SEED)
+        data = result.to_dict()
+        record = {"id": it["id"], "set": it["set"], "question": it["question"], "answer": data["answer"],
+                  "model": MODEL, "n_samples": N_SAMPLES, "seed": SEED,
+                  "scores": scores_from_probes(data["probes"]),
+                  "samples": data["probes"].get("semantic_entropy", {}).get("samples"),
+                  "elapsed_ms": data["elapsed_ms"]}
+        if it["set"] == "questions":
+            record.update(answers=it["answers"], correct=matches(data["answer"], it["answers"]))
+        else:
+            record.update(real=it["real"], name=it["name"], kind=it["kind"])
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        print(f"[{i + 1}/{len(todo)}] {it['id']} {time.perf_counter() - start:.1f}s "
+              f"{data['answer']!r} {record.get('correct', record.get('real'))}", flush=True)
+
+
+def time_probes() -> None:
+    """Time each probe once on one question (the greedy answer separately)."""
+    result = H.run(TIMING_QUESTION, MODEL, list(H.PROBES), context=TIMING_CONTEXT, n_samples=N_SAMPLES, seed=SEED)
+    for name, ms in result.elapsed_ms.items():
+        extra = result.probes.get(name, {})
+        if "error" in extra:
+            print(f"probe_{name}: error {extra['error']}")
+            continue
+        report(f"probe_time_{name}", ms / 1000, "s", target="< 30 s")
+
+
+def print_tables(path: str = RESULTS_FILE) -> None:
+    """Print the AUROC table for both tasks from the stored records."""
+    records = load_results(path)
+    for task in ("questions", "entities"):
+        chosen = [r for r in records if r.get("set") == task]
+        if not chosen:
+            print(f"{task}: no stored results")
+            continue
+        key = "correct" if task == "questions" else "real"
+        n_pos = sum(1 for r in chosen if not r[key])
+        what = "wrong answers" if task == "questions" else "invented entities"
+        report(f"{task}_items", len(chosen), "items")
+        report(f"{task}_{what.replace(' ', '_')}", n_pos, "items")
+        for row in auroc_table(records, task):
+            name = f"auroc[{task}] {row.score} [95% CI {row.low:.3f}-{row.high:.3f}, n={row.n}]"
+            report(name, row.auroc, "AUROC",
+                   baseline=row.shuffled, baseline_name="shuffled-score control", target=">= 0.65, low > 0.5")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``collect`` (resumable) or, by default, probe timings plus the AUROC tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", nargs="?", default="report", choices=("collect", "report", "table"))
+    parser.add_argument("--limit", type=int, default=None, help="collect at most this many items")
+    parser.add_argument("--results", default=RESULTS_FILE)
+    args = parser.parse_args(argv)
+    if args.mode == "collect":
+        collect(args.results, args.limit)
+        return
+    if args.mode == "report":
+        time_probes()
+    print_tables(args.results)
+
+
+if __name__ == "__main__":
+    main()
