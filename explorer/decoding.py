@@ -179,6 +179,27 @@ def token_loop(engine: Engine, prompt_ids: list[int], strategy: Strategy, max_ne
     return chosen, np.array(logprobs, np.float32), records, first_logits, seconds
 
 
+def temperature_distribution(logits, temperature: float) -> tuple[np.ndarray, float]:
+    """Softmax of ``logits / temperature`` and its entropy, in float64 (no NaN, no -inf).
+
+    ``temperature = 0`` is the greedy limit (all mass on the argmax); 1 leaves the distribution unchanged;
+    larger values flatten it. Shapes: ``logits`` (vocab,); returns ``(probs (vocab,), entropy_nats)``.
+    Raises ``ValueError`` for a negative temperature.
+    """
+    logits = np.asarray(logits, np.float64)
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature:g} cannot be negative.")
+    if temperature == 0:
+        probs = np.zeros_like(logits)
+        probs[int(np.argmax(logits))] = 1.0
+        return probs, 0.0
+    scaled = (logits - logits.max()) / temperature
+    probs = np.exp(scaled)
+    probs /= probs.sum()
+    nonzero = probs[probs > 0]
+    return probs, float(-(nonzero * np.log(nonzero)).sum())
+
+
 def stage_distributions(strategy: Strategy, logits, input_ids=None) -> list[tuple[str, np.ndarray]]:
     """Apply the strategy's processors to fixed ``logits`` and return each stage's distribution.
 

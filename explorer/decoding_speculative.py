@@ -18,7 +18,7 @@ result says whether the ids are identical.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,7 @@ class SpeculativeResult:
         seconds: wall time of the speculative loop (seconds).
         baseline_ids: (m,) int64, plain greedy ids; baseline_seconds: its wall time (seconds).
         num_draft: maximum drafts per step.
+        vocab_text: dict id -> text for every generated or drafted id (for figures).
     """
 
     method: str
@@ -56,6 +57,7 @@ class SpeculativeResult:
     baseline_ids: np.ndarray
     baseline_seconds: float
     num_draft: int
+    vocab_text: dict = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -226,4 +228,5 @@ def run_speculative(text: str, model: str | None = None, method: str = "prompt_l
         token_ids=np.array(ids, np.int64), text=engine.tokenizer.decode(ids, skip_special_tokens=True),
         token_texts=tuple(token_text(engine, i) for i in ids), drafted=tuple(drafted),
         accepted=np.array(accepted, np.int64), target_tokens=np.array(targets, np.int64), seconds=seconds,
-        baseline_ids=np.array(base_ids, np.int64), baseline_seconds=base_seconds, num_draft=int(num_draft))
+        baseline_ids=np.array(base_ids, np.int64), baseline_seconds=base_seconds, num_draft=int(num_draft),
+        vocab_text={i: token_text(engine, i) for i in set(ids).union(*map(set, drafted))})

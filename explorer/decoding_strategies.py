@@ -111,22 +111,50 @@ def _fmt(value) -> str:
 
 
 def _number(name: str, value, kind=float):
+    """``value`` as ``kind`` (int or float; numeric strings accepted), else a readable ``ValueError``."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{name} must be a number, got {value!r}.")
     try:
-        number = kind(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}.") from None
-    if kind is int and float(value) != number:
-        raise ValueError(f"{name} must be a whole number, got {value!r}.")
     if number != number or number in (float("inf"), float("-inf")):
         raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if kind is int:
+        if not number.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {value!r}.")
+        return int(number)
     return number
 
 
-def _check_range(name: str, value: float, low: float, high: float, low_open: bool, rule: str) -> None:
-    if value > high or value < low or (low_open and value == low):
-        raise ValueError(f"{name}={value:g} is out of range: {rule}.")
+@dataclass(frozen=True)
+class Rule:
+    """Allowed values of one parameter: ``kind`` (int or float), bounds (None = unbounded), whether the lower
+    bound itself is excluded, the explanation shown when a value is refused, and ``cap`` (``"vocab"`` or
+    ``"beams"``) for values that are capped with a notice instead of refused."""
+
+    kind: type
+    low: float | None
+    high: float | None
+    low_open: bool
+    why: str
+    cap: str | None = None
+
+
+RULES: dict[str, Rule] = {
+    "temperature": Rule(float, 0.0, None, False, "temperature cannot be negative; use 0 (greedy) or a positive "
+                        "value such as 0.7"),
+    "top_k": Rule(int, 0, None, False, "top-k cannot be negative; use 0 (off) or a count such as 50", "vocab"),
+    "top_p": Rule(float, 0.0, 1.0, True, "top-p keeps the smallest set of tokens whose probability adds up to p, "
+                  "so p must be in (0, 1]; 1 turns it off"),
+    "min_p": Rule(float, 0.0, 1.0, False, "min-p keeps tokens with probability >= min_p x the top probability, "
+                  "so it must be in [0, 1]; 0 turns it off"),
+    "typical_p": Rule(float, 0.0, 1.0, True, "typical-p is a probability mass in (0, 1]; 1 turns it off"),
+    "repetition_penalty": Rule(float, 0.0, None, True, "the penalty must be positive: 1 = off, 1.1-1.3 typical"),
+    "no_repeat_ngram_size": Rule(int, 0, None, False, "use 0 (off) or a positive n-gram size"),
+    "num_beams": Rule(int, 1, None, False, "beam search needs at least 1 beam", "beams"),
+    "length_penalty": Rule(float, None, None, False, ""),
+}
 
 
 def _validate(name: str, raw, vocab_size: int, max_beams: int, notices: list[str]):
@@ -135,54 +163,17 @@ def _validate(name: str, raw, vocab_size: int, max_beams: int, notices: list[str
         return None if raw in (None, "") else _number("seed", raw, int) % (2 ** 31)
     if name == "min_p" and raw in (None, ""):
         return None
-    if name == "temperature":
-        value = _number(name, raw)
-        if value < 0:
-            raise ValueError(f"temperature={value:g} is negative; use 0 (greedy) or a positive value such as 0.7.")
-        return value
-    if name == "top_k":
-        value = _number(name, raw, int)
-        if value < 0:
-            raise ValueError(f"top_k={value} is negative; use 0 (off) or a positive count such as 50.")
-        if value > vocab_size:
-            notices.append(f"top_k={value} is larger than the vocabulary; clamped to {vocab_size:,}.")
-            value = vocab_size
-        return value
-    if name == "top_p":
-        value = _number(name, raw)
-        _check_range(name, value, 0.0, 1.0, True, "top-p keeps the smallest set of tokens whose probability "
-                     "adds up to p, so p must be in (0, 1]; 1 turns it off")
-        return value
-    if name == "min_p":
-        value = _number(name, raw)
-        _check_range(name, value, 0.0, 1.0, False, "min-p keeps tokens with probability >= min_p x the top "
-                     "probability, so it must be in [0, 1]; 0 turns it off")
-        return value
-    if name == "typical_p":
-        value = _number(name, raw)
-        _check_range(name, value, 0.0, 1.0, True, "typical-p is a probability mass in (0, 1]; 1 turns it off")
-        return value
-    if name == "repetition_penalty":
-        value = _number(name, raw)
-        if value <= 0:
-            raise ValueError(f"repetition_penalty={value:g} must be positive (1 = off, 1.1-1.3 typical).")
-        return value
-    if name == "no_repeat_ngram_size":
-        value = _number(name, raw, int)
-        if value < 0:
-            raise ValueError(f"no_repeat_ngram_size={value} must be 0 (off) or a positive n-gram size.")
-        return value
-    if name == "num_beams":
-        value = _number(name, raw, int)
-        if value < 1:
-            raise ValueError(f"num_beams={value} must be at least 1.")
-        if value > max_beams:
-            notices.append(f"num_beams={value} is above this server's cap; capped to {max_beams}.")
-            value = max_beams
-        return value
-    if name == "length_penalty":
-        return _number(name, raw)
-    raise ValueError(f"Unknown parameter {name!r}.")
+    rule = RULES[name]
+    value = _number(name, raw, rule.kind)
+    too_low = rule.low is not None and (value < rule.low or (rule.low_open and value == rule.low))
+    if too_low or (rule.high is not None and value > rule.high):
+        raise ValueError(f"{name}={value:g} is out of range: {rule.why}.")
+    cap = {"vocab": vocab_size, "beams": max_beams}.get(rule.cap)
+    if cap is not None and value > cap:
+        notices.append(f"{name}={value} is above the {'vocabulary size' if rule.cap == 'vocab' else 'server cap'};"
+                       f" {'clamped' if rule.cap == 'vocab' else 'capped'} to {cap:,}.")
+        value = cap
+    return value
 
 
 def parse_strategy(raw: dict, vocab_size: int, max_beams: int, notices: list[str] | None = None) -> Strategy:
