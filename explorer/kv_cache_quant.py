@@ -15,6 +15,7 @@ tokens still kept in full precision.
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -37,9 +38,9 @@ class QuantBackend:
 
 BACKENDS: dict[str, QuantBackend] = {
     "quanto-int4": QuantBackend("quanto int4", "quanto", {"nbits": 4, "q_group_size": 64}, "optimum.quanto",
-                                "optimum-quanto, 4-bit integers in groups of 64 with a scale and shift each"),
+                                "optimum-quanto, 4-bit integers in groups of 64 (at most the head dim) with a scale and shift each"),
     "quanto-int2": QuantBackend("quanto int2", "quanto", {"nbits": 2, "q_group_size": 64}, "optimum.quanto",
-                                "optimum-quanto, 2-bit integers in groups of 64 with a scale and shift each"),
+                                "optimum-quanto, 2-bit integers in groups of 64 (at most the head dim) with a scale and shift each"),
     "fp8": QuantBackend("fp8 (e4m3)", "fp8", {}, None,
                         "transformers' FP8 cache: 8-bit floats, one scale per tensor frozen at the prefill"),
 }
@@ -104,6 +105,8 @@ def _make_cache(engine: Engine, spec: QuantBackend, residual_length: int):
     kwargs = dict(spec.kwargs)
     if spec.backend != "fp8":
         kwargs["residual_length"] = residual_length
+        # quanto groups the flattened (heads, tokens, head_dim) states: a group must divide the head dim.
+        kwargs["q_group_size"] = math.gcd(kwargs["q_group_size"], cache_shape(engine).head_dim)
     return QuantizedCache(backend=spec.backend, config=engine.model.config, **kwargs)
 
 

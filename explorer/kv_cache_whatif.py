@@ -194,13 +194,14 @@ class Preset:
 
 
 HANDBOOK_70B = Preset(
-    "Llama-2 70B", 8192, 1, "fp32", "fp16", 64,
+    "Llama-3 70B", 8192, 1, "fp32", "fp16", 64,
     "The handbook says a 70B model at 8K context needs ~140 GB of weights and up to ~40 GB of KV cache at "
-    "batch 1. The weights: 69B parameters x 2 bytes (fp16) = 138 GB. The ~40 GB cache follows if every one "
-    "of the 64 query heads keeps its own keys and values (MHA, no GQA) and the cache is stored in fp32: "
-    "2 x 80 layers x 64 heads x 128 x 4 bytes x 8,192 tokens = 42.9 GB = exactly 40 GiB (an fp16 cache at "
-    "batch 2 gives the same). The real Llama-2 70B uses GQA with 8 KV heads, which divides it by 8: "
-    "5 GiB in fp32, 2.5 GiB in fp16.")
+    "batch 1. Take Llama-3 70B (80 layers, 64 query heads of dim 128, an 8K context). The weights: 70.6B "
+    "parameters x 2 bytes (fp16) = 141 GB. The ~40 GB cache follows only if every one of the 64 query heads "
+    "keeps its own keys and values (MHA, no GQA) and the cache is stored in fp32: 2 x 80 layers x 64 heads x "
+    "128 x 4 bytes x 8,192 tokens = 42.9 GB = exactly 40 GiB (an fp16 cache at batch 2 gives the same). "
+    "The real model uses GQA with 8 KV heads, which divides it by 8: 5 GiB in fp32, 2.5 GiB in fp16 "
+    "(Llama-2 70B has the same layer shape).")
 
 PRESETS: dict[str, Preset] = {"Handbook: 70B at 8K context (~40 GB)": HANDBOOK_70B}
 

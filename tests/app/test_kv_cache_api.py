@@ -1,0 +1,23 @@
+"""The /kv_cache JSON API through gradio_client on the app launched in-process."""
+from __future__ import annotations
+
+import pytest
+
+
+def test_kv_cache_api_measured_equals_formula(client):
+    out = client.predict("What is the capital of France?", "smollm2-135m-instruct", 3, api_name="/kv_cache")
+    assert out["bytes_per_token_formula"] == 46_080
+    steps = out["steps"]
+    assert len(steps) == 4 and out["phase"] == ["prefill", "decode", "decode", "decode"]
+    for step in steps:
+        assert set(step) == {"tokens", "measured_bytes", "formula_bytes", "ms"}
+        assert step["measured_bytes"] == step["formula_bytes"] == 46_080 * step["tokens"]
+        assert step["ms"] > 0
+    assert [s["tokens"] for s in steps[1:]] == [steps[0]["tokens"] + i for i in (1, 2, 3)]
+
+
+def test_kv_cache_api_bad_input(client):
+    with pytest.raises(Exception, match="empty"):
+        client.predict("   ", "smollm2-135m-instruct", 3, api_name="/kv_cache")
+    with pytest.raises(Exception, match="encoder"):
+        client.predict("hello", "all-minilm-l6-v2", 2, api_name="/kv_cache")
