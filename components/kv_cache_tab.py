@@ -139,8 +139,9 @@ def _whatif_section() -> dict:
         preset = gr.Dropdown(list(PRESETS), value=None, label="preset")
         apply = gr.Button("Apply preset")
     explanation = gr.Markdown()
-    summary = gr.Markdown()
-    plot = gr.Plot(label="KV cache vs weights")
+    start = kv_cache_whatif.calculate("Llama-3 8B", 8192, 1, "bf16", "bf16")
+    summary = gr.Markdown(start.summary())
+    plot = gr.Plot(figs.whatif_figure(start), label="KV cache vs weights")
 
     @ui_errors
     def calculate(name, ctx_len, n_batch, c_dtype, w_dtype, heads):
@@ -176,7 +177,8 @@ def _prefix_section(ctx) -> dict:
         r = kv_cache_prefix.run(text, sys_prompt, model, int(n))
         return (f"Prefix: **{r.prefix_tokens} tokens** saved as {format_bytes(r.saved_cache_bytes)} of cache; the "
                 f"question adds {r.total_tokens - r.prefix_tokens}. Time to first token: computing "
-                f"{float(r.full_ms.min()):.0f} ms, reusing {float(r.reuse_ms.min()):.0f} ms (best of {len(r.full_ms)}). "
+                f"{float(r.full_ms.min()):.0f} ms, reusing {float(r.reuse_ms.min()):.0f} ms "
+                f"(best of {len(r.full_ms)}). "
                 f"Next-token logits computed vs reused differ by at most **{r.max_abs_logit_diff:.2g}**; "
                 f"vs one single pass over the whole prompt by {r.one_pass_max_abs_diff:.2g} (float summation order). "
                 f"Same next token ({r.next_token!r}): {r.same_next_token}."), xfigs.prefix_figure(r)

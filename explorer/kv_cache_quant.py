@@ -38,9 +38,11 @@ class QuantBackend:
 
 BACKENDS: dict[str, QuantBackend] = {
     "quanto-int4": QuantBackend("quanto int4", "quanto", {"nbits": 4, "q_group_size": 64}, "optimum.quanto",
-                                "optimum-quanto, 4-bit integers in groups of 64 (at most the head dim) with a scale and shift each"),
+                                "optimum-quanto, 4-bit integers in groups of 64 (at most the head dim), "
+                                "each group with a scale and shift"),
     "quanto-int2": QuantBackend("quanto int2", "quanto", {"nbits": 2, "q_group_size": 64}, "optimum.quanto",
-                                "optimum-quanto, 2-bit integers in groups of 64 (at most the head dim) with a scale and shift each"),
+                                "optimum-quanto, 2-bit integers in groups of 64 (at most the head dim), "
+                                "each group with a scale and shift"),
     "fp8": QuantBackend("fp8 (e4m3)", "fp8", {}, None,
                         "transformers' FP8 cache: 8-bit floats, one scale per tensor frozen at the prefill"),
 }

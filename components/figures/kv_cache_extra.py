@@ -82,9 +82,10 @@ def prefix_figure(result) -> go.Figure:
     fig.add_trace(go.Bar(x=["compute prefix", "reuse saved prefix cache"], y=[0, copy], name="copying the cache",
                          marker_color="#9ecae1"))
     fig.update_layout(barmode="stack", template="plotly_white", height=380, yaxis_title="time to first token (ms)",
-                      title=(f"{result.prefix_tokens} shared prefix tokens + {result.total_tokens - result.prefix_tokens}"
-                             f" question tokens: {result.speedup:.1f}x faster; next-token logits differ by at most "
-                             f"{result.max_abs_logit_diff:.2g}"), title_font_size=13)
+                      title=(f"{result.prefix_tokens} shared prefix tokens + "
+                             f"{result.total_tokens - result.prefix_tokens} question tokens: {result.speedup:.1f}x "
+                             f"faster; next-token logits differ by at most {result.max_abs_logit_diff:.2g}"),
+                      title_font_size=13)
     return fig
 
 
@@ -101,7 +102,8 @@ def quant_figure(result) -> go.Figure:
     resid = [result.reference_bytes] + [r.residual_bytes for r in result.runs]
     fig.add_trace(go.Bar(x=labels, y=resid, name="full-precision tokens", marker_color="#7f7f7f"), row=1, col=1)
     fig.add_trace(go.Bar(x=labels, y=quant, name="quantised data + scales", marker_color="#1f77b4",
-                         text=[format_bytes(q + r) for q, r in zip(quant, resid)], textposition="outside"), row=1, col=1)
+                         text=[format_bytes(q + r) for q, r in zip(quant, resid)], textposition="outside"),
+                  row=1, col=1)
     for i, run in enumerate(result.runs):
         fig.add_trace(go.Scatter(x=result.tokens, y=run.kl_nats, mode="lines+markers", name=f"{run.key} KL",
                                  line=dict(color=_colour(i + 2)),

@@ -39,3 +39,12 @@ def test_paged_and_quant_figures(tiny_engine):
     quant = kv_cache_quant.run("Hi", engine=tiny_engine, max_new_tokens=2, backends=["fp8"])
     qfig = xfigs.quant_figure(quant)
     assert list(qfig.data[0].x) == ["full precision", "fp8"]
+
+
+def test_prefix_figure(tiny_engine):
+    from explorer import kv_cache_prefix
+
+    result = kv_cache_prefix.run("Hi", "You are brief and kind.", engine=tiny_engine)
+    fig = xfigs.prefix_figure(result)
+    assert result.max_abs_logit_diff <= 1e-5
+    assert list(fig.data[0].x) == ["compute prefix", "reuse saved prefix cache"]
