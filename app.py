@@ -15,20 +15,21 @@ from explorer.config import get_limits
 from models.registry import DEFAULT_MODEL, embedded_names
 
 DEFAULT_PROMPT = "The capital of France is"
+SPACE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CSS = """
 .tok-chip{display:inline-block;border-radius:4px;padding:1px 3px;margin:1px;font-family:monospace;white-space:pre}
 """
 
 
-def build_demo(default_model: str | None = None) -> gr.Blocks:
+def build_demo(initial_model: str | None = None) -> gr.Blocks:
     """Build the whole page: prompt bar and model picker on top, one tab per lens below."""
     limits = get_limits()
-    default_model = default_model or os.environ.get("LLM_EXPLORER_MODEL") or DEFAULT_MODEL
+    initial_model = initial_model or default_model()
     with gr.Blocks(title="LLM Explorer") as demo:
         gr.Markdown("# LLM Explorer\nLook inside a real language model while it works: type once, then walk through the tabs.")
         with gr.Row():
             prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=2, scale=4, elem_id="prompt")
-            model = gr.Dropdown(label="Model", choices=embedded_names(), value=default_model,
+            model = gr.Dropdown(label="Model", choices=_choices(initial_model), value=initial_model,
                                 allow_custom_value=True, scale=1, elem_id="model",
                                 info="Embedded models work offline; type a Hub id (owner/name) when online.")
         ctx = AppContext(prompt=prompt, model=model, limits=limits)
@@ -41,6 +42,35 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
     return demo
 
 
+def _choices(initial_model: str) -> list[str]:
+    names = embedded_names()
+    return names if initial_model in names else [initial_model] + names
+
+
+def default_model() -> str:
+    """The model selected when the page opens: ``LLM_EXPLORER_MODEL``; on a Hugging Face Space with the Hub
+    reachable, the true bf16 SmolLM2 from the Hub; otherwise the embedded GGUF."""
+    if os.environ.get("LLM_EXPLORER_MODEL"):
+        return os.environ["LLM_EXPLORER_MODEL"]
+    from models.hub import hub_offline
+
+    if os.environ.get("SPACE_ID") and not hub_offline():
+        return SPACE_MODEL
+    return DEFAULT_MODEL
+
+
+def warm_up(model: str) -> None:
+    """Load the default model and the offline tokenizers before the first visitor arrives."""
+    from explorer import tokens
+    from explorer.engine import get_engine
+
+    try:
+        get_engine(model)
+    except ValueError as exc:  # e.g. the Hub went away: the page still opens on the embedded model
+        print(f"Could not preload {model}: {exc}")
+    tokens.run("warm up")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve the app."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -49,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     args = parser.parse_args(argv)
+    warm_up(args.model or default_model())
     build_demo(args.model).launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS)
 
 

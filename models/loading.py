@@ -100,10 +100,32 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def cached_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered in ``<cache>/sha256.json`` under (path, size, mtime) so that
+    later starts skip re-reading it; any change of size or mtime recomputes it."""
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    index_path = Path(cache_dir()) / "sha256.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    if key not in index:
+        index[key] = file_sha256(path)
+        try:
+            index_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = index_path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(index))
+            tmp.replace(index_path)
+        except OSError:
+            pass
+    return index[key]
+
+
 def gguf_cache_folder(gguf: Path | None = None) -> Path:
     """Where the converted SmolLM2 lives: ``<cache>/smollm2-135m-instruct-<first 16 hex of SHA-256>``."""
     gguf = gguf or smollm2_gguf_path()
-    return Path(cache_dir()) / f"smollm2-135m-instruct-{file_sha256(gguf)[:16]}"
+    return Path(cache_dir()) / f"smollm2-135m-instruct-{cached_sha256(gguf)[:16]}"
 
 
 def convert_gguf(gguf: Path, target: Path) -> Path:
