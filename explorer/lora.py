@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import threading
 import time
 import uuid
@@ -61,7 +62,8 @@ class LoraRun:
         adapter_name: PEFT adapter name ``<owner>-<run_id>``.
         status: ``running``, ``done``, ``stopped``, ``failed`` or ``uploaded``; message: why it ended.
         records: one :class:`StepRecord` per completed step.
-        trainable_params, total_params: counts (parameters).
+        trainable_params, total_params: counts (parameters) computed from the shapes before training;
+            peft_counts: PEFT's own ``get_nb_trainable_parameters()`` on the built adapter (must agree).
     """
 
     run_id: str
@@ -75,6 +77,7 @@ class LoraRun:
     example_tokens: list = field(default_factory=list)
     trainable_params: int = 0
     total_params: int = 0
+    peft_counts: tuple[int, int] = (0, 0)
     status: str = RUNNING
     message: str = ""
     notices: list = field(default_factory=list)
@@ -245,14 +248,16 @@ def _worker(run: LoraRun, tokenized: list) -> None:
                     p.requires_grad_(False)
 
 
-def preview(settings: dict | None) -> tuple[LoraSettings, int, int, list[str]]:
+def preview(settings: dict | None, engine=None) -> tuple[LoraSettings, int, int, list[str]]:
     """Settings and ``(trainable, all)`` parameter counts before training (no adapter is built).
+
+    ``engine`` overrides the base engine named by the settings (tests pass a tiny model).
 
     Raises:
         ValueError: invalid settings (see :func:`explorer.lora_model.settings_from_dict`).
     """
     parsed, notices = settings_from_dict(settings, get_limits().max_train_steps)
-    engine = base_engine(parsed)
+    engine = engine or base_engine(parsed)
     trainable, total = count_parameters(engine.model, parsed)
     return parsed, trainable, total, notices
 
@@ -263,6 +268,11 @@ def _evict(owner: str) -> None:
         _RUNS.pop(old.run_id, None)
 
 
+def adapter_name_for(owner: str, run_id: str) -> str:
+    """PEFT adapter name of a run: ``<owner>-<run_id>`` with only letters, digits and ``_`` from the owner."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", owner[:16]) + "-" + run_id
+
+
 def register(run: LoraRun) -> None:
     """Add a finished run (e.g. an uploaded adapter) to the registry, evicting the owner's oldest."""
     with _REGISTRY_LOCK:
@@ -270,13 +280,15 @@ def register(run: LoraRun) -> None:
         _RUNS[run.run_id] = run
 
 
-def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: str = "custom") -> LoraRun:
+def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: str = "custom",
+              engine=None) -> LoraRun:
     """Validate, build the adapter and start training in a background thread.
 
     Args:
         owner: the session the adapter belongs to.
         dataset: ``[{"prompt", "response"} | {"messages": [...]}, ...]``.
         settings: LoRA settings by PEFT/transformers name (missing keys take the defaults).
+        engine: overrides the base engine named by the settings (tests pass a tiny model).
     Raises:
         ValueError: empty/oversized/malformed dataset, bad settings, or a run already going for ``owner``.
     """
@@ -285,7 +297,7 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
     limits = get_limits()
     parsed, notices = settings_from_dict(settings, limits.max_train_steps)
     conversations = validate_dataset(dataset, limits.max_dataset_bytes)
-    engine = base_engine(parsed)
+    engine = engine or base_engine(parsed)
     tokenized = tokenize_dataset(engine.tokenizer, conversations,
                                  max_tokens=min(limits.max_prompt_tokens, MAX_SEQ_TOKENS))
     run_id = uuid.uuid4().hex[:12]
@@ -294,14 +306,14 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
             raise ValueError("A run is already going in this session: wait for it or press Stop first.")
         _evict(owner)
         run = LoraRun(run_id=run_id, owner=owner, settings=parsed, engine=engine, peft_model=None,
-                      adapter_name=f"{owner[:16]}-{run_id}", dataset_name=dataset_name, notices=notices,
+                      adapter_name=adapter_name_for(owner, run_id), dataset_name=dataset_name, notices=notices,
                       prompts=tuple(m[0]["content"] if m[0]["role"] == "user" else m[1]["content"]
                                     for m in conversations),
                       example_tokens=token_view(engine.tokenizer, tokenized[0]))
         _RUNS[run_id] = run
     try:
         with engine.session(grad=True):
-            run.peft_model = build_peft_model(engine, parsed, run.adapter_name)
+            run.peft_model, run.peft_counts = build_peft_model(engine, parsed, run.adapter_name)
         run.trainable_params, run.total_params = count_parameters(engine.model, parsed)
     except Exception:
         with _REGISTRY_LOCK:
@@ -349,6 +361,7 @@ def wait(run: LoraRun, timeout_s: float | None = None) -> RunSnapshot:
     return snapshot(run)
 
 
-def run(dataset: list, settings: dict | None = None, owner: str = "local", dataset_name: str = "custom") -> RunSnapshot:
+def run(dataset: list, settings: dict | None = None, owner: str = "local", dataset_name: str = "custom",
+        engine=None) -> RunSnapshot:
     """Train an adapter to completion and return its :class:`RunSnapshot` (see :func:`start_run` for errors)."""
-    return wait(start_run(owner, dataset, settings, dataset_name))
+    return wait(start_run(owner, dataset, settings, dataset_name, engine))

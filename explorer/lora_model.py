@@ -100,7 +100,7 @@ def resolve_targets(value) -> tuple[str, ...]:
     return tuple(full)
 
 
-_BOUNDS = {"r": (1, 256), "lora_alpha": (1e-6, 4096), "lora_dropout": (0.0, 0.9), "learning_rate": (1e-8, 1.0),
+_BOUNDS = {"r": (1, 256), "lora_alpha": (1e-6, 4096), "lora_dropout": (0.0, 0.9), "learning_rate": (1e-8, 1e4),
            "batch_size": (1, 64), "warmup_steps": (0, 10_000), "max_grad_norm": (0.0, 1e6)}
 
 
@@ -247,6 +247,9 @@ def build_peft_model(engine, settings: LoraSettings, adapter_name: str):
 
     Must be called under ``engine.session(grad=True)`` (the shadow is taken from the shared model).
     The adapter's layers start disabled; :func:`explorer.lora.adapter_active` enables them for one pass.
+
+    Returns:
+        ``(peft_model, (trainable, all))`` with PEFT's own ``get_nb_trainable_parameters()`` count.
     """
     import torch
     from peft import get_peft_model
@@ -254,8 +257,9 @@ def build_peft_model(engine, settings: LoraSettings, adapter_name: str):
     torch.manual_seed(settings.seed)
     shadow = shadow_copy(engine.model)
     model = get_peft_model(shadow, peft_config(settings), adapter_name=adapter_name)
+    counts = model.get_nb_trainable_parameters()
     model.base_model.disable_adapter_layers()
-    return model
+    return model, counts
 
 
 def lora_layers(peft_model, adapter_name: str):
