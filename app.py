@@ -10,6 +10,7 @@ import os
 import gradio as gr
 
 from components.context import AppContext
+from components.gpu import wrap_for_zero_gpu
 from components.tabs import available_tabs
 from explorer.config import get_limits
 from models.registry import DEFAULT_MODEL, embedded_names
@@ -39,6 +40,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
                 with gr.Tab(label, id=key, elem_id=f"tab-{key}"):
                     ctx.extra[key] = build(ctx)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
+    wrap_for_zero_gpu(demo, limits)
     return demo
 
 

@@ -211,14 +211,20 @@ _BACKENDS: dict[str, Backend] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
+def _model_source(loaded) -> str:
+    """Folder (embedded) or Hub id the loaded model's tokenizer comes from."""
+    return str(loaded.path) if loaded.path is not None else loaded.spec.hub_id
+
+
 def _build(name: str) -> Backend:
     if name in TIKTOKEN_ENCODINGS:
         return TiktokenBackend(load_tiktoken(name))
     if name == DEFAULT_MODEL:
-        from models.loading import smollm2_folder
         from transformers import AutoTokenizer
 
-        return HFBackend(name, AutoTokenizer.from_pretrained(str(smollm2_folder())))
+        from models.loading import load_model
+
+        return HFBackend(name, AutoTokenizer.from_pretrained(_model_source(load_model(name))))
     if name == EMBEDDER:
         from models.registry import minilm_path
         from transformers import AutoTokenizer

@@ -198,6 +198,14 @@ def smollm2_folder() -> Path:
     return target
 
 
+def _gguf_installed() -> bool:
+    try:
+        smollm2_gguf_path()
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def _load(spec: ModelSpec, dtype: str | None, quantization: str | None) -> LoadedModel:
     import time
 
@@ -214,6 +222,9 @@ def _load(spec: ModelSpec, dtype: str | None, quantization: str | None) -> Loade
         extra = QUANTIZATION_LOADERS[prefix](quantization)
         torch_dtype = extra.pop("dtype", torch_dtype)
     path: Path | None
+    if spec.source == "gguf" and not _gguf_installed() and not hub.hub_offline():
+        # e.g. on a Space, where the GGUF package is not installed: the same model from the Hub
+        spec = ModelSpec(spec.hub_id, spec.kind, "hub", spec.hub_id, spec.description)
     if spec.source == "gguf":
         path = smollm2_folder()
         source, kwargs = str(path), {}
