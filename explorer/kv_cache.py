@@ -230,7 +230,7 @@ def iter_growth(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterator
     from transformers import DynamicCache
 
     shape = cache_shape(engine)
-    engine.check_length(len(ids) + max_new_tokens, max_tokens=engine.context_length())
+    check_room(engine, len(ids), max_new_tokens)
     cache = DynamicCache(config=engine.model.config)
     eos = _eos_ids(engine)
     feed = list(ids)
@@ -243,6 +243,14 @@ def iter_growth(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterator
         if token in eos:
             break
         feed = [token]
+
+
+def check_room(engine: Engine, prompt_tokens: int, new_tokens: int) -> None:
+    """Raise ``ValueError`` when the prompt plus the new tokens do not fit in the model's context."""
+    context = engine.context_length()
+    if prompt_tokens + new_tokens > context:
+        raise ValueError(f"The prompt ({prompt_tokens:,} tokens) plus {new_tokens:,} new tokens does not fit in "
+                         f"{engine.name}'s context of {context:,} tokens. Shorten the prompt or generate fewer tokens.")
 
 
 def _eos_ids(engine: Engine) -> set[int]:

@@ -22,7 +22,8 @@ from typing import Iterator
 import numpy as np
 
 from explorer.engine import Engine, get_engine
-from explorer.kv_cache import cache_shape, cap_new_tokens, measure_cache_bytes, prompt_ids, tensor_bytes
+from explorer.kv_cache import (cache_shape, cap_new_tokens, check_room, measure_cache_bytes, prompt_ids,
+                               tensor_bytes)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def iter_run(text: str, model: str | None = None, max_new_tokens: int = 8, backe
         raise ValueError(f"Residual length must be between 1 and 1,024 tokens, got {residual_length}.")
     new_tokens, _ = cap_new_tokens(max_new_tokens)
     ids = prompt_ids(engine, text)
-    engine.check_length(len(ids) + new_tokens, max_tokens=engine.context_length())
+    check_room(engine, len(ids), new_tokens)
     status = backend_status()
     unavailable = {k: status[k] for k in keys if status[k]}
     ready = [k for k in keys if not status[k]]

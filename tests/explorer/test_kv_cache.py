@@ -88,3 +88,9 @@ def test_measure_counts_quantized_storage(tiny_engine):
         tiny_engine.model(torch.tensor([[5, 6, 7, 8, 9, 10]]), past_key_values=cache, use_cache=True)
     # fp8: one byte per element plus one fp32 scale per key and per value tensor in each layer.
     assert kv_cache.measure_cache_bytes(cache) == shape.formula_bytes(6) // 4 + 2 * shape.num_layers * 4
+
+
+def test_prompt_plus_new_tokens_must_fit_context(tiny_engine):
+    ids = list(range(100, 100 + tiny_engine.context_length() - 4))
+    with pytest.raises(ValueError, match="does not fit"):
+        list(kv_cache.iter_growth(tiny_engine, ids, 8))
