@@ -9,6 +9,7 @@ import os
 
 import gradio as gr
 
+from components import scenes, share
 from components.context import AppContext
 from components.gpu import wrap_for_zero_gpu
 from components.tabs import available_tabs
@@ -19,7 +20,7 @@ DEFAULT_PROMPT = "The capital of France is"
 SPACE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CSS = """
 .tok-chip{display:inline-block;border-radius:4px;padding:1px 3px;margin:1px;font-family:monospace;white-space:pre}
-"""
+""" + share.CSS
 
 
 def build_demo(initial_model: str | None = None) -> gr.Blocks:
@@ -34,11 +35,22 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
                                 allow_custom_value=True, scale=1, elem_id="model",
                                 info="Embedded models work offline; type a Hub id (owner/name) when online.")
         ctx = AppContext(prompt=prompt, model=model, limits=limits)
+        tabs_available = available_tabs()
+        tab_keys = [key for key, _, _ in tabs_available]
+        bar = share.build_share_bar(ctx, tab_keys)
+        with gr.Accordion("Presenter scenes", open=False, elem_id="scenes-box"):
+            gallery = scenes.build_gallery()
+        tab_items = []
         with gr.Tabs() as tabs:
             ctx.tabs = tabs
-            for key, label, build in available_tabs():
-                with gr.Tab(label, id=key, elem_id=f"tab-{key}"):
-                    ctx.extra[key] = build(ctx)
+            for key, label, build in tabs_available:
+                with gr.Tab(label, id=key, elem_id=f"tab-{key}") as tab:
+                    parts = build(ctx)
+                    share.add_download(key, parts)
+                    ctx.extra[key] = parts
+                tab_items.append((key, tab))
+        share.wire(demo, ctx, bar, tab_items)
+        scenes.wire_gallery(gallery, ctx, bar, tab_keys)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     wrap_for_zero_gpu(demo, limits)
     return demo
