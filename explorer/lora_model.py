@@ -185,13 +185,18 @@ def base_engine(settings: LoraSettings):
     """
     from explorer.engine import get_engine
 
-    if not settings.qlora:
-        return get_engine(settings.model)
-    _register_qlora_loader()
-    try:
-        return get_engine(settings.model, quantization=QLORA_KEY)
-    except ImportError as exc:
-        raise ValueError(f"QLoRA needs bitsandbytes with 4-bit support here: {exc}") from exc
+    if settings.qlora:
+        _register_qlora_loader()
+        try:
+            engine = get_engine(settings.model, quantization=QLORA_KEY)
+        except ImportError as exc:
+            raise ValueError(f"QLoRA needs bitsandbytes with 4-bit support here: {exc}") from exc
+    else:
+        engine = get_engine(settings.model)
+    if not engine.is_causal:
+        raise ValueError(f"LoRA here fine-tunes chat language models; {settings.model} is an encoder. "
+                         f"Pick {DEFAULT_MODEL}.")
+    return engine
 
 
 def shadow_copy(model, clone: frozenset[str] = frozenset()):
