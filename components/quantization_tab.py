@@ -50,7 +50,7 @@ def _run(prompt, model, methods, new_tokens, threshold, block, double, compute, 
     position = max(result.n_prompt - 1, 0)
     return (result, _status(result), fig.summary_rows(result), fig.kl_figure(result), fig.text_diff_html(result),
             gr.update(maximum=n_pos - 1, value=position), fig.distribution_figure(result, position),
-            fig.memory_figure(result), fig.bits_table_rows(result))
+            fig.memory_figure(result), fig.bits_table_rows(result), gr.update(maximum=max(result.n_layers - 1, 0)))
 
 
 @ui_errors
@@ -163,7 +163,7 @@ def build_quantization_tab(ctx) -> dict:
 
     settings = [threshold, block, double, compute]
     run_event = run.click(_run, [ctx.prompt, ctx.model, methods, new_tokens, *settings],
-                          [result_state, status, table, main_plot, diff, position, dist, memory, bits],
+                          [result_state, status, table, main_plot, diff, position, dist, memory, bits, layer],
                           concurrency_id="quantization")
     stop.click(None, None, None, cancels=[run_event])
     position.change(_position, [result_state, position], dist)

@@ -68,7 +68,7 @@ class QuantizeResult:
 
     Attributes:
         model, device, reference_dtype: what ran where.
-        n_params: parameters of the reference (count, tied weights once).
+        n_params: parameters of the reference (count, tied weights once); n_layers: transformer layers.
         sequence_ids: ``(n_pos,)`` prompt ids followed by the reference's greedy continuation: the text
             every method is scored on; n_prompt: how many of them are the prompt.
         tokens: display strings of ``sequence_ids``.
@@ -79,6 +79,7 @@ class QuantizeResult:
     device: str
     reference_dtype: str
     n_params: int
+    n_layers: int
     sequence_ids: np.ndarray
     n_prompt: int
     tokens: tuple[str, ...]
@@ -130,12 +131,16 @@ def _topk(logits, ref_ids, k: int):
     return top.indices.numpy(), top.values.numpy(), ref_probs.numpy()
 
 
-def _run_method(name, reference, variant, prompt_ids, sequence, ref_logits, ref_top_ids, max_new_tokens, k, n_params):
+def _run_method(name, reference, variant, prompt_ids, sequence, ref_logits, ref_top_ids, max_new_tokens, k, n_params,
+                ref_generation):
     from explorer.quantization_quality import forward_logits
     import torch
 
     engine = variant.engine
-    new_ids, tps, prefill_ms = greedy_generate(engine, prompt_ids, max_new_tokens)
+    if engine is reference:
+        new_ids, tps, prefill_ms = ref_generation
+    else:
+        new_ids, tps, prefill_ms = greedy_generate(engine, prompt_ids, max_new_tokens)
     logits = ref_logits if engine is reference else forward_logits(engine, sequence)
     targets = torch.tensor(sequence[1:])
     cmp = compare_logits(ref_logits[:-1], logits[:-1], targets)
@@ -188,8 +193,8 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
     check_fits(reference, names)
     report = progress or (lambda f, m: None)
     prompt_ids = reference.chat_ids(prompt)
-    ref_new, _, _ = greedy_generate(reference, prompt_ids, max_new_tokens)
-    sequence = prompt_ids + ref_new
+    ref_generation = greedy_generate(reference, prompt_ids, max_new_tokens)
+    sequence = prompt_ids + ref_generation[0]
     ref_logits = forward_logits(reference, sequence)
     ref_top_ids = torch.softmax(ref_logits, -1).topk(top_k, -1).indices
     n_params = sum(p.numel() for p in reference.model.parameters())
@@ -200,7 +205,8 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
             variant = get_variant(reference, name, options)
             report((i + 0.5) / len(names), f"running {name}")
             runs.append(_run_method(name, reference, variant, prompt_ids, sequence, ref_logits,
-                                    None if name == "reference" else ref_top_ids, max_new_tokens, top_k, n_params))
+                                    None if name == "reference" else ref_top_ids, max_new_tokens, top_k, n_params,
+                                    ref_generation))
         except ValueError:
             raise
         except Exception as exc:  # noqa: BLE001 - a missing kernel etc. is shown in that method's column
@@ -210,6 +216,7 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
     tokens = tuple(reference.tokenizer.convert_ids_to_tokens(sequence))
     return QuantizeResult(model=reference.name, device=str(reference.device),
                           reference_dtype=str(reference.dtype).replace("torch.", ""), n_params=n_params,
+                          n_layers=int(getattr(reference.config, "num_hidden_layers", 0) or 0),
                           sequence_ids=np.array(sequence, dtype=np.int64), n_prompt=len(prompt_ids),
                           tokens=tokens, methods=tuple(runs))
 

@@ -49,7 +49,7 @@ def dequantize_4bit(weight):
     return (values * scales).reshape(tuple(state.shape)).to(state.dtype).float()
 
 
-def kernel_check(model, atol: float = 1e-5) -> str | None:
+def kernel_check(model, rtol: float = 0.01) -> str | None:
     """Compare bitsandbytes' own 4-bit dequantisation with :func:`dequantize_4bit` on one layer per width.
 
     bitsandbytes 0.50's AVX-512 CPU kernel mis-reads blocks that cross a row (``in_features`` not a
@@ -68,7 +68,8 @@ def kernel_check(model, atol: float = 1e-5) -> str | None:
     for width, module in by_width.items():
         ours = dequantize_4bit(module.weight)
         theirs = bnbf.dequantize_4bit(module.weight.data, module.weight.quant_state).float()
-        if not bool((ours - theirs).abs().max() <= atol * max(1.0, float(ours.abs().max()))):
+        # a tolerance of 1 % of the largest weight absorbs 16-bit rounding; the row bug is off by ~100 %
+        if not bool((ours - theirs).abs().max() <= rtol * float(ours.abs().max())):
             bad.append(width)
     if not bad:
         return None

@@ -66,7 +66,8 @@ class Method:
         label: what the UI shows.
         nominal_bits: bits per quantised weight before scales (``None`` = the reference dtype's).
         key: ``options -> str``, the cache key of the variant these options build.
-        build: ``(reference_model, options) -> model``: a new model, never the reference itself.
+        build: ``(private_copy, options) -> model``: casts or quantises a deep copy of the reference (never
+            the shared model itself; the copy is made under the reference's lock, the build runs outside it).
     """
 
     name: str
@@ -89,10 +90,10 @@ def quantizable_linear_names(model) -> list[str]:
 
 
 def _cast(dtype_name: str):
-    def build(reference, options: QuantOptions):
+    def build(model, options: QuantOptions):
         import torch
 
-        return copy.deepcopy(reference).to(getattr(torch, dtype_name))
+        return model.to(getattr(torch, dtype_name))
     return build
 
 
@@ -104,10 +105,9 @@ def _compute_dtype(reference, options: QuantOptions):
     return getattr(torch, options.compute_dtype)
 
 
-def _build_int8(reference, options: QuantOptions):
+def _build_int8(model, options: QuantOptions):
     import bitsandbytes as bnb
 
-    model = copy.deepcopy(reference)
     for name in quantizable_linear_names(model):
         old = model.get_submodule(name)
         new = bnb.nn.Linear8bitLt(old.in_features, old.out_features, old.bias is not None,
@@ -117,18 +117,17 @@ def _build_int8(reference, options: QuantOptions):
         new.weight = bnb.nn.Int8Params(old.weight.detach().to("cpu").clone(), requires_grad=False,
                                        has_fp16_weights=False).to(device)
         if old.bias is not None:
-            new.bias = copy.deepcopy(old.bias)
+            new.bias = old.bias
         new.requires_grad_(False)
         model.set_submodule(name, new)
     return model
 
 
 def _build_4bit(quant_type: str):
-    def build(reference, options: QuantOptions):
+    def build(model, options: QuantOptions):
         import bitsandbytes as bnb
 
-        compute_dtype = _compute_dtype(reference, options)
-        model = copy.deepcopy(reference)
+        compute_dtype = _compute_dtype(model, options)
         for name in quantizable_linear_names(model):
             old = model.get_submodule(name)
             new = bnb.nn.Linear4bit(old.in_features, old.out_features, old.bias is not None,
@@ -143,7 +142,7 @@ def _build_4bit(quant_type: str):
                                            compress_statistics=bool(options.double_quant),
                                            quant_type=quant_type, module=new).to(device)
             if old.bias is not None:
-                new.bias = copy.deepcopy(old.bias)
+                new.bias = old.bias
             new.requires_grad_(False)
             model.set_submodule(name, new)
         return model
@@ -299,8 +298,9 @@ def get_variant(engine, method: str, options: QuantOptions | None = None) -> Var
                 _VARIANTS.move_to_end(cache_key)
                 return hit
         start = time.perf_counter()
-        with engine.lock:
-            model = spec.build(engine.model, options)
+        with engine.lock:  # read-only copy; the slow quantisation below runs without the shared lock
+            model = copy.deepcopy(engine.model)
+        model = spec.build(model, options)
         model.eval()
         model.requires_grad_(False)
         prepare_s = time.perf_counter() - start
