@@ -57,7 +57,8 @@ def forward_logits(engine: Engine, input_ids, cache, last_only: bool = True):
     import torch
 
     with engine.session():
-        out = engine.model(input_ids=input_ids, past_key_values=cache, use_cache=True)
+        out = engine.model(input_ids=input_ids, past_key_values=cache, use_cache=True,
+                           logits_to_keep=1 if last_only else 0)
         logits = out.logits[:, -1] if last_only else out.logits
         return logits.to(dtype=torch.float32, copy=True)
 

@@ -79,12 +79,19 @@ def speculative_figure(result, vocab_text: dict | None = None) -> go.Figure:
     steps = np.arange(1, len(result.drafted) + 1)
     drafted = np.array([len(d) for d in result.drafted])
     rejected = drafted - result.accepted
-    hover = [", ".join(repr(vocab_text.get(i, str(i))) if vocab_text else str(i) for i in d) or "(no draft)"
-             for d in result.drafted]
+    vocab_text = vocab_text or {}
+
+    def words(ids) -> str:
+        return " ".join(repr(vocab_text.get(int(i), str(int(i)))) for i in ids) or "(none)"
+
+    accepted_hover = [f"accepted: {words(d[:n])}" for d, n in zip(result.drafted, result.accepted)]
+    rejected_hover = [f"rejected: {words(d[n:])}" for d, n in zip(result.drafted, result.accepted)]
+    target_hover = [f"target's token: {words([t])}" for t in result.target_tokens]
     fig = go.Figure()
-    fig.add_bar(x=steps, y=result.accepted, name="accepted drafts", marker_color=ENDED, hovertext=hover)
-    fig.add_bar(x=steps, y=rejected, name="rejected drafts", marker_color="#e74c3c", hovertext=hover)
-    fig.add_bar(x=steps, y=np.ones_like(steps), name="target's own token", marker_color=KEPT)
+    for y, name, colour, hover in ((result.accepted, "accepted drafts", ENDED, accepted_hover),
+                                   (rejected, "rejected drafts", "#e74c3c", rejected_hover),
+                                   (np.ones_like(steps), "target's own token", KEPT, target_hover)):
+        fig.add_bar(x=steps, y=y, name=name, marker_color=colour, hovertext=hover, hoverinfo="text")
     fig.update_layout(
         barmode="stack", height=380, xaxis=dict(title="verification step (one target forward pass)", dtick=1),
         yaxis=dict(title="tokens"), legend=dict(orientation="h", y=-0.2), margin=dict(l=10, r=10, t=50, b=60),
