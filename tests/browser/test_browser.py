@@ -61,8 +61,33 @@ def test_every_tab_renders_its_figure(page, test_output_dir):
         run.click()
         page.wait_for_selector(f"#{key}-main-plot .js-plotly-plot", timeout=TAB_TIMEOUT_S.get(key, 240) * 1000)
         timings[key] = time.perf_counter() - start
-        assert page.locator(f"#{key}-main-plot .js-plotly-plot .main-svg").count() > 0
+        traces = page.evaluate(f"() => (document.querySelector('#{key}-main-plot .js-plotly-plot').data || []).length")
+        assert traces > 0, f"{key}: the main figure has no data"
         page.screenshot(path=os.path.join(test_output_dir, f"tab-{key}.png"), full_page=True)
     with open(os.path.join(test_output_dir, "browser-timings.txt"), "w") as handle:
         for key, seconds in timings.items():
             handle.write(f"{key} {seconds:.2f}\n")
+
+
+def test_shared_url_restores_the_view(page, app_url, test_output_dir):
+    page.goto(app_url + "?tab=attention&prompt=Shared%20view%20test&attention.layer=4&attention.head=2",
+              wait_until="domcontentloaded")
+    page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#prompt textarea').value === 'Shared view test'",
+                           timeout=30_000)
+    assert page.locator("button[role=tab][aria-selected=true]").inner_text().strip() == "Attention"
+    page.locator("#share-link").click()
+    page.wait_for_function("() => window.location.search.includes('tab=attention')", timeout=10_000)
+    assert "prompt=Shared+view+test" in page.url or "prompt=Shared%20view%20test" in page.url
+    assert "attention.layer=4" in page.url and "tokens." not in page.url
+    page.screenshot(path=os.path.join(test_output_dir, "shared-url.png"), full_page=False)
+
+
+def test_scene_opens_its_tab(page, app_url):
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
+    page.locator("#scenes-box").click()
+    page.get_by_text("Why is 'strawberry' hard to spell?").click()
+    page.wait_for_function("() => document.querySelector('#prompt textarea').value.includes('strawberry')",
+                           timeout=30_000)
+    assert page.locator("button[role=tab][aria-selected=true]").inner_text().strip() == "Tokens"
