@@ -32,6 +32,8 @@ class Limits:
         max_run_seconds: wall-clock seconds one long task may run (float, seconds).
         max_adapter_bytes: bytes of an uploaded LoRA adapter file (bytes).
         max_probe_seconds: wall-clock seconds one hallucination probe may run (float, seconds).
+        max_quantized_bytes: weight bytes of quantised model copies kept in memory at once (bytes);
+            the least recently used copy is dropped beyond it.
         queue_size: requests waiting in Gradio's queue before "busy" is answered.
         concurrency: requests Gradio runs at once.
         hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
@@ -50,6 +52,7 @@ class Limits:
     max_run_seconds: float = 600.0
     max_adapter_bytes: int = 200_000_000
     max_probe_seconds: float = 60.0
+    max_quantized_bytes: int = 4 * 2**30
     queue_size: int = 64
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()

@@ -93,11 +93,15 @@ def dequantize_int8(module):
 def dequantized_weight(module):
     """The weight a layer effectively multiplies by, as fp32 ``(out_features, in_features)``.
 
-    Handles bitsandbytes 4-bit and int8 layers and plain (cast) ``nn.Linear``.
+    Handles bitsandbytes 4-bit layers (through ``bitsandbytes.functional.dequantize_4bit``, the same
+    kernel the forward pass uses, so a kernel error shows up here too), int8 layers and plain (cast)
+    ``nn.Linear``.
     """
     cls = type(module.weight).__name__
     if cls == "Params4bit":
-        return dequantize_4bit(module.weight)
+        import bitsandbytes.functional as bnbf
+
+        return bnbf.dequantize_4bit(module.weight.data, module.weight.quant_state).float()
     if cls == "Int8Params":
         return dequantize_int8(module)
     return module.weight.detach().float()

@@ -24,9 +24,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
+from explorer.config import get_limits
+
 BLOCK_SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-MAX_VARIANTS = 6  # quantised copies kept per process (least recently used dropped first)
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,8 @@ def get_variant(engine, method: str, options: QuantOptions | None = None) -> Var
     """Build (once) and return the ``method`` copy of ``engine``'s model.
 
     The reference is deep-copied under its lock (read only), then cast or quantised outside it. The
-    copy is cached by ``(model name, method key)`` with the reference object's identity checked.
+    copy is cached by ``(model name, method key)`` with the reference object's identity checked; copies
+    beyond ``Limits.max_quantized_bytes`` of weights are dropped, least recently used first.
 
     Raises:
         ValueError: unknown method or bad options.
@@ -315,9 +317,14 @@ def get_variant(engine, method: str, options: QuantOptions | None = None) -> Var
                           sizes["linear_weight_bytes"], engine.model, note=kernel_check(model))
         with _VARIANTS_LOCK:
             _VARIANTS[cache_key] = variant
-            while len(_VARIANTS) > MAX_VARIANTS:
-                _VARIANTS.popitem(last=False)
+            _evict(get_limits().max_quantized_bytes)
         return variant
+
+
+def _evict(budget_bytes: int) -> None:
+    """Drop least recently used copies until their weights fit ``budget_bytes`` (the newest always stays)."""
+    while len(_VARIANTS) > 1 and sum(v.weight_bytes for v in _VARIANTS.values()) > budget_bytes:
+        _VARIANTS.popitem(last=False)
 
 
 def cached_variants(model_name: str | None = None) -> list[Variant]:

@@ -168,3 +168,15 @@ def test_smollm2_error_map_and_int8_outliers(smollm2):
     assert high.counts.sum() > 0 and (low.counts >= high.counts).all()
     assert (high.counts <= high.in_features[None, :]).all()
     assert all(not m._forward_pre_hooks for m in smollm2.model.modules())
+
+
+def test_cache_drops_least_recently_used_beyond_the_byte_budget(monkeypatch):
+    from explorer import quantization_methods as qm
+
+    fake = qm.OrderedDict((("m", k), qm.Variant(k, k, None, 0.0, size, size)) for k, size in
+                          [("a", 300), ("b", 500), ("c", 400)])
+    monkeypatch.setattr(qm, "_VARIANTS", fake)
+    qm._evict(1000)
+    assert [k for _, k in fake] == ["b", "c"]
+    qm._evict(10)
+    assert [k for _, k in fake] == ["c"]  # the newest copy always stays
