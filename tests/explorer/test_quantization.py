@@ -180,3 +180,13 @@ def test_cache_drops_least_recently_used_beyond_the_byte_budget(monkeypatch):
     assert [k for _, k in fake] == ["b", "c"]
     qm._evict(10)
     assert [k for _, k in fake] == ["c"]  # the newest copy always stays
+
+
+def test_greedy_loop_matches_transformers_generate(tiny_engine):
+    ids = tiny_engine.encode("Once upon a time")
+    new, tokens_per_s, prefill_ms = quantization.greedy_generate(tiny_engine, ids, 6)
+    with tiny_engine.session():
+        expected = tiny_engine.model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False,
+                                              eos_token_id=None)[0, len(ids):].tolist()
+    assert new == expected[:len(new)] and len(new) >= 1
+    assert tokens_per_s > 0 and prefill_ms > 0
