@@ -134,9 +134,9 @@ def _whatif_section() -> dict:
     with gr.Row():
         cache_dtype = gr.Radio(list(DTYPE_BITS), value="bf16", label="KV cache dtype")
         weight_dtype = gr.Radio(list(DTYPE_BITS), value="bf16", label="weights dtype")
-        kv_heads = gr.Number(None, label="override KV heads (empty = the model's)", precision=0)
+        kv_heads = gr.Number(0, label="override KV heads (0 = the model's own)", precision=0)
     with gr.Row():
-        preset = gr.Dropdown(list(PRESETS), value=None, label="preset")
+        preset = gr.Dropdown(list(PRESETS), value=next(iter(PRESETS)), label="preset")
         apply = gr.Button("Apply preset")
     explanation = gr.Markdown()
     start = kv_cache_whatif.calculate("Llama-3 8B", 8192, 1, "bf16", "bf16")
@@ -145,7 +145,7 @@ def _whatif_section() -> dict:
 
     @ui_errors
     def calculate(name, ctx_len, n_batch, c_dtype, w_dtype, heads):
-        heads = None if heads in (None, "") else heads
+        heads = heads or None
         result = kv_cache_whatif.calculate(name, ctx_len, n_batch, c_dtype, w_dtype, num_kv_heads=heads)
         return result.summary(), figs.whatif_figure(result)
 
@@ -153,7 +153,7 @@ def _whatif_section() -> dict:
         if not name:
             raise gr.Error("Choose a preset first.")
         p = PRESETS[name]
-        return p.model, p.context, p.batch, p.cache_dtype, p.weight_dtype, p.num_kv_heads, p.explanation
+        return p.model, p.context, p.batch, p.cache_dtype, p.weight_dtype, p.num_kv_heads or 0, p.explanation
 
     inputs = [model, context, batch, cache_dtype, weight_dtype, kv_heads]
     for control in inputs:

@@ -78,7 +78,7 @@ def prefix_figure(result) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Bar(x=["compute prefix", "reuse saved prefix cache"], y=[full, reuse - copy],
                          name="forward passes", marker_color=["#d62728", "#1f77b4"],
-                         text=[f"{full:.0f} ms", f"{reuse:.0f} ms"], textposition="outside"))
+                         text=[f"{full:.0f} ms", f"{reuse:.0f} ms"], textposition="auto"))
     fig.add_trace(go.Bar(x=["compute prefix", "reuse saved prefix cache"], y=[0, copy], name="copying the cache",
                          marker_color="#9ecae1"))
     fig.update_layout(barmode="stack", template="plotly_white", height=380, yaxis_title="time to first token (ms)",

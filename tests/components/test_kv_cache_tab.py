@@ -38,8 +38,8 @@ def test_growth_handler_streams_and_replays(handlers, smollm2):
 
 def test_whatif_and_paged_handlers(handlers, smollm2):
     fns, _ = handlers
-    summary, _ = fns["calculate"]("Llama-2 70B", 10_000_000, 1000, "fp16", "fp16", None)
-    assert "3.3 PB" in summary
+    summary, _ = fns["calculate"]("Llama-2 70B", 10_000_000, 1000, "fp16", "fp16", 0)
+    assert "3.3 PB" in summary and "assumes" not in summary
     with pytest.raises(gr.Error, match="finite"):
         fns["calculate"]("Llama-2 70B", float("nan"), 1, "fp16", "fp16", None)
     preset = fns["use_preset"]("Handbook: 70B at 8K context (~40 GB)")
