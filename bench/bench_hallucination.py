@@ -30,7 +30,7 @@ from explorer.hallucination_eval import (RESULTS_FILE, auroc_table, load_entitie
 
 MODEL = "smollm2-135m-instruct"
 BENCH_PROBES = ("token_confidence", "sequence", "semantic_entropy", "logit_lens", "p_true")
-N_SAMPLES = 5
+N_SAMPLES = 3  # few samples: the bench runs on 2 CPU cores shared with other jobs
 SEED = 0
 TIMING_QUESTION = "Who discovered penicillin?"
 TIMING_CONTEXT = ("Penicillin was discovered in 1928 by the Scottish physician Alexander Fleming, who noticed "
@@ -50,12 +50,20 @@ def items() -> list[dict]:
     return out
 
 
-def collect(path: str = RESULTS_FILE, limit: int | None = None) -> None:
-    """Answer and score every item not yet in ``path``; append one JSON line per item."""
+def collect(path: str = RESULTS_FILE, limit: int | None = None, only: str | None = None, reverse: bool = False) -> None:
+    """Answer and score every item not yet in ``path``; append one JSON line per item.
+
+    ``only`` restricts to ``"questions"`` or ``"entities"`` so two processes can share the work; the file is
+    re-read before each item, so an item stored by the other process is skipped; ``reverse`` walks the list
+    from the end so a second process on the same set meets the first in the middle.
+    """
     done = {r["id"] for r in load_results(path)}
-    todo = [it for it in items() if it["id"] not in done][:limit]
+    todo = [it for it in items() if it["id"] not in done and only in (None, it["set"])]
+    todo = (todo[::-1] if reverse else todo)[:limit]
     print(f"collect: {len(done)} stored, {len(todo)} to go -> {path}", flush=True)
     for i, it in enumerate(todo):
+        if it["id"] in {r["id"] for r in load_results(path)}:
+            continue
         start = time.perf_counter()
         result = H.run(it["question"], MODEL, BENCH_PROBES, n_samples=N_SAMPLES, seed=SEED)
         data = result.to_dict()
@@ -110,9 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("mode", nargs="?", default="report", choices=("collect", "report", "table"))
     parser.add_argument("--limit", type=int, default=None, help="collect at most this many items")
     parser.add_argument("--results", default=RESULTS_FILE)
+    parser.add_argument("--reverse", action="store_true", help="collect from the end of the list")
+    parser.add_argument("--only", choices=("questions", "entities"), default=None, help="collect one set only")
     args = parser.parse_args(argv)
     if args.mode == "collect":
-        collect(args.results, args.limit)
+        collect(args.results, args.limit, args.only, args.reverse)
         return
     if args.mode == "report":
         time_probes()

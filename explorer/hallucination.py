@@ -161,6 +161,7 @@ class HallucinationResult:
             could not run).
         objects: rich results for figures (``samples``, ``logit_lens``, ``grounded``, ``attribution``).
         elapsed_ms: name -> wall time of each probe, ms (``"answer"`` for the greedy answer).
+        notices: messages about capped inputs (samples, context length).
     """
 
     question: str
@@ -169,11 +170,12 @@ class HallucinationResult:
     probes: dict
     objects: dict
     elapsed_ms: dict
+    notices: tuple = ()
 
     def to_dict(self) -> dict:
-        """The JSON shape of ``/probe``: ``{"answer", "probes": {name: {...}}, "elapsed_ms"}``."""
+        """The JSON shape of ``/probe``: ``{"answer", "probes": {name: {...}}, "elapsed_ms", "notices"}``."""
         return {"question": self.question, "answer": self.answer.text, "probes": self.probes,
-                "elapsed_ms": {k: round(v, 1) for k, v in self.elapsed_ms.items()}}
+                "elapsed_ms": {k: round(v, 1) for k, v in self.elapsed_ms.items()}, "notices": list(self.notices)}
 
 
 def check_probes(probes) -> list[str]:
@@ -189,12 +191,34 @@ def check_probes(probes) -> list[str]:
     return names
 
 
+CONTEXT_RESERVE_TOKENS = 160  # room for the worked examples, the question and the answer
+
+
+def cap_inputs(engine, n_samples: int, context: str | None) -> tuple[int, str | None, list[str]]:
+    """Cap the number of samples (``Limits.max_samples``) and the context length (``Limits.max_prompt_tokens``
+    minus room for the rest of the prompt); return ``(n_samples, context, notices)``."""
+    limits = get_limits()
+    notices = []
+    n_samples = max(1, int(n_samples))
+    if n_samples > limits.max_samples:
+        notices.append(f"{n_samples} samples asked; capped at {limits.max_samples}.")
+        n_samples = limits.max_samples
+    context = (context or "").strip() or None
+    if context:
+        cap = max(16, min(limits.max_prompt_tokens, engine.context_length()) - CONTEXT_RESERVE_TOKENS)
+        ids = engine.tokenizer(context, add_special_tokens=False)["input_ids"]
+        if len(ids) > cap:
+            notices.append(f"The context is {len(ids):,} tokens; only its first {cap:,} tokens are used.")
+            context = engine.tokenizer.decode(ids[:cap])
+    return n_samples, context, notices
+
+
 def iter_run(question: str, model: str | None = None, probes=None, context: str | None = None,
              n_samples: int = 5, seed: int = 0, engine=None) -> Iterator[tuple[str, HallucinationResult]]:
     """Answer once, then run each probe; yield ``(probe name or "answer", result so far)`` after each step.
 
-    ``n_samples`` above ``Limits.max_samples`` and a context above ``Limits.max_prompt_tokens`` are caller
-    concerns (the UI caps them with a notice); here they are capped silently. A probe that raises
+    ``n_samples`` above ``Limits.max_samples`` and a too-long context are capped (see :func:`cap_inputs`)
+    and the result's ``notices`` say so. A probe that raises
     ``ValueError`` records ``{"error": message}``; once ``Limits.max_run_seconds`` is spent the remaining
     probes record ``{"skipped": ...}``.
 
@@ -205,8 +229,7 @@ def iter_run(question: str, model: str | None = None, probes=None, context: str 
     names = check_probes(probes)
     limits = get_limits()
     engine = engine or get_engine(model)
-    n_samples = max(1, min(int(n_samples), limits.max_samples))
-    context = (context or "").strip() or None
+    n_samples, context, notices = cap_inputs(engine, n_samples, context)
     started = time.perf_counter()
     answer = generate_answer(engine, question, max_seconds=limits.max_probe_seconds)
     timings = {"answer": (time.perf_counter() - started) * 1000}
@@ -214,7 +237,8 @@ def iter_run(question: str, model: str | None = None, probes=None, context: str 
     results: dict = {}
 
     def snapshot() -> HallucinationResult:
-        return HallucinationResult(question, context, answer, dict(results), dict(inp.objects), dict(timings))
+        return HallucinationResult(question, context, answer, dict(results), dict(inp.objects), dict(timings),
+                                   tuple(notices))
 
     yield "answer", snapshot()
     for name in names:

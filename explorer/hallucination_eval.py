@@ -48,20 +48,21 @@ def load_entities(path: str | None = None) -> list[dict]:
 
 
 def load_results(path: str | None = None) -> list[dict]:
-    """Stored bench records (one per item; see ``bench/bench_hallucination.py``); [] when none yet."""
+    """Stored bench records (one per item id, the first stored wins; see ``bench/bench_hallucination.py``)."""
     path = path or RESULTS_FILE
     if not os.path.exists(path):
         return []
-    records = []
+    records: dict = {}
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             line = line.strip()
             if line:
                 try:
-                    records.append(json.loads(line))
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by an interrupted run
-    return records
+                records.setdefault(record["id"], record)
+    return list(records.values())
 
 
 def auroc(labels, scores) -> float:

@@ -98,28 +98,25 @@ def logit_lens(engine, answer: Answer) -> LogitLens:
     targets = answer.answer_ids.tolist()
     norm, head = _final_norm_and_head(engine.model)
     with engine.session():
-        out = engine.model(torch.tensor([ids], device=engine.device), output_hidden_states=True, use_cache=False)
+        out = engine.model(torch.tensor([ids], device=engine.device), output_hidden_states=True, use_cache=False,
+                           logits_to_keep=len(pos) + 1)
         hidden = out.hidden_states
-        own_top = out.logits[0, pos].argmax(-1).cpu().numpy()
-        rows_ids, rows_p, rows_target = [], [], []
-        tgt = torch.tensor(targets, device=engine.device)
-        for layer, h in enumerate(hidden):
-            h = h[0, pos]
-            if layer < len(hidden) - 1:
-                h = norm(h)
-            probs = torch.softmax(head(h).float(), dim=-1)
-            top = probs.max(-1)
-            rows_ids.append(top.indices.cpu().numpy())
-            rows_p.append(top.values.cpu().numpy())
-            rows_target.append(probs.gather(1, tgt.unsqueeze(1)).squeeze(1).cpu().numpy())
-    top_ids = np.stack(rows_ids)
+        own_top = out.logits[0, :-1].argmax(-1).cpu().numpy()
+        last = len(hidden) - 1
+        stacked = torch.stack([h[0, pos] if layer == last else norm(h[0, pos]) for layer, h in enumerate(hidden)])
+        logp = torch.log_softmax(head(stacked).float(), dim=-1)  # (num_layers + 1, P, vocab), one matmul
+        top = logp.max(-1)
+        tgt = torch.tensor(targets, device=logp.device).view(1, -1, 1).expand(logp.shape[0], -1, 1)
+        rows_ids, rows_p = top.indices.cpu().numpy(), top.values.exp().cpu().numpy()
+        rows_target = logp.gather(2, tgt).squeeze(2).exp().cpu().numpy()
+    top_ids = rows_ids
     hits = top_ids == np.array(targets)[None, :]
     first = np.where(hits.any(0), hits.argmax(0), -1)
     tok = engine.tokenizer
     return LogitLens(layers=np.arange(len(hidden)), positions=[tok.decode([int(ids[p])]) for p in pos],
                      targets=[tok.decode([t]) for t in targets], top_ids=top_ids,
                      top_pieces=[[tok.decode([int(t)]) for t in row] for row in top_ids],
-                     top_probs=np.stack(rows_p), target_probs=np.stack(rows_target), first_layer=first,
+                     top_probs=rows_p, target_probs=rows_target, first_layer=first,
                      last_logits_top=own_top)
 
 
@@ -147,7 +144,7 @@ def p_true(engine, question: str, answer_text: str) -> dict:
     ids = engine.chat_ids(text)
     true_ids, false_ids = _word_ids(engine.tokenizer, TRUE_WORDS), _word_ids(engine.tokenizer, FALSE_WORDS)
     with engine.session():
-        logits = engine.model(torch.tensor([ids], device=engine.device), use_cache=False).logits[0, -1]
+        logits = engine.model(torch.tensor([ids], device=engine.device), use_cache=False, logits_to_keep=1).logits[0, -1]
         probs = torch.softmax(logits.float(), dim=-1)
         pt, pf = float(probs[true_ids].sum()), float(probs[false_ids].sum())
     return {"p_true": pt / (pt + pf) if pt + pf > 0 else 0.5, "mass": pt + pf, "prompt": text}
@@ -166,8 +163,9 @@ def answer_logprobs(engine, prompt: list[int] | np.ndarray, answer_ids: list[int
         return np.zeros(0)
     ids = prompt + answer_ids
     with engine.session():
-        logits = engine.model(torch.tensor([ids], device=engine.device), use_cache=False).logits[0]
-        logp = torch.log_softmax(logits[len(prompt) - 1:-1].float(), dim=-1)
+        logits = engine.model(torch.tensor([ids], device=engine.device), use_cache=False,
+                              logits_to_keep=len(answer_ids) + 1).logits[0]
+        logp = torch.log_softmax(logits[:-1].float(), dim=-1)
         return logp.gather(1, torch.tensor(answer_ids, device=logp.device).unsqueeze(1)).squeeze(1).cpu().numpy()
 
 

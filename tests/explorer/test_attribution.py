@@ -1,0 +1,65 @@
+"""Captum attribution: shapes follow the question's segments, template and special tokens get none, braces work."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.attribution import attribute, split_segments
+
+QUESTION = "Who wrote {the} play Romeo and Juliet? Name one."
+
+
+def test_split_segments_join_back():
+    for unit in ("word", "sentence"):
+        assert "".join(split_segments(QUESTION, unit)) == QUESTION
+    assert split_segments(QUESTION, "word")[2] == " {the}"
+    assert split_segments(QUESTION, "sentence") == ["Who wrote {the} play Romeo and Juliet?", " Name one."]
+    with pytest.raises(ValueError, match="unit"):
+        split_segments(QUESTION, "paragraph")
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "integrated_gradients"])
+@pytest.mark.parametrize("unit", ["word", "sentence", "token"])
+def test_attribution_shapes_and_fixed_tokens(tiny_engine, method, unit):
+    result = attribute(tiny_engine, QUESTION, method=method, unit=unit, target="William Shakespeare")
+    expected = {"word": len(split_segments(QUESTION, "word")), "sentence": 2,
+                "token": len(tiny_engine.tokenizer(QUESTION, add_special_tokens=False)["input_ids"])}[unit]
+    assert len(result.segments) == result.segment_scores.shape[0] == expected
+    if unit != "token":
+        assert "".join(result.segments) == QUESTION
+    assert len(result.tokens) == result.token_scores.shape[0] == result.attributed.shape[0]
+    specials = set(tiny_engine.tokenizer.all_special_tokens)
+    on_special = [t in specials for t in result.tokens]
+    assert any(on_special) and not result.attributed[on_special].any()
+    assert np.all(result.token_scores[~result.attributed] == 0)
+    assert np.any(result.segment_scores != 0)
+    # the attributed tokens spell the question exactly
+    assert "".join(t for t, on in zip(result.tokens, result.attributed) if on) == QUESTION
+
+
+def test_feature_ablation_matches_a_manual_ablation(tiny_engine):
+    """Ablating one word by hand changes the target by exactly that word's attribution."""
+    import torch
+
+    from explorer.attribution import NEUTRAL_TOKEN, _prompt_parts, _target_fn
+
+    result = attribute(tiny_engine, QUESTION, method="feature_ablation", unit="word", target="Shakespeare")
+    prefix, seg_ids, suffix, _ = _prompt_parts(tiny_engine, QUESTION)
+    forward = _target_fn(tiny_engine, tiny_engine.tokenizer("Shakespeare", add_special_tokens=False)["input_ids"])
+    neutral = tiny_engine.tokenizer(NEUTRAL_TOKEN, add_special_tokens=False)["input_ids"][0]
+    ablated = [ids if i != 3 else [neutral] * len(ids) for i, ids in enumerate(seg_ids)]
+    full = [prefix + [t for ids in seg_ids for t in ids] + suffix,
+            prefix + [t for ids in ablated for t in ids] + suffix]
+    with torch.inference_mode():
+        values = forward(torch.tensor(full)).numpy()
+    assert result.segment_scores[3] == pytest.approx(values[0] - values[1], abs=1e-4)
+    assert result.target_logprob == pytest.approx(values[0], abs=1e-4)
+
+
+def test_bad_attribution_input(tiny_engine):
+    with pytest.raises(ValueError, match="question"):
+        attribute(tiny_engine, "  ", target="x")
+    with pytest.raises(ValueError, match="method"):
+        attribute(tiny_engine, "Hi?", method="shap", target="x")
+    with pytest.raises(ValueError, match="cap"):
+        attribute(tiny_engine, "Hi there, how are you?", target="x", method="integrated_gradients", max_seconds=1e-6)
