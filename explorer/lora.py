@@ -32,6 +32,7 @@ from explorer.lora_model import (LoraSettings, base_engine, build_peft_model, co
 log = logging.getLogger("llm_explorer")
 
 MAX_RUNS_PER_OWNER = 6
+MAX_RUNS_TOTAL = 64  # adapters kept on the server (a default run holds ~20 MB once finished)
 MAX_SEQ_TOKENS = 512
 EMA_BETA = 0.8
 EXPLODE_FACTOR = 4.0
@@ -263,8 +264,12 @@ def preview(settings: dict | None, engine=None) -> tuple[LoraSettings, int, int,
 
 
 def _evict(owner: str) -> None:
+    """Make room for one more run: the owner keeps its newest runs, the server its newest finished ones."""
     mine = [r for r in _RUNS.values() if r.owner == owner and r.status in FINISHED]
     for old in sorted(mine, key=lambda r: r.started)[:max(0, len(mine) - MAX_RUNS_PER_OWNER + 1)]:
+        _RUNS.pop(old.run_id, None)
+    finished = sorted((r for r in _RUNS.values() if r.status in FINISHED), key=lambda r: r.started)
+    for old in finished[:max(0, len(_RUNS) - MAX_RUNS_TOTAL + 1)]:
         _RUNS.pop(old.run_id, None)
 
 
