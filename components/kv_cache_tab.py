@@ -68,22 +68,22 @@ def _growth_section(ctx) -> dict:
     table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="measurements", max_height=300)
     state = gr.State(None)
 
+    def outputs(engine, ids, steps):
+        result = kv_cache.collect(engine, ids, steps)
+        return (result, figs.growth_figure(result), growth_summary(result), figs.step_table(result),
+                gr.update(maximum=max(2, len(steps)), value=len(steps)))
+
     @ui_errors
     def measure(text, model, n):
         n = _new_tokens(n)
         engine = get_engine(model)
         ids = kv_cache.prompt_ids(engine, text)
         steps = []
-        every = max(1, n // 12)
         for item in kv_cache.iter_growth(engine, ids, n):
             steps.append(item)
-            if len(steps) % every == 0:
-                result = kv_cache.collect(engine, ids, steps)
-                yield (result, figs.growth_figure(result), growth_summary(result), figs.step_table(result),
-                       gr.update(maximum=max(2, len(steps)), value=len(steps)))
-        result = kv_cache.collect(engine, ids, steps)
-        yield (result, figs.growth_figure(result), growth_summary(result), figs.step_table(result),
-               gr.update(maximum=max(2, len(steps)), value=len(steps)))
+            if len(steps) % max(1, n // 12) == 0:  # redraw about a dozen times while generating
+                yield outputs(engine, ids, steps)
+        yield outputs(engine, ids, steps)
 
     def replay(result, upto):
         if result is None:
