@@ -18,8 +18,8 @@ from gradio.context import Context
 from components.errors import ui_errors
 from components.figures import lora as figs
 from explorer import lora
-from explorer.lora_data import BUILTIN_DATASETS, builtin_dataset, parse_jsonl, token_view, tokenize_example, \
-    validate_dataset
+from explorer.lora_data import BUILTIN_DATASETS, builtin_dataset, pairs_from_messages, parse_jsonl, token_view, \
+    tokenize_example, validate_dataset
 from explorer.lora_infer import adapter_norms, compare, generate, merge_check, next_token_shift
 from explorer.lora_io import load_adapter, save_adapter
 from explorer.lora_model import ALL_LINEAR, MODULE_ALIASES, SCHEDULERS, LoraSettings, base_engine
@@ -111,7 +111,8 @@ def build_lora_tab(ctx) -> dict:
             table = gr.Dataframe(pd.DataFrame(first, columns=["prompt", "response"]), headers=["prompt", "response"],
                                  column_count=(2, "fixed"), interactive=True, wrap=True, max_height=260,
                                  label="Pairs (editable)")
-            jsonl = gr.File(label="Upload JSONL ({'prompt','response'} or {'messages'} per line)",
+            jsonl = gr.File(label="Upload JSONL ({'prompt','response'} or chat {'messages'} per line; "
+                                  "a chat becomes one row per assistant turn)",
                             file_types=[".jsonl", ".json"], height=90)
             trained_tokens = gr.HighlightedText(label="Chat template of the first example: highlighted tokens carry "
                                                       "the loss", combine_adjacent=False, show_legend=True)
@@ -190,8 +191,7 @@ def build_lora_tab(ctx) -> dict:
             raise ValueError(f"The file is {os.path.getsize(path):,} bytes; the cap is {limits.max_dataset_bytes:,}.")
         with open(path, encoding="utf-8", errors="replace") as handle:
             examples = parse_jsonl(handle.read(), limits.max_dataset_bytes)
-        data = [{"prompt": m[0]["content"] if len(m) > 1 else "", "response": m[-1]["content"]}
-                for m in (validate_dataset([e], None)[0] for e in examples)]
+        data = [pair for messages in validate_dataset(examples, None) for pair in pairs_from_messages(messages)]
         return pd.DataFrame(data, columns=["prompt", "response"]), CUSTOM, tokens_of(data, model)
 
     @ui_errors

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer.config import get_limits
-from explorer.lora_data import batch_order, collate, token_view, tokenize_dataset, validate_dataset
+from explorer.lora_data import batch_order, collate, first_prompt, token_view, tokenize_dataset, validate_dataset
 from explorer.lora_model import (LoraSettings, base_engine, build_peft_model, count_parameters,
                                  settings_from_dict)
 
@@ -312,8 +312,7 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
         _evict(owner)
         run = LoraRun(run_id=run_id, owner=owner, settings=parsed, engine=engine, peft_model=None,
                       adapter_name=adapter_name_for(owner, run_id), dataset_name=dataset_name, notices=notices,
-                      prompts=tuple(m[0]["content"] if m[0]["role"] == "user" else m[1]["content"]
-                                    for m in conversations),
+                      prompts=tuple(first_prompt(m) for m in conversations),
                       example_tokens=token_view(engine.tokenizer, tokenized[0]))
         _RUNS[run_id] = run
     try:

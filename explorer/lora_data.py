@@ -90,6 +90,22 @@ def to_messages(example, where: str = "example") -> list[dict]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
 
 
+def pairs_from_messages(messages: list[dict]) -> list[dict]:
+    """One ``{"prompt", "response"}`` per assistant turn (prompt = the user turn before it), for the pairs table."""
+    pairs, prompt = [], ""
+    for message in messages:
+        if message["role"] == "user":
+            prompt = message["content"]
+        elif message["role"] == "assistant":
+            pairs.append({"prompt": prompt, "response": message["content"]})
+    return pairs
+
+
+def first_prompt(messages: list[dict]) -> str:
+    """The first user turn of a conversation (the first message if it has none)."""
+    return next((m["content"] for m in messages if m["role"] == "user"), messages[0]["content"])
+
+
 def parse_jsonl(text: str, max_bytes: int | None) -> list[dict]:
     """Parse JSONL text: one ``{"prompt", "response"}`` or ``{"messages": [...]}`` object per line.
 

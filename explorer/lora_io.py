@@ -60,38 +60,46 @@ def read_upload(path: str, max_bytes: int) -> tuple[dict, dict]:
     Raises:
         ValueError: over ``max_bytes`` (bytes), a pickle-based file, not a valid safetensors/zip.
     """
-    from safetensors.torch import load as load_bytes
-
     size = os.path.getsize(path)
     if size > max_bytes:
         raise ValueError(f"The adapter file is {size:,} bytes; the cap is {max_bytes:,} bytes.")
     lower = path.lower()
     if lower.endswith(REFUSED):
         raise ValueError("Pickle-based adapter files (.bin/.pt) are refused; upload adapter_model.safetensors.")
+    if lower.endswith(".safetensors"):
+        with open(path, "rb") as handle:
+            return _load_safetensors(handle.read()), {}
+    if not lower.endswith(".zip"):
+        raise ValueError("Upload a .safetensors file (or the .zip this tab downloads).")
     try:
-        if lower.endswith(".safetensors"):
-            with open(path, "rb") as handle:
-                return load_bytes(handle.read()), {}
-        if lower.endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                if any(n.lower().endswith(REFUSED) for n in names):
-                    raise ValueError("The zip holds pickle-based weights (.bin/.pt); only .safetensors is accepted.")
-                weights = [n for n in names if n.endswith(".safetensors")]
-                if len(weights) != 1:
-                    raise ValueError("The zip must hold exactly one .safetensors file (and optionally adapter_config.json).")
-                if sum(archive.getinfo(n).file_size for n in names) > max_bytes:
-                    raise ValueError(f"The unpacked adapter is larger than the cap of {max_bytes:,} bytes.")
-                config_names = [n for n in names if n.endswith("adapter_config.json")]
-                config = json.loads(archive.read(config_names[0])) if config_names else {}
-                return load_bytes(archive.read(weights[0])), config
-    except (zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ValueError(f"The upload is not a valid adapter archive: {exc}") from None
-    except Exception as exc:  # safetensors raises its own error type for corrupt headers
-        if isinstance(exc, ValueError) and "adapter" in str(exc):
-            raise
-        raise ValueError(f"The upload is not a valid safetensors file: {exc}") from None
-    raise ValueError("Upload a .safetensors file (or the .zip this tab downloads).")
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            config_names = [n for n in names if n.endswith("adapter_config.json")]
+            weights = [n for n in names if n.endswith(".safetensors")]
+            unpacked = sum(archive.getinfo(n).file_size for n in names)
+            blobs = {n: archive.read(n) for n in weights + config_names[:1]} if unpacked <= max_bytes else {}
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"The upload is not a valid zip archive: {exc}") from None
+    if any(n.lower().endswith(REFUSED) for n in names):
+        raise ValueError("The zip holds pickle-based weights (.bin/.pt), which are refused; only .safetensors is accepted.")
+    if len(weights) != 1:
+        raise ValueError("The zip must hold exactly one .safetensors file (and optionally adapter_config.json).")
+    if unpacked > max_bytes:
+        raise ValueError(f"The unpacked adapter is {unpacked:,} bytes; the cap is {max_bytes:,} bytes.")
+    try:
+        config = json.loads(blobs[config_names[0]]) if config_names else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"adapter_config.json is not valid JSON: {exc}") from None
+    return _load_safetensors(blobs[weights[0]]), config
+
+
+def _load_safetensors(data: bytes) -> dict:
+    from safetensors.torch import load as load_bytes
+
+    try:
+        return load_bytes(data)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for corrupt files
+        raise ValueError(f"The upload is not a valid safetensors file ({type(exc).__name__}: {exc}).") from None
 
 
 def validate_adapter(state: dict, model, model_name: str) -> tuple[int, dict[str, tuple[int, int]]]:

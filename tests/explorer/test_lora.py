@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from explorer import lora
-from explorer.lora_data import (IGNORE_INDEX, builtin_dataset, parse_jsonl, tokenize_example, validate_dataset)
+from explorer.lora_data import (IGNORE_INDEX, builtin_dataset, pairs_from_messages, parse_jsonl, tokenize_example,
+                                validate_dataset)
 from explorer.lora_infer import generate, merge_check
 from explorer.lora_io import load_adapter, save_adapter
 from explorer.lora_model import LoraSettings, build_peft_model, count_parameters, settings_from_dict
@@ -137,3 +138,14 @@ def test_adapter_roundtrip_and_wrong_base(tiny_engine, tmp_path):
     bad.write_bytes(b"0")
     with pytest.raises(ValueError, match="refused"):
         load_adapter("io", str(bad), engine=tiny_engine)
+    corrupt = tmp_path / "adapter_model.safetensors"
+    corrupt.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(ValueError, match="not a valid safetensors"):
+        load_adapter("io", str(corrupt), engine=tiny_engine)
+
+
+def test_chat_messages_flatten_to_one_row_per_assistant_turn():
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "q1"},
+                {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"},
+                {"role": "assistant", "content": "a2"}]
+    assert pairs_from_messages(messages) == [{"prompt": "q1", "response": "a1"}, {"prompt": "q2", "response": "a2"}]
