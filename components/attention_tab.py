@@ -16,8 +16,33 @@ from explorer.attention_stats import STATS, VIEWS, view_pattern
 from explorer.attention_timeline import TIMELINE_VIEWS, iter_timeline, timeline_rows
 from explorer.config import get_limits
 
+# Runs in the page whenever the overview changes: a click on a thumbnail or a statistic cell writes
+# "layer,head,time" into the hidden #attention-click box, whose input event moves the layer/head sliders.
+CLICK_JS = """() => {
+  let tries = 0;
+  const attach = () => {
+    const el = document.querySelector('#attention-main-plot .js-plotly-plot');
+    if (!el || !el.on || !el.layout) { if (tries++ < 50) setTimeout(attach, 200); return; }
+    if (el.__attentionClick) return;
+    el.__attentionClick = true;
+    el.on('plotly_click', (ev) => {
+      const pt = ev.points && ev.points[0];
+      const meta = el.layout.meta || {};
+      if (!pt || !meta.thumb || !Array.isArray(pt.pointNumber)) return;
+      let layer = pt.pointNumber[0], head = pt.pointNumber[1];
+      if (pt.curveNumber === 0) { layer = Math.floor(layer / meta.thumb[0]); head = Math.floor(head / meta.thumb[1]); }
+      else if (pt.curveNumber !== meta.stat_trace) return;
+      const box = document.querySelector('#attention-click textarea, #attention-click input');
+      if (!box) return;
+      box.value = layer + ',' + head + ',' + Date.now();
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    });
+  };
+  attach();
+}"""
+
 INTRO = ("Each small square is one attention head (query rows ↓, key columns →). Query heads are grouped by the "
-         "key/value head they share (grouped-query attention). Pick a layer and head for the detail view; "
+         "key/value head they share (grouped-query attention). Click a thumbnail or a statistic cell (or pick a layer and head) for the detail view; "
          "switch the model to **all-minilm-l6-v2** to compare a bidirectional encoder with the causal decoder.")
 
 
@@ -26,7 +51,8 @@ def _summary(result) -> str:
     groups = {}
     for h, kv in enumerate(result.kv_head_of_head):
         groups.setdefault(int(kv), []).append(h)
-    grouping = "; ".join(f"KV {kv} ← heads {', '.join(map(str, hs))}" for kv, hs in groups.items())
+    grouping = ("one per query head: multi-head attention" if len(groups) == num_heads else
+                "; ".join(f"KV {kv} ← heads {', '.join(map(str, hs))}" for kv, hs in groups.items()))
     lines = [f"**{result.model}**: {q_len} tokens · {num_layers} layers × {num_heads} query heads · "
              f"{result.num_kv_heads} KV heads ({grouping}) · "
              + ("causal: the upper triangle is masked." if result.causal else "bidirectional: every token sees every token.")]
@@ -61,6 +87,15 @@ def _capture(text, model, stat, hide_sink, layer, head, layer_b, head_b, progres
     return (result, _summary(result), overview_figure(result, stat, hide_sink),
             gr.Slider(maximum=max_layer, value=layer), gr.Slider(maximum=max_head, value=head),
             gr.Slider(maximum=max_layer, value=layer_b), gr.Slider(maximum=max_head, value=head_b))
+
+
+@ui_errors
+def _pick(clicked, result):
+    if result is None or not clicked:
+        return gr.skip(), gr.skip()
+    layer, head = (int(part) for part in clicked.split(",")[:2])
+    layer, head = _clip(result, layer, head)
+    return gr.Slider(value=layer), gr.Slider(value=head)
 
 
 @ui_errors
@@ -146,6 +181,7 @@ def build_attention_tab(ctx) -> dict:
         hide_sink = gr.Checkbox(False, label="Hide the first-token sink (rows renormalised)", scale=1)
     summary = gr.Markdown(elem_id="attention-summary")
     overview = gr.Plot(label="Overview: layers × heads", elem_id="attention-main-plot")
+    clicked = gr.Textbox(visible="hidden", elem_id="attention-click")
     with gr.Row():
         mode = gr.Radio(list(VIEWS), value="head", label="Detail view")
         layer = gr.Slider(0, 29, value=0, step=1, label="Layer")
@@ -178,19 +214,22 @@ def build_attention_tab(ctx) -> dict:
         [result_state, summary, overview, layer, head, layer_b, head_b], concurrency_id="attention-model",
     ).success(_detail, detail_inputs, [detail, lines]).success(_ab, ab_inputs, ab)
     stop.click(None, None, None, cancels=[capture_event])
+    overview.change(None, None, None, js=CLICK_JS)
+    clicked.change(_pick, [clicked, result_state], [layer, head])
     stat.change(_overview, [result_state, stat, hide_sink], overview)
     hide_sink.change(_overview, [result_state, stat, hide_sink], overview).then(
         _detail, detail_inputs, [detail, lines]).then(_ab, ab_inputs, ab)
-    gr.on([mode.change, layer.change, head.change, residual.change], _detail, detail_inputs,
-          [detail, lines]).then(_ab, ab_inputs, ab)
-    gr.on([layer_b.change, head_b.change], _ab, ab_inputs, ab)
+    gr.on([mode.change, layer.change, head.change, residual.change], _detail, detail_inputs, [detail, lines],
+          trigger_mode="always_last").then(_ab, ab_inputs, ab)
+    gr.on([layer_b.change, head_b.change], _ab, ab_inputs, ab, trigger_mode="always_last")
     gen_event = generate.click(_generate, [ctx.prompt, ctx.model, new_tokens, chat, t_mode, layer, head, hide_sink],
                                [timeline_state, timeline, step], concurrency_id="attention-model")
     t_stop.click(None, None, None, cancels=[gen_event])
-    gr.on([step.change, t_mode.change, layer.change, head.change, hide_sink.change], _scrub, scrub_inputs, timeline)
+    gr.on([step.change, t_mode.change, layer.change, head.change, hide_sink.change], _scrub, scrub_inputs, timeline,
+          trigger_mode="always_last")
     gr.api(attention_api, api_name="attention")
     return {"run": run, "stop": stop, "stat": stat, "hide_sink": hide_sink, "summary": summary,
-            "overview": overview, "mode": mode, "layer": layer, "head": head, "residual": residual,
+            "overview": overview, "clicked": clicked, "mode": mode, "layer": layer, "head": head, "residual": residual,
             "detail": detail, "lines": lines, "layer_b": layer_b, "head_b": head_b, "ab": ab,
             "new_tokens": new_tokens, "chat": chat, "timeline_mode": t_mode, "generate": generate,
             "timeline_stop": t_stop, "step": step, "timeline": timeline, "state": result_state,

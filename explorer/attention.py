@@ -168,8 +168,10 @@ def capture(engine: Engine, ids: list[int]) -> tuple[np.ndarray, object]:
     kwargs = {} if engine.is_causal else {"attention_mask": torch.ones_like(input_ids)}
     with engine.session(), engine.eager_attention():
         output = engine.model(input_ids=input_ids, output_attentions=True, use_cache=False, **kwargs)
-        layers = [a[0].float().cpu().numpy() for a in output.attentions]
-    return np.stack(layers, axis=0), output
+    attn = np.empty((len(output.attentions),) + tuple(output.attentions[0].shape[1:]), dtype=np.float32)
+    for layer, probs in enumerate(output.attentions):  # filled in place: no second full-size copy
+        attn[layer] = probs[0].float().cpu().numpy()
+    return attn, output
 
 
 def run(text: str, model: str | None = None, chat: bool = False, truncate: bool = False,

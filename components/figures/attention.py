@@ -17,6 +17,7 @@ from explorer.attention_stats import STATS, remove_sink
 COLORSCALE = "Blues"
 TEMPLATE = "none"  # the default "plotly" template adds ~8 KB of JSON to every figure
 THUMB_SIZE = 16
+STAT_TRACE = 3  # index of the statistic heatmap in the overview figure (after the mosaic and two line traces)
 
 
 def axis_labels(tokens) -> list[str]:
@@ -63,7 +64,10 @@ def thumbnails(attn: np.ndarray, size: int = THUMB_SIZE, hide_sink: bool = False
 
 
 def _group_edges(kv_head_of_head) -> list[int]:
+    """Head indices where a new KV group starts (none for MHA, where every head has its own KV head)."""
     kv = np.asarray(kv_head_of_head)
+    if np.unique(kv).size == kv.size:
+        return []
     return [h for h in range(1, kv.size) if kv[h] != kv[h - 1]]
 
 
@@ -89,7 +93,7 @@ def overview_figure(result, stat: str = "entropy", hide_sink: bool = False, thum
         f"Every head's pattern (query ↓, key →; √ of weight / head max{sink_note})",
         f"{STATS[stat].label} [{STATS[stat].unit}]"))
     fig.add_trace(go.Heatmap(z=mosaic, colorscale=COLORSCALE, zmin=0, zmax=255, showscale=False,
-                             hoverinfo="skip"), row=1, col=1)
+                             hoverinfo="none"), row=1, col=1)  # "none", not "skip": clicks still fire
     # grid lines between thumbnails; thick ones between KV groups
     thin_x, thin_y, thick_x, thick_y = [], [], [], []
     bottom, right = num_layers * t_q - 0.5, num_heads * t_k - 0.5
@@ -125,7 +129,10 @@ def overview_figure(result, stat: str = "entropy", hide_sink: bool = False, thum
     n_kv = int(np.max(result.kv_head_of_head)) + 1
     grouping = (f"{num_heads} query heads share {n_kv} KV heads (red lines split the groups)" if n_kv < num_heads
                 else f"{num_heads} heads, each with its own KV head (multi-head attention)")
+    # meta tells the page's click handler how to map a clicked cell to (layer, head): trace 0 is the
+    # mosaic of t_q × t_k thumbnails, trace STAT_TRACE the statistic heatmap
     fig.update_layout(template=TEMPLATE, height=max(420, 26 * num_layers + 160), margin=dict(l=50, r=30, t=90, b=70),
+                      meta=dict(thumb=[t_q, t_k], stat_trace=STAT_TRACE),
                       title=dict(text=f"{result.model}: {len(result.tokens)} tokens · {grouping} · "
                                       f"{'causal' if result.causal else 'bidirectional'}", font=dict(size=13)))
     return fig
@@ -143,11 +150,12 @@ def heatmap_trace(pattern: np.ndarray, tokens, causal: bool, coloraxis: str | No
 
 
 def _square_layout(fig: go.Figure, n: int, title: str) -> go.Figure:
-    side = int(min(900, max(360, 14 * n + 160)))
+    side = int(min(900, max(480, 14 * n + 200)))
     fig.update_layout(template=TEMPLATE, title=dict(text=title, font=dict(size=13)), height=side,
                       margin=dict(l=90, r=30, t=60, b=90))
     fig.update_xaxes(title_text="key (attended to)", tickangle=-60, showgrid=False, tickfont=dict(size=9))
     fig.update_yaxes(title_text="query (attending)", autorange="reversed", showgrid=False, tickfont=dict(size=9))
+    fig.update_layout(yaxis=dict(scaleanchor="x", constrain="domain"), xaxis=dict(constrain="domain"))
     return fig
 
 
@@ -173,5 +181,6 @@ def ab_figure(pattern_a: np.ndarray, title_a: str, pattern_b: np.ndarray, title_
     peak = float(max(np.nanmax(pattern_a), np.nanmax(pattern_b), 1e-6))
     fig.update_layout(coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=peak))
     fig = _square_layout(fig, len(tokens), "A/B: two heads on one colour scale")
+    fig.update_layout(yaxis2=dict(scaleanchor="x2", constrain="domain"), xaxis2=dict(constrain="domain"))
     fig.update_annotations(font_size=12)
     return fig
