@@ -13,7 +13,8 @@ import numpy as np
 from components.errors import ui_errors
 from components.figures import kv_cache as figs
 from components.figures import kv_cache_extra as xfigs
-from explorer import kv_cache, kv_cache_paged, kv_cache_prefix, kv_cache_quant, kv_cache_whatif
+from explorer import (kv_cache, kv_cache_paged, kv_cache_prefix, kv_cache_quant, kv_cache_timing,
+                      kv_cache_whatif)
 from explorer.engine import get_engine
 from explorer.kv_cache_whatif import DTYPE_BITS, PRESETS, format_bytes
 
@@ -111,7 +112,7 @@ def _compare_section(ctx) -> dict:
         n = _new_tokens(n)
         engine = get_engine(model)
         ids = kv_cache.prompt_ids(engine, text)
-        for item in kv_cache.iter_compare(engine, ids, n):
+        for item in kv_cache_timing.iter_compare(engine, ids, n):
             if isinstance(item, tuple):
                 yield f"timing {item[0]} step {item[1]} of {item[2]} ...", gr.update()
             else:
@@ -199,7 +200,7 @@ def _paged_section(ctx) -> dict:
 
     @ui_errors
     def paged(model, text, size, reserve):
-        per_token = kv_cache.cache_shape(get_engine(model)).bytes_per_token
+        per_token = kv_cache.measured_bytes_per_token(get_engine(model))
         r = kv_cache_paged.simulate(kv_cache_paged.parse_lengths(text), int(size), per_token, reserve or None)
         return (f"Real data: {format_bytes(r.used_bytes)}. Contiguous reserves {format_bytes(r.contiguous_bytes)} "
                 f"({r.contiguous_waste_pct:.1f} % wasted); paged reserves {format_bytes(r.paged_bytes)} "

@@ -11,8 +11,7 @@ Inference", arXiv:2211.05102, section 2). Their size is
 :func:`iter_growth` runs greedy decoding one forward pass at a time with a ``transformers``
 ``DynamicCache``, and after the prefill and after every decode step sums ``numel x element_size``
 over every layer's key and value tensors (``cache.layers[i].keys/.values``). :func:`run` collects
-it into a :class:`KVGrowthResult`; :func:`compare_no_cache` times the same greedy tokens with and
-without the cache (without it, every step recomputes the whole prefix).
+it into a :class:`KVGrowthResult`. Timing with vs without the cache is in ``kv_cache_timing.py``.
 
 The prompt-caching, paged-attention, quantised-cache and what-if parts live in
 ``kv_cache_prefix.py``, ``kv_cache_paged.py``, ``kv_cache_quant.py`` and ``kv_cache_whatif.py``.
@@ -111,6 +110,23 @@ def measure_cache_bytes(cache) -> int:
     return total
 
 
+def measured_bytes_per_token(engine: Engine) -> int:
+    """KV bytes one token occupies, measured: prefill one token into a fresh ``DynamicCache`` and sum its tensors.
+
+    Raises:
+        ValueError: encoder model (no KV cache).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    cache_shape(engine)
+    cache = DynamicCache(config=engine.model.config)
+    token = engine.tokenizer.bos_token_id if engine.tokenizer.bos_token_id is not None else 0
+    with engine.session():
+        engine.model(input_ids=torch.tensor([[token]], device=engine.device), past_key_values=cache, use_cache=True)
+    return measure_cache_bytes(cache)
+
+
 @dataclass(frozen=True)
 class GrowthStep:
     """One measurement: after the prefill (``phase == "prefill"``) or after one decode step.
@@ -203,7 +219,7 @@ def prompt_ids(engine: Engine, text: str) -> list[int]:
     return engine.chat_ids(text)
 
 
-def _forward(engine: Engine, ids, cache) -> tuple:
+def timed_forward(engine: Engine, ids, cache) -> tuple:
     """One timed forward pass under the model's lock; returns ``(logits of last position, ms)``."""
     import torch
 
@@ -232,10 +248,10 @@ def iter_growth(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterator
     shape = cache_shape(engine)
     check_room(engine, len(ids), max_new_tokens)
     cache = DynamicCache(config=engine.model.config)
-    eos = _eos_ids(engine)
+    eos = eos_ids(engine)
     feed = list(ids)
     for step in range(max_new_tokens + 1):
-        logits, ms = _forward(engine, feed, cache)
+        logits, ms = timed_forward(engine, feed, cache)
         token = int(logits.argmax())
         tokens = cache.get_seq_length()
         yield GrowthStep(tokens, measure_cache_bytes(cache), shape.formula_bytes(tokens), ms,
@@ -253,7 +269,8 @@ def check_room(engine: Engine, prompt_tokens: int, new_tokens: int) -> None:
                          f"{engine.name}'s context of {context:,} tokens. Shorten the prompt or generate fewer tokens.")
 
 
-def _eos_ids(engine: Engine) -> set[int]:
+def eos_ids(engine: Engine) -> set[int]:
+    """Token ids that end generation (the generation config's, else the tokenizer's)."""
     eos = engine.model.generation_config.eos_token_id
     if eos is None:
         eos = engine.tokenizer.eos_token_id
@@ -293,90 +310,3 @@ def run(text: str, model: str | None = None, max_new_tokens: int = 16, engine: E
         if on_step:
             on_step(step)
     return collect(engine, ids, steps, capped_from)
-
-
-@dataclass(frozen=True)
-class CacheComparison:
-    """Decode timing with and without the KV cache, on the same greedy tokens.
-
-    Attributes:
-        positions: position (tokens already in context) of each decode step, shape (n_steps,).
-        cached_ms, uncached_ms: wall time per decode step (ms), shape (n_steps,).
-        cached_ids, uncached_ids: greedy tokens from each run, shape (n_steps,).
-        cached_tokens_per_s, uncached_tokens_per_s: decode steps / total decode time (tokens/s).
-    """
-
-    positions: np.ndarray
-    cached_ms: np.ndarray
-    uncached_ms: np.ndarray
-    cached_ids: np.ndarray
-    uncached_ids: np.ndarray
-    cached_tokens_per_s: float
-    uncached_tokens_per_s: float
-
-    @property
-    def identical_tokens(self) -> bool:
-        """True when both runs chose the same tokens."""
-        return bool(np.array_equal(self.cached_ids, self.uncached_ids))
-
-
-def iter_no_cache(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterator[tuple[int, float, int]]:
-    """Greedy decoding without a cache: every step runs the whole sequence again.
-
-    Yields ``(position, ms, token_id)`` for each decode step (position = tokens fed this step); the
-    first forward pass (the prefill) is not yielded, as it is the same work with or without a cache.
-    """
-    seq = list(ids)
-    eos = _eos_ids(engine)
-    for step in range(max_new_tokens + 1):
-        logits, ms = _forward(engine, seq, None)
-        token = int(logits.argmax())
-        if step:
-            yield len(seq), ms, token
-        if token in eos:
-            break
-        seq.append(token)
-
-
-def iter_compare(engine: Engine, ids: list[int], max_new_tokens: int
-                 ) -> Iterator[tuple[str, int, int] | CacheComparison]:
-    """Time greedy decode steps with the cache (one new token per pass) and without (whole prefix per pass).
-
-    Yields ``("cached" | "uncached", step, total)`` after each timed step (progress), then the
-    :class:`CacheComparison` as the last item. ``max_new_tokens`` must already be capped.
-    """
-    cached = []
-    for step in iter_growth(engine, ids, max_new_tokens):
-        if step.phase == "decode":
-            cached.append((step.tokens, step.ms, step.token_id))
-            yield "cached", len(cached), max_new_tokens
-    uncached = []
-    for item in iter_no_cache(engine, ids, max_new_tokens):
-        uncached.append(item)
-        yield "uncached", len(uncached), max_new_tokens
-    n = min(len(cached), len(uncached))
-    c_ms = np.array([c[1] for c in cached[:n]])
-    u_ms = np.array([u[1] for u in uncached[:n]])
-    # Both runs' decode step k has prompt + k tokens in context (cached: in the cache; uncached: fed again).
-    yield CacheComparison(
-        positions=np.array([u[0] for u in uncached[:n]], dtype=np.int64), cached_ms=c_ms, uncached_ms=u_ms,
-        cached_ids=np.array([c[2] for c in cached[:n]], dtype=np.int64),
-        uncached_ids=np.array([u[2] for u in uncached[:n]], dtype=np.int64),
-        cached_tokens_per_s=float(n / (c_ms.sum() / 1000.0)) if n else 0.0,
-        uncached_tokens_per_s=float(n / (u_ms.sum() / 1000.0)) if n else 0.0)
-
-
-def compare_no_cache(text: str, model: str | None = None, max_new_tokens: int = 8, engine: Engine | None = None,
-                     ids: list[int] | None = None) -> CacheComparison:
-    """Run :func:`iter_compare` to the end and return its :class:`CacheComparison`.
-
-    Args:
-        ids: token ids to start from (default: the chat-template ids of ``text``); the bench passes long ones.
-    Raises:
-        ValueError: as :func:`run`.
-    """
-    engine = engine or get_engine(model)
-    new_tokens, _ = cap_new_tokens(max_new_tokens)
-    ids = list(ids) if ids is not None else prompt_ids(engine, text)
-    *_, result = iter_compare(engine, ids, new_tokens)
-    return result

@@ -5,7 +5,7 @@ import json
 
 from components.figures import kv_cache as figs
 from components.figures import kv_cache_extra as xfigs
-from explorer import kv_cache, kv_cache_paged, kv_cache_quant
+from explorer import kv_cache, kv_cache_paged, kv_cache_quant, kv_cache_timing
 from explorer.kv_cache_whatif import calculate
 
 
@@ -19,7 +19,7 @@ def test_growth_and_timing_figures(tiny_engine):
     partial = figs.growth_figure(result, upto=2)
     assert len(partial.data[2].x) == 1
     assert figs.step_table(result, 3)[2][:3] == [2, "decode", int(result.tokens[2])]
-    comparison = kv_cache.compare_no_cache("Hello", engine=tiny_engine, max_new_tokens=3)
+    comparison = kv_cache_timing.compare_no_cache("Hello", engine=tiny_engine, max_new_tokens=3)
     assert "identical greedy tokens" in figs.timing_figure(comparison).layout.title.text
 
 

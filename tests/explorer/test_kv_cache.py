@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer import kv_cache
+from explorer import kv_cache, kv_cache_timing
 from explorer.config import get_limits
 
 PROMPT = "What is the capital of France?"
@@ -27,6 +27,7 @@ def test_smollm2_fp32_measured_equals_formula(smollm2):
     assert api["phase"][0] == "prefill" and len(api["steps"]) == len(api["phase"])
     assert all(s["measured_bytes"] == s["formula_bytes"] for s in api["steps"])
     assert result.text.startswith("The capital of France")
+    assert kv_cache.measured_bytes_per_token(smollm2) == 46_080
 
 
 @pytest.mark.parametrize("heads, kv_heads", [(4, 2), (4, 1), (4, 4)], ids=["gqa", "mqa", "mha"])
@@ -44,7 +45,7 @@ def test_tiny_configs_measured_equals_formula(heads, kv_heads):
 
 
 def test_cached_and_uncached_greedy_tokens_identical(smollm2):
-    comparison = kv_cache.compare_no_cache(PROMPT, engine=smollm2, max_new_tokens=4)
+    comparison = kv_cache_timing.compare_no_cache(PROMPT, engine=smollm2, max_new_tokens=4)
     assert len(comparison.positions) == 4
     assert comparison.identical_tokens
     assert np.all(np.diff(comparison.positions) == 1)
