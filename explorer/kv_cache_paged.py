@@ -109,6 +109,8 @@ def simulate(lengths: list[int], block_size: int, bytes_per_token: int, max_len:
     lengths = [int(n) for n in lengths]
     if not lengths:
         raise ValueError("Give at least one sequence length.")
+    if max_len is not None and not (isinstance(max_len, (int, float)) and math.isfinite(max_len)):
+        raise ValueError(f"The contiguous reservation must be a whole number of tokens, got {max_len!r}.")
     max_len = int(max_len or max(lengths))
     if max_len < max(lengths):
         raise ValueError(f"The contiguous reservation ({max_len:,} tokens) is shorter than the longest "

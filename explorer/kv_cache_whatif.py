@@ -132,7 +132,8 @@ class WhatIfResult:
             f"- weights ({s.num_params / 1e9:.2f}B parameters in {self.weight_dtype}): "
             f"**{format_bytes(self.weight_bytes)}**; KV cache / weights = {self.kv_to_weights:,.2f}x",
         ]
-        lines += [f"- {v.label} ({v.num_kv_heads} KV heads{', this model' if v.is_actual else ''}): "
+        lines += [f"- {v.label} ({v.num_kv_heads} KV head{'s' if v.num_kv_heads != 1 else ''}"
+                  f"{', this model' if v.is_actual else ''}): "
                   f"{format_bytes(v.kv_bytes)}" for v in self.variants]
         lines += [f"- note: {note}" for note in self.notes]
         return "\n".join(lines)

@@ -106,7 +106,8 @@ def whatif_figure(result) -> go.Figure:
     fig.add_trace(go.Bar(x=[f"weights ({result.weight_dtype})", f"KV cache ({result.cache_dtype})"], y=values,
                          text=[format_bytes(v) for v in values], textposition="auto",
                          marker_color=["#7f7f7f", MEASURED], showlegend=False), row=1, col=1)
-    labels = [f"{v.label}<br>{v.num_kv_heads} KV heads" + ("<br>(this model)" if v.is_actual else "")
+    labels = [f"{v.label}<br>{v.num_kv_heads} KV head{'s' if v.num_kv_heads != 1 else ''}"
+              + ("<br>(this model)" if v.is_actual else "")
               for v in result.variants]
     kv = [float(v.kv_bytes) for v in result.variants]
     fig.add_trace(go.Bar(x=labels, y=kv, text=[format_bytes(v) for v in kv], textposition="auto",

@@ -110,5 +110,7 @@ def test_paged_bad_inputs():
             kv_cache_paged.parse_lengths(text)
     with pytest.raises(ValueError, match="shorter than the longest"):
         kv_cache_paged.simulate([10, 50], 16, 1, max_len=20)
+    with pytest.raises(ValueError, match="whole number"):
+        kv_cache_paged.simulate([10], 4, 1, max_len=float("nan"))
     with pytest.raises(ValueError, match="blocks"):
         kv_cache_paged.simulate([1_000_000] * 64, 1, 1)
