@@ -164,15 +164,17 @@ def build_quantization_tab(ctx) -> dict:
     settings = [threshold, block, double, compute]
     run_event = run.click(_run, [ctx.prompt, ctx.model, methods, new_tokens, *settings],
                           [result_state, status, table, main_plot, diff, position, dist, memory, bits, layer],
-                          concurrency_id="quantization")
+                          concurrency_id="quantization", api_name="quantize_compare")
     stop.click(None, None, None, cancels=[run_event])
     position.change(_position, [result_state, position], dist)
     live_event = live.click(_passage, [ctx.model, methods, max_tokens, smooth, *settings],
-                            [passage_state, passage_note, passage_table, passage_plot], concurrency_id="quantization")
+                            [passage_state, passage_note, passage_table, passage_plot], concurrency_id="quantization",
+                            api_name="quantize_passage")
     live_stop.click(None, None, None, cancels=[live_event])
     smooth.change(_smooth, [passage_state, smooth], passage_plot)
     show_event = show.click(_where, [result_state, ctx.model, method, layer, projection, *settings],
-                            [hist, scatter, heat, outliers], concurrency_id="quantization")
+                            [hist, scatter, heat, outliers], concurrency_id="quantization",
+                            api_name="quantize_error")
     stop.click(None, None, None, cancels=[show_event])
     gr.api(quantize_api, api_name="quantize")
     return {"run": run, "stop": stop, "methods": methods, "new_tokens": new_tokens, "threshold": threshold,

@@ -9,6 +9,7 @@ Methods and sources:
 - ``bf16`` / ``fp16``: a cast copy (bfloat16: 8 exponent bits, 7 mantissa bits; float16: 5 and 10).
 - ``int8``: bitsandbytes LLM.int8() (Dettmers et al. 2022, arXiv:2208.07339): row-wise absmax int8
   weights; activation columns above ``threshold`` run in 16 bit (mixed-precision decomposition).
+  bitsandbytes casts fp32 activations to fp16 before quantising them.
 - ``nf4`` / ``fp4``: bitsandbytes 4-bit (QLoRA, Dettmers et al. 2023, arXiv:2305.14314): blocks of
   ``blocksize`` weights share one absmax scale; NF4 uses the normal-float code book; double
   quantisation stores the absmax scales themselves in 8 bit (blocks of 256).
@@ -106,8 +107,22 @@ def _compute_dtype(reference, options: QuantOptions):
     return getattr(torch, options.compute_dtype)
 
 
+class _CastNoticeFilter:
+    """Drops bitsandbytes' per-call "MatMul8bitLt: inputs will be cast ... to float16" log line."""
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
+
+
 def _build_int8(model, options: QuantOptions):
+    import logging
+
     import bitsandbytes as bnb
+
+    # LLM.int8 casts fp32 activations to fp16 before quantising them and logs it on every call (said in the docs).
+    log = logging.getLogger("bitsandbytes.autograd._functions")
+    if not any(isinstance(f, _CastNoticeFilter) for f in log.filters):
+        log.addFilter(_CastNoticeFilter())
 
     for name in quantizable_linear_names(model):
         old = model.get_submodule(name)
