@@ -125,28 +125,32 @@ def prompt_ids(engine: Engine, text: str, chat: bool = False, truncate: bool = F
         engine: the model's engine.
         text: the prompt.
         chat: wrap the prompt in the model's chat template (decoders only).
-        truncate: cut a prompt longer than the cap to its first ``max_tokens`` tokens instead of raising.
-        max_tokens: the cap (default ``get_limits().max_attention_tokens``, 512 tokens).
+        truncate: cut a prompt longer than the cap to its first tokens instead of raising (the tokenizer's
+            own truncation, so an encoder keeps its closing special token).
+        max_tokens: the cap (default ``get_limits().max_attention_tokens``, 512 tokens; never more than the
+            model's context length).
     Returns:
         ``(ids, truncated_from)``; ``truncated_from`` is the original length when cut, else ``None``.
     Raises:
-        ValueError: empty prompt; longer than the cap (unless ``truncate``); longer than the model's context.
+        ValueError: empty prompt; longer than the cap (unless ``truncate``).
     """
     if not text or not text.strip():
         raise ValueError("Type a prompt first: the attention view needs at least one token.")
-    cap = int(max_tokens or get_limits().max_attention_tokens)
-    prompt_cap = max(cap, get_limits().max_prompt_tokens)
+    cap = min(int(max_tokens or get_limits().max_attention_tokens), engine.context_length())
     if chat and engine.is_causal:
-        ids = engine.chat_ids(text, max_tokens=prompt_cap)
+        ids = engine.chat_ids(text, max_tokens=max(cap, get_limits().max_prompt_tokens))
     else:
-        ids = engine.encode(text, max_tokens=prompt_cap)
+        ids = list(engine.tokenizer(text, add_special_tokens=True)["input_ids"])
     if len(ids) <= cap:
         return ids, None
     if not truncate:
         raise ValueError(f"The prompt is {len(ids):,} tokens long; attention views accept at most {cap:,} tokens "
                          f"(max_attention_tokens), because every head stores a {cap}×{cap} pattern. "
                          "Shorten the prompt.")
-    return ids[:cap], len(ids)
+    if chat and engine.is_causal:
+        return ids[:cap], len(ids)
+    cut = list(engine.tokenizer(text, add_special_tokens=True, truncation=True, max_length=cap)["input_ids"])
+    return cut, len(ids)
 
 
 def capture(engine: Engine, ids: list[int]) -> tuple[np.ndarray, object]:

@@ -10,6 +10,7 @@ import torch
 
 from explorer import attention
 from explorer.attention_stats import head_stats, remove_sink, rollout, view_pattern
+from explorer.engine import get_engine
 from conftest import make_tiny_engine
 
 TEXT = "The capital of France is Paris. The capital of Italy is"
@@ -145,6 +146,8 @@ def test_caps_and_bad_input(tiny_engine):
     cut = attention.run(long_text, engine=tiny_engine, truncate=True)
     assert cut.shape[2:] == (512, 512) and cut.truncated_from > 512
     np.testing.assert_allclose(cut.attn.sum(-1), 1.0, atol=1e-5)
+    minilm_ids, original = attention.prompt_ids(get_engine("all-minilm-l6-v2"), long_text, truncate=True)
+    assert len(minilm_ids) == 512 and original == 602 and minilm_ids[-1] == 102  # [SEP] kept
     with pytest.raises(ValueError, match="Type a prompt"):
         attention.run("   ", engine=tiny_engine)
 
