@@ -253,9 +253,10 @@ def build_lora_tab(ctx) -> dict:
     def norms(owner_id, chosen, prompt, request: gr.Request):
         run = picked(owner_id, chosen, request)
         delta = merge_check(run, prompt)
+        why = "NF4 re-quantised on merge" if run.settings.qlora else f"{run.engine.dtype}".replace("torch.", "") + \
+            " rounding only"
         return figs.norms_figure(adapter_norms(run)), (
-            f"Merged W + (α/r)·BA vs unmerged adapter on this prompt: max |Δlogit| = **{delta:.2e}** "
-            f"({'NF4 re-quantised on merge' if run.settings.qlora else 'fp32 rounding only'}).")
+            f"Merged W + (α/r)·BA vs unmerged adapter on this prompt: max |Δlogit| = **{delta:.2e}** ({why}).")
 
     @ui_errors
     def export(owner_id, chosen, request: gr.Request):

@@ -6,6 +6,7 @@ pirate persona), interleaving step by step on the shared model's lock.
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 import torch
@@ -47,7 +48,7 @@ def trained(smollm2):
     while alice.thread.is_alive() and len(during) < 3:
         with smollm2.session():
             during.append(torch.equal(smollm2.model(input_ids=ids).logits, logits_before))
-        alice.stop_event.wait(5.0)
+        time.sleep(5.0)
     return {"alice": alice, "bob": bob, "a": lora.wait(alice), "b": lora.wait(bob), "before": before,
             "during": during}
 
