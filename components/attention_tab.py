@@ -46,6 +46,23 @@ INTRO = ("Each small square is one attention head (query rows ↓, key columns �
          "switch the model to **all-minilm-l6-v2** to compare a bidirectional encoder with the causal decoder.")
 
 
+GUIDE = """
+- **A head** turns each token into a query, compares it with every key, and spreads one unit of attention over
+  the keys (a softmax row summing to 1). One thumbnail is one head: rows are the attending tokens, columns the
+  tokens attended to.
+- **Causal vs bidirectional**: a decoder such as SmolLM2 may only look back, so everything above the diagonal is
+  empty; the MiniLM encoder reads the whole sentence at once and fills the square.
+- **Shared key/value heads (GQA)**: SmolLM2 has 9 query heads but only 3 key/value heads, so heads 0–2, 3–5 and
+  6–8 read the same keys and values. This shrinks the KV cache threefold; MQA shares one KV head among all.
+- **The first-token sink**: many heads park most of their attention on the first token when they have nothing
+  better to do. Hide it to see what the rest of each row does (rows are then renormalised to sum to 1).
+- **Rollout** multiplies the head-averaged patterns of successive layers (plus the residual path) to estimate how
+  much each output position draws on each input token through the whole stack (Abnar & Zuidema, 2020).
+- **Timeline**: the model generates one token at a time; each step adds one new query row, and the tokens it just
+  generated become keys for the next steps.
+"""
+
+
 def _summary(result) -> str:
     num_layers, num_heads, q_len, _ = result.shape
     groups = {}
@@ -173,6 +190,8 @@ def build_attention_tab(ctx) -> dict:
     limits = ctx.limits
     result_state, timeline_state = gr.State(None), gr.State(None)
     gr.Markdown(INTRO)
+    with gr.Accordion("How to read these views", open=False):
+        gr.Markdown(GUIDE)
     with gr.Row():
         run = gr.Button("Capture attention", variant="primary", elem_id="attention-run", scale=1)
         stop = gr.Button("Stop", variant="stop", scale=0, min_width=80)
