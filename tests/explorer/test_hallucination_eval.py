@@ -21,6 +21,15 @@ def test_auroc_hand_made():
     assert fpr[0] == 0 and tpr[-1] == 1
 
 
+def test_auroc_equals_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 80)
+    scores = np.round(rng.normal(size=80) + labels * 0.5, 1)  # rounded: many ties
+    assert auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
+
+
 def test_bootstrap_and_shuffled_control():
     rng = np.random.default_rng(1)
     labels = np.array([0] * 150 + [1] * 150)
