@@ -88,8 +88,8 @@ def bench_prompt_lookup(engine) -> None:
 
 def main() -> None:
     engine = get_engine()
-    print(f"# decoding bench on {engine.name}, {engine.device} {engine.dtype}, {NEW_TOKENS} new tokens, "
-          f"best of {REPEATS}", flush=True)
+    print(f"# decoding bench on {engine.name}, {engine.device} {engine.dtype}, {torch.get_num_threads()} CPU "
+          f"threads, {NEW_TOKENS} new tokens, best of {REPEATS}", flush=True)
     decoding.run("warm up", strategies=[{"name": "greedy"}], max_new_tokens=2, engine=engine)
     bench_strategies(engine)
     bench_prompt_lookup(engine)

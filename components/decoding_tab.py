@@ -185,7 +185,7 @@ def build_decoding_tab(ctx) -> dict:
     with gr.Row():
         preset = gr.Dropdown(list(PRESETS), value=list(PRESETS)[2], label="Preset", scale=3)
         add = gr.Button("Add preset row", scale=1)
-        reroll = gr.Button("🎲 Re-roll seeds and run", scale=1)
+        reroll = gr.Button("Re-roll seeds and run", scale=1)
     with gr.Row():
         max_new = gr.Slider(1, limits.max_new_tokens, value=min(32, limits.max_new_tokens), step=1,
                             label="max_new_tokens", scale=3)
@@ -198,15 +198,14 @@ def build_decoding_tab(ctx) -> dict:
         step = gr.Slider(1, 2, value=1, step=1, label="Step", scale=3)
     main_plot = gr.Plot(empty_figure("Run the strategies to scrub through their steps."), label="Step by step",
                         elem_id="decoding-main-plot")
-    with gr.Row():
-        with gr.Column():
-            temperature = gr.Slider(0.0, 3.0, value=0.7, step=0.05, label="Temperature (0 = greedy, 1 = unchanged)")
-            temp_plot = gr.Plot(empty_figure("Run the strategies first."), label="Temperature",
-                                elem_id="decoding-temperature-plot")
-        with gr.Column():
-            beam_column = gr.Dropdown([], label="Beam-search column")
-            beam_plot = gr.Plot(empty_figure("Add a beam-search row and run."), label="Beam tree",
-                                elem_id="decoding-beam-plot")
+    gr.Markdown("### Temperature, live: the distribution after the prompt, reshaped")
+    temperature = gr.Slider(0.0, 3.0, value=0.7, step=0.05, label="Temperature (0 = greedy, 1 = unchanged, >1 flatter)")
+    temp_plot = gr.Plot(empty_figure("Run the strategies first."), label="Temperature",
+                        elem_id="decoding-temperature-plot")
+    gr.Markdown("### Beam search tree: the beams at each step, pruned candidates faded, the winner in orange")
+    beam_column = gr.Dropdown([], label="Beam-search column")
+    beam_plot = gr.Plot(empty_figure("Add a beam-search row and run."), label="Beam tree",
+                        elem_id="decoding-beam-plot")
     gr.Markdown(SPEC_INTRO)
     with gr.Row():
         method = gr.Radio(list(DRAFTERS), value="prompt_lookup", label="Drafter")

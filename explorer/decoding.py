@@ -157,8 +157,8 @@ def token_loop(engine: Engine, prompt_ids: list[int], strategy: Strategy, max_ne
         scores, stage_scores = logits, []
         for _, processor in processors:
             scores = processor(ids, scores)
-            if record:
-                stage_scores.append(scores[0].clone())
+            if record:  # processors return new tensors, so keeping a reference is safe
+                stage_scores.append(scores[0])
         if strategy.do_sample:
             probs = torch.softmax(scores, dim=-1)
             token = int(torch.multinomial(probs, num_samples=1, generator=generator)[0, 0])

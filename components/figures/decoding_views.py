@@ -18,7 +18,8 @@ def beam_tree_figure(run, vocab_text: dict) -> go.Figure:
     """The beam-search tree: x = step, y = candidate rank by cumulative log-probability.
 
     Kept beams are blue, pruned candidates faded grey, candidates that ended (end-of-sequence or length limit)
-    green diamonds, the returned sequence orange. Hover shows the cumulative log-probability.
+    green diamonds, the returned sequence orange; token text is written on the winner and ended hypotheses,
+    hover shows every candidate's token and cumulative log-probability.
     """
     if run is None or run.beam is None:
         return empty_figure("Add a beam-search column and run to see its tree.")
@@ -54,7 +55,7 @@ def beam_tree_figure(run, vocab_text: dict) -> go.Figure:
             bucket = points[kind]
             bucket["x"].append(t)
             bucket["y"].append(k)
-            bucket["text"].append(token[:10])
+            bucket["text"].append(token[:10] if kind in ("winner", "ended") else "")
             bucket["hover"].append(f"step {t + 1}, rank {k + 1}: '{html.escape(token)}'<br>"
                                    f"cumulative log p = {beam.cand_score[t, k]:.2f}<br>{kind}")
     names = {"pruned": "pruned", "kept": "kept beam", "ended": "ended (finished hypothesis)", "winner": "winner"}
@@ -67,7 +68,8 @@ def beam_tree_figure(run, vocab_text: dict) -> go.Figure:
     fig.update_layout(
         title=dict(text=f"Beam search, {beam.num_beams} beams ({keep} candidates per step) · returned sequence "
                         f"score {beam.winner_score:.3f} (log p / length^{beam.length_penalty:g})", font=dict(size=13)),
-        xaxis=dict(title="step", dtick=1), yaxis=dict(title="candidate rank", autorange="reversed", dtick=1),
+        xaxis=dict(title="step", dtick=1 if steps <= 24 else 5, range=[-0.5, steps - 0.5]),
+        yaxis=dict(title="candidate rank", autorange="reversed", dtick=1),
         height=max(380, 48 * keep), legend=dict(orientation="h", y=-0.15), margin=dict(l=10, r=10, t=50, b=60))
     return fig
 
