@@ -95,8 +95,9 @@ def compare(template, real, fictitious, model, n_samples, seed, progress=gr.Prog
 
 
 @ui_errors
-def run_attribution(question, model, method, unit, target):
+def run_attribution(question, model, method, unit, target, progress=gr.Progress()):
     """Attribute the answer (or a typed target) to the question's parts."""
+    progress(0.1, desc=f"captum {method} over {unit}s")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
                        max_seconds=gr_limits().max_probe_seconds)
     return figs.attribution(result), figs.attribution_html(result), result.to_dict()
