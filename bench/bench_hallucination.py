@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import report  # noqa: E402
+from explorer.config import get_limits  # noqa: E402
 from explorer import hallucination as H  # noqa: E402
 from explorer.hallucination_core import matches  # noqa: E402
 from explorer.hallucination_eval import (RESULTS_FILE, auroc_table, load_entities, load_questions,  # noqa: E402
@@ -106,10 +107,18 @@ def print_tables(path: str = RESULTS_FILE) -> None:
         what = "wrong answers" if task == "questions" else "invented entities"
         report(f"{task}_items", len(chosen), "items")
         report(f"{task}_{what.replace(' ', '_')}", n_pos, "items")
-        for row in auroc_table(records, task):
+        cap_ms = get_limits().max_probe_seconds * 1000
+        report(f"{task}_items_with_a_probe_over_the_time_cap", sum(
+            1 for r in chosen if any(v > cap_ms for v in r.get("elapsed_ms", {}).values())), "items")
+        rows = auroc_table(records, task)
+        for row in rows:
             name = f"auroc[{task}] {row.score} [95% CI {row.low:.3f}-{row.high:.3f}, n={row.n}]"
             report(name, row.auroc, "AUROC",
                    baseline=row.shuffled, baseline_name="shuffled-score control", target=">= 0.65, low > 0.5")
+        report(f"{task}_scores_meeting_target", sum(1 for r in rows if r.auroc >= 0.65 and r.low > 0.5), "scores",
+               target=">= 2 (AUROC >= 0.65 and lower bound > 0.5)")
+        report(f"{task}_worst_shuffled_control_distance_from_0.5", max(abs(r.shuffled - 0.5) for r in rows), "AUROC",
+               target="<= 0.05")
 
 
 def main(argv: list[str] | None = None) -> None:
