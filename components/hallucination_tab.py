@@ -73,7 +73,11 @@ def run_probes(question, model, probes, n_samples, seed, context, view, progress
         if i == 0:
             for notice in result.notices:
                 gr.Warning(notice)
-        progress((i + 1) / steps, desc=f"{name} done" if i else "answered")
+        upcoming = names[i] if i < len(names) else None
+        label = f"running {H.PROBES[upcoming].label}" if upcoming else "done"
+        if upcoming == "semantic_entropy":
+            label += f" (sampling {min(int(n_samples), gr_limits().max_samples)} answers)"
+        progress((i + 1) / steps, desc=label)
         yield (result, summary_markdown(result), *_views(result, view), result.to_dict())
 
 
