@@ -65,8 +65,8 @@ def sample_clusters(clusters) -> go.Figure:
     fig = go.Figure(go.Bar(x=labels, y=clusters.cluster_probs, hovertext=members, hoverinfo="text+y",
                            marker_color="#5c6bc0"))
     n = len(clusters.samples)
-    fig.update_layout(title=f"{n} samples in {len(labels)} meaning cluster(s); semantic entropy "
-                            f"{clusters.semantic_entropy:.3f} nats (max log N = {math.log(n):.3f})",
+    fig.update_layout(title=f"{n} samples in {len(labels)} meaning cluster(s)<br><sub>semantic entropy "
+                            f"{clusters.semantic_entropy:.3f} nats (max log N = {math.log(n):.3f})</sub>",
                       yaxis=dict(title="cluster probability", range=[0, 1]), height=320,
                       margin=dict(l=50, r=20, t=50, b=80))
     return fig
@@ -98,8 +98,8 @@ def attribution(attr) -> go.Figure:
                            y=attr.segment_scores, marker_color=colours,
                            hovertext=[html.escape(s) for s in attr.segments]))
     label = "feature ablation" if attr.method == "feature_ablation" else "layer integrated gradients"
-    fig.update_layout(title=f"Attribution ({label}, by {attr.unit}) of {attr.answer!r}; "
-                            f"log p(answer) = {attr.target_logprob:.2f} nats",
+    fig.update_layout(title=f"Attribution ({label}, by {attr.unit}) of {attr.answer[:60]!r}<br>"
+                            f"<sub>log p(answer) = {attr.target_logprob:.2f} nats</sub>",
                       yaxis_title="attribution (nats; + supports the answer)", height=340,
                       margin=dict(l=50, r=20, t=50, b=80))
     return fig
