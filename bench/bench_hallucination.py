@@ -92,6 +92,12 @@ def time_probes() -> None:
             print(f"probe_{name}: error {extra['error']}")
             continue
         report(f"probe_time_{name}", ms / 1000, "s", target="< 30 s")
+    from explorer.attribution import attribute
+    from explorer.engine import get_engine
+
+    start = time.perf_counter()
+    attribute(get_engine(MODEL), TIMING_QUESTION, result.answer, method="integrated_gradients", unit="word")
+    report("probe_time_attribution_integrated_gradients", time.perf_counter() - start, "s", target="< 30 s")
 
 
 def print_tables(path: str = RESULTS_FILE) -> None:
