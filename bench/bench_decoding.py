@@ -3,7 +3,7 @@
 Prints, for greedy, sampling and beam search, tokens/s of the recording loop (per-step records included)
 and of ``model.generate`` measured in the same run, plus the per-token time ratio (target <= 1.3x); then
 prompt-lookup speculative decoding vs plain greedy on a task that quotes the prompt (target >= 1.5x,
-identical output). Best of ``BENCH_REPEATS`` (default 2) timings each, since shared CPUs are noisy.
+identical output). Best of ``BENCH_REPEATS`` (default 3) timings each, since shared CPUs are noisy.
 
 Run: ``python bench/bench_decoding.py`` (``BENCH_NEW_TOKENS`` sets tokens per run, default 32).
 """
@@ -24,7 +24,7 @@ from explorer.decoding_strategies import generate_kwargs, parse_strategy  # noqa
 from explorer.engine import get_engine  # noqa: E402
 
 NEW_TOKENS = int(os.environ.get("BENCH_NEW_TOKENS", "32"))
-REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 QUOTE = ("Copy the following paragraph exactly, word for word:\n\n"
          "The old lighthouse stood at the edge of the cliff for more than a hundred years. Every night its "
