@@ -51,7 +51,7 @@ def beam_tree_figure(run, vocab_text: dict) -> go.Figure:
         for k in range(keep):
             token = readable(vocab_text.get(int(beam.cand_token[t, k]), str(int(beam.cand_token[t, k]))))
             kind = ("winner" if (t, k) in winner else "ended" if beam.cand_finished[t, k] and k < beam.num_beams
-                    else "kept" if kept[t, k] else "pruned")
+                    else "kept" if kept[t, k] and not beam.cand_finished[t, k] else "pruned")
             bucket = points[kind]
             bucket["x"].append(t)
             bucket["y"].append(k)

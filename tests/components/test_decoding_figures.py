@@ -53,3 +53,19 @@ def test_table_rows():
     assert strategies[1]["temperature"] == "0.7" and int(strategies[1]["seed"]) >= 0
     with pytest.raises(ValueError, match="empty"):
         rows_to_strategies([[""] * len(HEADERS)])
+
+
+def test_handlers_rerender_from_stored_result(result, monkeypatch):
+    from components import decoding_tab
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a view change must not run the model")
+
+    monkeypatch.setattr(decoding_tab.decoding, "iter_runs", no_model)
+    monkeypatch.setattr(decoding_tab.decoding, "run", no_model)
+    fig = decoding_tab._scrub(result, 0, 3)
+    assert fig.layout.title.text.startswith("Step 3/")
+    slider, fig = decoding_tab._pick_column(result, 0)
+    assert slider["maximum"] == result.runs[0].steps.num_steps
+    assert "T = 1.5" in decoding_tab._temperature(result, 1.5).layout.title.text
+    assert any(t.name == "returned sequence" for t in decoding_tab._beam(result, 1).data)
