@@ -49,6 +49,7 @@ def _interleaved(first, second):
 
 
 def bench_strategies(engine) -> None:
+    """Tokens/s and ms/token of each strategy: our recording loop vs model.generate, same settings."""
     prompt_ids = engine.chat_ids(PROMPT)
     inputs = torch.tensor([prompt_ids], device=engine.device)
     for name, raw in STRATEGIES.items():
@@ -73,6 +74,7 @@ def bench_strategies(engine) -> None:
 
 
 def bench_prompt_lookup(engine) -> None:
+    """Prompt-lookup speculative decoding vs plain greedy on a task that quotes the prompt."""
     results = [run_speculative(QUOTE, engine=engine, max_new_tokens=2 * NEW_TOKENS, num_draft=10, ngram_size=3)
                for _ in range(REPEATS)]
     best = min(results, key=lambda r: r.seconds)
@@ -87,6 +89,7 @@ def bench_prompt_lookup(engine) -> None:
 
 
 def main() -> None:
+    """Run every figure of the benchmark on the embedded model."""
     engine = get_engine()
     print(f"# decoding bench on {engine.name}, {engine.device} {engine.dtype}, {torch.get_num_threads()} CPU "
           f"threads, {NEW_TOKENS} new tokens, best of {REPEATS}", flush=True)

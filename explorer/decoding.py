@@ -93,6 +93,7 @@ class _Recorder:
                                                        "chosen_raw", "chosen_final", "entropy")}
 
     def add(self, raw_logprobs, stage_scores: list, final_probs, token: int) -> None:
+        """Record one step: raw log-probs (vocab,), each stage's scores (vocab,), the final probs (vocab,)."""
         import torch
 
         raw_probs = raw_logprobs.exp()
@@ -108,6 +109,7 @@ class _Recorder:
         self.rows["entropy"].append(float(torch.special.entr(raw_probs).sum()))
 
     def result(self, chosen: list[int], vocab_size: int) -> StepRecords:
+        """The rows collected so far as a frozen :class:`StepRecords` (``chosen`` = the picked ids)."""
         r = self.rows
         steps, n_stages = len(chosen), len(self.stage_names)
         return StepRecords(
