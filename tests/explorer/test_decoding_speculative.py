@@ -47,6 +47,11 @@ def test_assisted_equals_greedy(tiny_engine):
                              max_new_tokens=12, num_draft=3)
     assert result.identical and result.draft_model == random_draft.name
     _check_records(result)
+    prompt = tiny_engine.chat_ids(QUOTE)
+    with tiny_engine.session():  # transformers' own assisted generation gives the same ids
+        ref = tiny_engine.model.generate(torch.tensor([prompt]), assistant_model=random_draft.model, do_sample=False,
+                                         max_new_tokens=12)[0, len(prompt):].tolist()
+    assert result.token_ids.tolist() == ref
     # a draft model with the target's own weights (under another name) is always right
     twin = _renamed(tiny_engine, "twin")
     perfect = run_speculative(QUOTE, method="assisted", engine=tiny_engine, draft_engine=twin,
