@@ -98,7 +98,7 @@ def logit_lens(engine, answer: Answer) -> LogitLens:
     targets = answer.answer_ids.tolist()
     norm, head = _final_norm_and_head(engine.model)
     with engine.session():
-        out = engine.model(torch.tensor([ids], device=engine.device), output_hidden_states=True, use_cache=False,
+        out = engine.model(torch.from_numpy(ids).unsqueeze(0).to(engine.device), output_hidden_states=True, use_cache=False,
                            logits_to_keep=len(pos) + 1)
         hidden = out.hidden_states
         own_top = out.logits[0, :-1].argmax(-1).cpu().numpy()
