@@ -63,7 +63,7 @@ def test_logit_lens_last_layer_is_the_models_prediction(smollm2):
     assert lens.top_ids.shape == (smollm2.config.num_hidden_layers + 1, answer.answer_ids.size)
     ids = np.concatenate([answer.prompt_ids, answer.answer_ids])
     with torch.inference_mode():
-        logits = smollm2.model(torch.tensor([ids])).logits[0]
+        logits = smollm2.model(torch.from_numpy(ids)[None]).logits[0]
     own = logits[answer.prompt_ids.size - 1:-1].argmax(-1).numpy()
     assert lens.top_ids[-1].tolist() == own.tolist() == answer.answer_ids.tolist()
     assert (lens.first_layer >= 0).all() and (lens.first_layer <= lens.num_layers).all()
