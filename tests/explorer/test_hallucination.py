@@ -106,3 +106,14 @@ def test_grounded_context_changes_reliance(smollm2):
     assert "pineapple" not in normalise(grounded["answer_without_context"]) and grounded["changed"]
     assert grounded["pmi_per_token"] > 0  # the passage makes its own answer more likely
     assert grounded["logprob_with"] > grounded["logprob_without"]
+
+
+def test_real_vs_invented_entity(smollm2):
+    real, fake = H.compare_entities("Who was {entity}? {Answer briefly}", "Marie Curie", "Zorvak Melindrel",
+                                    probes=["sequence"], engine=smollm2)
+    assert real.question == "Who was Marie Curie? {Answer briefly}" and "Zorvak" in fake.question
+    assert real.probes["sequence"]["n_tokens"] > 0 and fake.probes["sequence"]["n_tokens"] > 0
+    with pytest.raises(ValueError, match="{entity}"):
+        H.compare_entities("Who was Marie Curie?", "a", "b", engine=smollm2)
+    with pytest.raises(ValueError, match="both"):
+        H.compare_entities("Who was {entity}?", "Marie Curie", " ", engine=smollm2)
