@@ -161,7 +161,9 @@ def _whatif_section() -> dict:
         control.change(calculate, inputs, [summary, plot], api_visibility="private", trigger_mode="always_last")
     apply.click(use_preset, preset, inputs + [explanation], api_visibility="private").then(
         calculate, inputs, [summary, plot], api_visibility="private")
-    return {"whatif_model": model, "whatif_summary": summary, "whatif_plot": plot, "whatif_inputs": inputs}
+    return {"whatif_model": model, "whatif_context": context, "whatif_batch": batch, "whatif_cache_dtype": cache_dtype,
+            "whatif_weight_dtype": weight_dtype, "whatif_kv_heads": kv_heads, "whatif_summary": summary,
+            "whatif_plot": plot, "whatif_inputs": inputs}
 
 
 def _prefix_section(ctx) -> dict:

@@ -310,4 +310,7 @@ def build_lora_tab(ctx) -> dict:
             "trained_tokens": trained_tokens, "params": params, "run": run_btn, "stop": stop_btn, "status": status,
             "main_plot": main_plot, "diag_plot": diag_plot, "runs_plot": runs_plot, "runs": runs, "run_pick": run_pick,
             "compare_table": compare_table, "shift_plot": shift_plot, "norms_plot": norms_plot,
-            "export_file": export_file, "upload": upload}
+            "export_file": export_file, "upload": upload,
+            # settings, by their PEFT/transformers names (used by shareable links and scenes)
+            "r": r, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": targets, "use_rslora": rslora,
+            "qlora": qlora, "learning_rate": lr, "steps": steps, "batch_size": batch}

@@ -19,11 +19,13 @@ import numpy as np
 SHARE_PARAMS: dict[str, list[str]] = {
     "tokens": ["selected", "parse_special", "show_ids"],
     "attention": ["stat", "hide_sink", "mode", "layer", "head", "layer_b", "head_b", "new_tokens"],
-    "kv_cache": ["new_tokens", "whatif_model"],
+    "kv_cache": ["new_tokens", "whatif_model", "whatif_context", "whatif_batch", "whatif_cache_dtype",
+                 "whatif_weight_dtype", "whatif_kv_heads"],
     "decoding": ["preset", "max_new_tokens", "temperature"],
-    "quantization": ["methods", "new_tokens"],
-    "lora": ["dataset", "r", "lora_alpha", "steps", "learning_rate", "qlora"],
-    "hallucination": ["probes", "samples"],
+    "quantization": ["methods", "new_tokens", "threshold", "block", "double"],
+    "lora": ["dataset_name", "r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "qlora",
+             "learning_rate", "steps", "batch_size"],
+    "hallucination": ["probes", "n_samples", "seed", "context"],
 }
 MAX_URL_PROMPT_CHARS = 4000
 

@@ -13,6 +13,7 @@ Entry point: :func:`run` (blocking: start, wait, return the :class:`RunSnapshot`
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
@@ -348,6 +349,22 @@ def runs_for(owner: str) -> list[LoraRun]:
 def active_run(owner: str) -> LoraRun | None:
     """The owner's run still training, if any (used to re-attach after a page reload)."""
     return next((r for r in runs_for(owner) if r.status == RUNNING), None)
+
+
+def shutdown(timeout_s: float = 30.0) -> int:
+    """Stop every running run after its current step and wait for the threads (at most ``timeout_s`` seconds
+    in all); called at interpreter exit so no training thread is inside a torch op while Python shuts down.
+    Returns how many runs were still going."""
+    running = [r for r in list(_RUNS.values()) if r.thread is not None and r.thread.is_alive()]
+    for run in running:
+        run.stop_event.set()
+    deadline = time.monotonic() + timeout_s
+    for run in running:
+        run.thread.join(max(0.0, deadline - time.monotonic()))
+    return len(running)
+
+
+atexit.register(shutdown)
 
 
 def stop(owner: str) -> LoraRun | None:
