@@ -13,6 +13,7 @@ References: Sennrich et al. 2016 (BPE), Radford et al. 2019 (byte-level BPE), Wu
 """
 from __future__ import annotations
 
+import abc
 import gzip
 import threading
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class Encoded:
     labels: list[str]
 
 
-class Backend:
+class Backend(abc.ABC):
     """A tokenizer with a name, a kind, a vocabulary size and ``encode``/``decode``."""
 
     name: str
@@ -54,13 +55,13 @@ class Backend:
     vocab_size: int
     lossless: bool = True
 
-    def encode(self, text: str, parse_special: bool = True) -> Encoded:  # pragma: no cover - interface
+    @abc.abstractmethod
+    def encode(self, text: str, parse_special: bool = True) -> Encoded:
         """Tokenize ``text`` without adding template tokens (BOS, [CLS]/[SEP])."""
-        raise NotImplementedError
 
-    def decode(self, ids: list[int]) -> str:  # pragma: no cover - interface
+    @abc.abstractmethod
+    def decode(self, ids: list[int]) -> str:
         """Text of the ids."""
-        raise NotImplementedError
 
 
 @lru_cache(maxsize=1)
