@@ -27,6 +27,7 @@ from models import hub
 from models.registry import ModelSpec, minilm_path, resolve, smollm2_gguf_path
 
 _CACHE_MARKER = "llm-explorer.json"
+CACHE_FORMAT = 2  # bump when the converted folder's layout changes; older folders are then rebuilt
 
 
 def device_and_dtype(dtype: str | None = None):
@@ -123,9 +124,9 @@ def cached_sha256(path: Path) -> str:
 
 
 def gguf_cache_folder(gguf: Path | None = None) -> Path:
-    """Where the converted SmolLM2 lives: ``<cache>/smollm2-135m-instruct-<first 16 hex of SHA-256>``."""
+    """Where the converted SmolLM2 lives: ``<cache>/smollm2-135m-instruct-<first 16 hex of SHA-256>-v<format>``."""
     gguf = gguf or smollm2_gguf_path()
-    return Path(cache_dir()) / f"smollm2-135m-instruct-{cached_sha256(gguf)[:16]}"
+    return Path(cache_dir()) / f"smollm2-135m-instruct-{cached_sha256(gguf)[:16]}-v{CACHE_FORMAT}"
 
 
 def convert_gguf(gguf: Path, target: Path) -> Path:
@@ -133,7 +134,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     transformers refuses ``save_pretrained`` on a GGUF-loaded model (it is flagged as quantised),
     although the tensors are plain floats after dequantisation, so the weights are written with
-    ``safetensors.torch.save_model`` (which drops the tied ``lm_head`` copy) and the config,
+    ``safetensors`` (the tied ``lm_head`` copy is left out) and the config,
     generation config and tokenizer are saved beside them.
 
     The files go to a temporary sibling folder that is renamed to ``target`` only when complete.
@@ -162,12 +163,16 @@ def write_model_folder(model, tokenizer, target: Path, marker: dict) -> Path:
     Raises:
         OSError: the folder cannot be written.
     """
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
-        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        state = model.state_dict()
+        if getattr(model.config, "tie_word_embeddings", False) and "lm_head.weight" in state:
+            state.pop("lm_head.weight")  # tied: keep the input embedding under its own name, no re-initialisation
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"),
+                  metadata={"format": "pt"})
         config = model.config
         if hasattr(config, "quantization_config"):
             delattr(config, "quantization_config")

@@ -30,7 +30,7 @@ def test_smollm2_config(smollm2):
 
 def test_cache_folder_is_keyed_by_sha256(smollm2):
     sha = loading.file_sha256(registry.smollm2_gguf_path())
-    assert smollm2.loaded.path.name == f"smollm2-135m-instruct-{sha[:16]}"
+    assert smollm2.loaded.path.name == f"smollm2-135m-instruct-{sha[:16]}-v{loading.CACHE_FORMAT}"
     assert (smollm2.loaded.path / "llm-explorer.json").exists()
 
 
@@ -58,11 +58,11 @@ def test_greedy_answer(smollm2):
 def test_interrupted_write_leaves_no_folder(tmp_path, tiny_engine, monkeypatch):
     import safetensors.torch
 
-    def explode(model, path, metadata=None):
+    def explode(tensors, path, metadata=None):
         Path(path).write_bytes(b"half a file")
         raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(safetensors.torch, "save_model", explode)
+    monkeypatch.setattr(safetensors.torch, "save_file", explode)
     target = tmp_path / "model"
     with pytest.raises(KeyboardInterrupt):
         loading.write_model_folder(tiny_engine.model, tiny_engine.tokenizer, target, {"x": 1})
