@@ -51,9 +51,21 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
                 tab_items.append((key, tab))
         share.wire(demo, ctx, bar, tab_items)
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
+    hide_internal_endpoints(demo)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     wrap_for_zero_gpu(demo, limits)
     return demo
+
+
+PUBLIC_API = {"tokenize", "attention", "kv_cache", "decode", "quantize", "lora_train", "lora_generate", "probe",
+              "attribute"}
+
+
+def hide_internal_endpoints(demo: gr.Blocks) -> None:
+    """Keep only the documented JSON APIs in the API page; UI-only handlers stay callable by the page."""
+    for block_fn in demo.fns.values():
+        if block_fn.api_name not in PUBLIC_API and getattr(block_fn, "api_visibility", "public") == "public":
+            block_fn.api_visibility = "undocumented"
 
 
 def _choices(initial_model: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from components.errors import ui_errors
+from components.stoppable import iterate_in_thread
 from components.figures.decoding import columns_html, empty_figure, step_figure, temperature_figure
 from components.figures.decoding_views import beam_tree_figure, speculative_figure, speculative_html
 from explorer import decoding
@@ -88,6 +89,9 @@ def _outputs(result, rows, temperature):
             beam_tree_figure(result.runs[beam_col] if beam_col is not None else None, result.vocab_text))
 
 
+RUN_OUTPUTS = 9  # components a decoding run updates: state, columns, table, column, step, plots, beam picker, tree
+
+
 @ui_errors
 def _run(prompt, model, rows, max_new_tokens, temperature, progress=gr.Progress()):
     strategies, notices = rows_to_strategies(rows)
@@ -95,10 +99,17 @@ def _run(prompt, model, rows, max_new_tokens, temperature, progress=gr.Progress(
         gr.Warning(notice)
     done = [0]
 
-    def on_step(step, total):
-        progress((done[0] + step / total) / len(strategies), desc=f"column {done[0] + 1}/{len(strategies)}")
+    def produce(flag):
+        def on_step(step, total):
+            flag.check()  # Stop ends the run at the next token, not at the end of the column
+            progress((done[0] + step / total) / len(strategies), desc=f"column {done[0] + 1}/{len(strategies)}")
 
-    for result in decoding.iter_runs(prompt, model or None, strategies, max_new_tokens, on_step=on_step):
+        yield from decoding.iter_runs(prompt, model or None, strategies, max_new_tokens, on_step=on_step)
+
+    for result in iterate_in_thread(produce):
+        if result is None:  # heartbeat while a column is being generated
+            yield tuple(gr.update() for _ in range(RUN_OUTPUTS))
+            continue
         if done[0] == 0:
             for notice in result.notices:
                 gr.Warning(notice)
@@ -223,6 +234,7 @@ def build_decoding_tab(ctx) -> dict:
 
     run_inputs = [ctx.prompt, ctx.model, table, max_new, temperature]
     run_outputs = [result_state, columns, table, column, step, main_plot, temp_plot, beam_column, beam_plot]
+    assert len(run_outputs) == RUN_OUTPUTS, "the heartbeat of _run must update every output"
     run_event = run.click(_run, run_inputs, run_outputs, concurrency_id="decoding")
     reroll_event = reroll.click(_reroll, table, table).then(_run, run_inputs, run_outputs, concurrency_id="decoding")
     stop.click(None, None, None, cancels=[run_event, reroll_event])

@@ -181,7 +181,11 @@ def build_lora_tab(ctx) -> dict:
         if name == CUSTOM:
             return gr.update(), gr.update()
         data = builtin_dataset(name)
-        return pd.DataFrame(data, columns=["prompt", "response"]), tokens_of(data, model)
+        try:
+            highlighted = tokens_of(data, model)
+        except ValueError:  # e.g. an encoder picked at the top: the table still shows, training explains why not
+            highlighted = None
+        return pd.DataFrame(data, columns=["prompt", "response"]), highlighted
 
     @ui_errors
     def read_jsonl(path, model):
@@ -196,7 +200,10 @@ def build_lora_tab(ctx) -> dict:
 
     @ui_errors
     def show_params(*values):
-        parsed, trainable, total, notices = lora.preview(settings_dict(*values))
+        try:  # runs whenever the shared model picker changes: explain here, never pop an error in another tab
+            parsed, trainable, total, notices = lora.preview(settings_dict(*values))
+        except ValueError as exc:
+            return f"⚠ {exc}"
         note = f" ({'; '.join(notices)})" if notices else ""
         return (f"**{trainable:,}** trainable of {total:,} parameters (**{100 * trainable / total:.3f} %**), "
                 f"scaling α/{'√r' if parsed.use_rslora else 'r'} = {parsed.scaling:.3g}{note}")

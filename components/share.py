@@ -32,7 +32,12 @@ MAX_URL_PROMPT_CHARS = 4000
 _PRESENT_JS = """(on) => { document.body.classList.toggle('llmx-present', on); return on; }"""
 _THEME_JS = """() => { document.body.classList.toggle('dark'); }"""
 CSS = """
+body.llmx-present { --text-xxs: 13px; --text-xs: 15px; --text-sm: 18px; --text-md: 21px; --text-lg: 25px;
+  --text-xl: 30px; --text-xxl: 38px; --block-label-text-size: 17px; --block-info-text-size: 16px;
+  --section-header-text-size: 20px; --input-text-size: 21px; --button-large-text-size: 22px;
+  --button-small-text-size: 18px; --prose-text-size: 21px; }
 body.llmx-present .gradio-container { font-size: 135% !important; max-width: 100% !important; }
+body.llmx-present .js-plotly-plot .main-svg text { font-size: 115% !important; }
 body.llmx-present .gradio-container h1 { font-size: 2.6em !important; }
 body.llmx-present .tok-chip { font-size: 1.35em; }
 body.llmx-present textarea, body.llmx-present input { font-size: 1.2em !important; }

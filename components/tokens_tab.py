@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 
 import gradio as gr
+from gradio.context import Context
 import pandas as pd
 
 from components.errors import ui_errors
@@ -108,7 +109,10 @@ def build_tokens_tab(ctx) -> dict:
     inputs = [ctx.prompt, selected, hub_id, parse_special, show_ids, ctx.model]
     outputs = [state, counts, plot, chips, chat, which, table]
     run.click(show_tokens, inputs, outputs, api_visibility="private")
-    ctx.prompt.submit(show_tokens, inputs, outputs, api_visibility="private")
+    # tokenizing is cheap: follow the prompt as it is typed, restored from a link or set by a scene
+    ctx.prompt.change(show_tokens, inputs, outputs, api_visibility="private", trigger_mode="always_last",
+                      show_progress="minimal")
+    Context.root_block.load(show_tokens, inputs, outputs, api_visibility="private")  # tokens of the opening prompt
     for control in (selected, parse_special, show_ids):
         control.change(show_tokens, inputs, outputs, api_visibility="private", trigger_mode="always_last")
     which.change(lambda result, name: token_table(result, name, limit), [state, which], table, api_visibility="private")

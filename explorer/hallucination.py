@@ -229,6 +229,9 @@ def iter_run(question: str, model: str | None = None, probes=None, context: str 
     names = check_probes(probes)
     limits = get_limits()
     engine = engine or get_engine(model)
+    if not engine.is_causal:
+        raise ValueError(f"{engine.name} is an encoder: it cannot generate an answer to probe. "
+                         "Choose a chat model such as smollm2-135m-instruct.")
     n_samples, context, notices = cap_inputs(engine, n_samples, context)
     started = time.perf_counter()
     answer = generate_answer(engine, question, max_seconds=limits.max_probe_seconds)

@@ -93,6 +93,11 @@ class QuantizeResult:
         raise KeyError(name)
 
 
+
+def token_strings(tokenizer, ids) -> tuple[str, ...]:
+    """Readable text of each token id (decoded, so byte-level pieces such as ``Ã©`` show as ``é``)."""
+    return tuple(tokenizer.decode([int(i)]) for i in ids)
+
 def greedy_generate(engine, ids: list[int], max_new_tokens: int) -> tuple[list[int], float, float]:
     """Greedy decoding with a KV cache, taking the model's lock once per step.
 
@@ -151,8 +156,8 @@ def _run_method(name, reference, variant, prompt_ids, sequence, ref_logits, ref_
                      tokens_per_s=tps, prefill_ms=prefill_ms, generated_ids=np.array(new_ids, dtype=np.int64),
                      text=engine.tokenizer.decode(new_ids, skip_special_tokens=True), stats=summarize(cmp),
                      kld=cmp.kld, topk_ids=ids, topk_probs=probs, ref_topk_probs=ref_probs,
-                     generated_tokens=tuple(engine.tokenizer.convert_ids_to_tokens(new_ids)),
-                     topk_tokens=tuple(tuple(engine.tokenizer.convert_ids_to_tokens(row)) for row in ids.tolist()))
+                     generated_tokens=token_strings(engine.tokenizer, new_ids),
+                     topk_tokens=tuple(token_strings(engine.tokenizer, row) for row in ids.tolist()))
 
 
 def _resolve(model, engine):
@@ -213,7 +218,7 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
             runs.append(MethodRun(name=name, label=METHODS[name].label, key=METHODS[name].key(options),
                                   error=f"{type(exc).__name__}: {exc}"[:400]))
     report(1.0, "done")
-    tokens = tuple(reference.tokenizer.convert_ids_to_tokens(sequence))
+    tokens = token_strings(reference.tokenizer, sequence)
     return QuantizeResult(model=reference.name, device=str(reference.device),
                           reference_dtype=str(reference.dtype).replace("torch.", ""), n_params=n_params,
                           n_layers=int(getattr(reference.config, "num_hidden_layers", 0) or 0),

@@ -210,14 +210,19 @@ def run(text: str, tokenizers: list[str] | None = None, parse_special: bool = Tr
     Args:
         text: any Unicode text (may be empty).
         tokenizers: names (``smollm2-135m-instruct``, ``cl100k_base``, ``o200k_base``,
-            ``all-minilm-l6-v2`` or a Hub id); ``None`` for the four offline ones.
+            ``all-minilm-l6-v2`` or a Hub id); ``None`` for the four offline ones; one name as a string is accepted.
         parse_special: whether special-token text typed in ``text`` becomes special tokens.
     Returns:
         :class:`TokenizationResult`.
     Raises:
-        ValueError: invalid text, empty tokenizer list, or unknown tokenizer (lists what is available).
+        ValueError: invalid text, empty tokenizer list, a name that is not a string, or unknown tokenizer
+            (lists what is available).
     """
+    if isinstance(tokenizers, str):
+        tokenizers = [tokenizers]
     names = list(OFFLINE_TOKENIZERS if tokenizers is None else tokenizers)
+    if any(not isinstance(n, str) for n in names):
+        raise ValueError(f"Tokenizer names must be strings, such as {', '.join(OFFLINE_TOKENIZERS)}.")
     if not names:
         raise ValueError(f"Choose at least one tokenizer: {', '.join(OFFLINE_TOKENIZERS)}.")
     validate_text(text)

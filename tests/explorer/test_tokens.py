@@ -166,3 +166,9 @@ def test_api_shape():
 
 def test_offline_list():
     assert OFFLINE_TOKENIZERS == ["smollm2-135m-instruct", "cl100k_base", "o200k_base", "all-minilm-l6-v2"]
+
+
+def test_tokenizer_argument_types():
+    assert tokens.run("hi", "cl100k_base").results[0].name == "cl100k_base"
+    with pytest.raises(ValueError, match="must be strings"):
+        tokens.run("hi", [1, 2])

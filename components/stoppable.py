@@ -1,0 +1,73 @@
+"""Long tasks that Stop (or a closed browser tab) really stops.
+
+Gradio cancels a generator handler only when it reaches a ``yield``; a handler blocked inside a
+long model loop keeps the CPU and the model lock until the loop ends. ``iterate_in_thread`` runs the
+work in a worker thread and yields a heartbeat (``None``) while it runs, so the handler is always
+near a ``yield``; when Gradio closes the handler, a stop flag is set and the worker's next
+``check()`` raises :class:`Stopped`, ending it at the next step boundary.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Iterator
+
+
+class Stopped(Exception):
+    """Raised inside the worker when the consumer has gone away."""
+
+
+class StopFlag:
+    """A flag the worker polls between steps."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Ask the worker to stop."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True once a stop was asked for."""
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Stopped` if a stop was asked for; call it once per step."""
+        if self._event.is_set():
+            raise Stopped()
+
+
+def iterate_in_thread(produce: Callable[[StopFlag], Iterator], heartbeat_s: float = 0.5) -> Iterator:
+    """Yield the items of ``produce(flag)`` computed in a worker thread, and ``None`` every ``heartbeat_s``
+    seconds while waiting. Errors in the worker are re-raised here. Closing this generator sets the flag."""
+    flag, items = StopFlag(), queue.Queue()
+
+    def worker():
+        try:
+            for item in produce(flag):
+                items.put(("item", item))
+                if flag.is_set():
+                    break
+        except Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            items.put(("error", exc))
+        finally:
+            items.put(("done", None))
+
+    thread = threading.Thread(target=worker, name="stoppable-task", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                kind, value = items.get(timeout=heartbeat_s)
+            except queue.Empty:
+                yield None
+                continue
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        flag.set()

@@ -1,0 +1,42 @@
+"""Stop really stops: closing the consuming generator ends the worker at its next step."""
+import threading
+import time
+
+import pytest
+
+from components.stoppable import iterate_in_thread
+
+
+def test_items_and_heartbeats_then_stop():
+    steps = []
+
+    def produce(flag):
+        i = 0
+        while True:
+            flag.check()
+            steps.append(i)
+            time.sleep(0.01)
+            if i % 20 == 0:
+                yield i
+            i += 1
+
+    gen = iterate_in_thread(produce, heartbeat_s=0.05)
+    got = [x for x in (next(gen) for _ in range(5)) if x is not None]
+    gen.close()
+    time.sleep(0.3)
+    count = len(steps)
+    time.sleep(0.3)
+    assert got and got[0] == 0
+    assert len(steps) == count, "the worker kept running after the consumer closed"
+    assert not any(t.name == "stoppable-task" and t.is_alive() for t in threading.enumerate())
+
+
+def test_worker_errors_reach_the_consumer():
+    def produce(flag):
+        yield 1
+        raise ValueError("bad input")
+
+    gen = iterate_in_thread(produce, heartbeat_s=0.05)
+    with pytest.raises(ValueError, match="bad input"):
+        list(gen)
+
