@@ -265,10 +265,14 @@ def build_kv_cache_tab(ctx) -> dict:
 
     def kv_cache_api(text: str, model: str = "smollm2-135m-instruct", max_new_tokens: int = 16) -> dict:
         """JSON API: ``{"bytes_per_token_formula", "steps": [{"tokens", "measured_bytes", "formula_bytes", "ms"}],
-        "phase": ["prefill", "decode", ...]}`` (one phase per step); max_new_tokens above the cap is capped."""
+        "phase": ["prefill", "decode", ...], "notices": [...]}`` (one phase per step); max_new_tokens above the cap
+        is capped and a notice says so."""
         try:
-            n = _new_tokens(max_new_tokens)
-            return kv_cache.run(text, model or None, n).to_api()
+            n, capped_from = kv_cache.cap_new_tokens(max_new_tokens)
+            out = kv_cache.run(text, model or None, n).to_api()
+            out["notices"] = [] if capped_from is None else [
+                f"max_new_tokens {capped_from:,} is above the cap; using {n:,}."]
+            return out
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 

@@ -21,3 +21,17 @@ def test_kv_cache_api_bad_input(client):
         client.predict("   ", "smollm2-135m-instruct", 3, api_name="/kv_cache")
     with pytest.raises(Exception, match="encoder"):
         client.predict("hello", "all-minilm-l6-v2", 2, api_name="/kv_cache")
+
+
+def test_kv_cache_api_caps_with_a_notice(client, monkeypatch):
+    from explorer import config
+
+    monkeypatch.setenv("LLM_EXPLORER_MAX_NEW_TOKENS", "2")
+    config.get_limits.cache_clear()
+    try:
+        out = client.predict("What is the capital of France?", "smollm2-135m-instruct", 10**9, api_name="/kv_cache")
+    finally:
+        monkeypatch.delenv("LLM_EXPLORER_MAX_NEW_TOKENS")
+        config.get_limits.cache_clear()
+    assert len(out["steps"]) == 3 and "above the cap" in out["notices"][0]
+    assert client.predict("Hi", "smollm2-135m-instruct", 1, api_name="/kv_cache")["notices"] == []
