@@ -107,12 +107,6 @@ def timeline_rows(result: TimelineResult, mode: str, layer: int, head: int, hide
     return remove_sink(rows) if hide_sink else rows
 
 
-def _eos_ids(engine: Engine) -> set[int]:
-    eos = getattr(getattr(engine.model, "generation_config", None), "eos_token_id", None)
-    if eos is None:
-        eos = engine.tokenizer.eos_token_id
-    return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
-
 
 def iter_timeline(text: str, model: str | None = None, max_new_tokens: int = 16, chat: bool = False,
                   engine: Engine | None = None) -> Iterator[TimelineResult]:
@@ -145,7 +139,7 @@ def iter_timeline(text: str, model: str | None = None, max_new_tokens: int = 16,
         raise ValueError(f"The prompt ({len(ids)} tokens) plus {max_new_tokens} new tokens exceeds the "
                          f"{limits.max_attention_tokens}-token attention cap; ask for fewer tokens or shorten it.")
     kv = kv_head_mapping(engine.config)
-    eos = _eos_ids(engine)
+    eos = engine.eos_token_ids()
     prompt_len, labels, all_ids = len(ids), [token_label(engine.tokenizer, i) for i in ids], list(ids)
     buffer = None
     cache, next_input = None, torch.tensor([ids], dtype=torch.long, device=engine.device)

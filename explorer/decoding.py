@@ -27,15 +27,6 @@ TOP_N = 20
 ProgressFn = Callable[[int, int], None]
 
 
-def eos_ids(engine: Engine) -> set[int]:
-    """Token ids that end a generation (the generation config's and the tokenizer's end-of-sequence)."""
-    ids = engine.model.generation_config.eos_token_id
-    ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))
-    if engine.tokenizer.eos_token_id is not None and not ids:
-        ids.append(engine.tokenizer.eos_token_id)
-    return set(int(i) for i in ids)
-
-
 def new_cache(engine: Engine):
     """An empty ``DynamicCache`` for the engine's model."""
     from transformers import DynamicCache
@@ -145,7 +136,7 @@ def token_loop(engine: Engine, prompt_ids: list[int], strategy: Strategy, max_ne
     if strategy.do_sample:
         generator = torch.Generator(device=device)
         generator.manual_seed(int(strategy.seed))
-    stop = eos_ids(engine)
+    stop = engine.eos_token_ids()
     recorder = _Recorder(tuple(label for label, _ in processors), top_n) if record else None
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     cache, step_input = new_cache(engine), ids

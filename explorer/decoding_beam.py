@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.decoding import eos_ids, forward_logits, new_cache
+from explorer.decoding import forward_logits, new_cache
 from explorer.decoding_results import BeamRecords
 from explorer.decoding_strategies import Strategy, build_processors
 
@@ -59,7 +59,7 @@ def beam_search(engine, prompt_ids: list[int], strategy: Strategy, max_new_token
     length_penalty = float(strategy.params["length_penalty"])
     processors = [p for _, p in build_processors(strategy)]
     device = engine.device
-    stop = torch.tensor(sorted(eos_ids(engine)), dtype=torch.long, device=device)
+    stop = torch.tensor(sorted(engine.eos_token_ids()), dtype=torch.long, device=device)
     keep = max(2, 1 + len(stop)) * num_beams
     prompt_len = len(prompt_ids)
     max_length = prompt_len + max_new_tokens

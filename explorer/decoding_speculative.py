@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.decoding import eos_ids, forward_logits, new_cache, prepare, token_loop, token_text
+from explorer.decoding import forward_logits, new_cache, prepare, token_loop, token_text
 from explorer.decoding_strategies import Strategy
 from explorer.engine import Engine, get_engine
 
@@ -92,7 +92,7 @@ class PromptLookupDrafter:
         import torch
         from transformers.generation.candidate_generator import PromptLookupCandidateGenerator
 
-        eos = torch.tensor(sorted(eos_ids(engine)), device=engine.device)
+        eos = torch.tensor(sorted(engine.eos_token_ids()), device=engine.device)
         self.generator = PromptLookupCandidateGenerator(eos_token_id=eos, num_output_tokens=num_draft,
                                                         max_matching_ngram_size=ngram_size, max_length=max_length)
 
@@ -162,7 +162,7 @@ def speculative_loop(engine: Engine, prompt_ids: list[int], drafter, num_draft: 
     """
     import torch
 
-    device, stop = engine.device, eos_ids(engine)
+    device, stop = engine.device, engine.eos_token_ids()
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     cache = new_cache(engine)
     drafted, accepted, target_tokens = [], [], []

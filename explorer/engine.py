@@ -125,6 +125,15 @@ class Engine:
             raise ValueError(f"The prompt is {n_tokens:,} tokens long; this view accepts at most {cap:,} tokens "
                              f"(model context {self.context_length():,}). Shorten the prompt.")
 
+    def eos_token_ids(self) -> set[int]:
+        """Token ids that end a generation: the generation config's ``eos_token_id`` (int or list), else the
+        tokenizer's end-of-sequence token; empty when neither is set."""
+        ids = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if ids is None:
+            ids = self.tokenizer.eos_token_id
+        ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))
+        return {int(i) for i in ids if i is not None}
+
     def decode(self, ids) -> str:
         """Text of token ids (special tokens kept)."""
         return self.tokenizer.decode(list(ids))

@@ -248,7 +248,7 @@ def iter_growth(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterator
     shape = cache_shape(engine)
     check_room(engine, len(ids), max_new_tokens)
     cache = DynamicCache(config=engine.model.config)
-    eos = eos_ids(engine)
+    eos = engine.eos_token_ids()
     feed = list(ids)
     for step in range(max_new_tokens + 1):
         logits, ms = timed_forward(engine, feed, cache)
@@ -267,14 +267,6 @@ def check_room(engine: Engine, prompt_tokens: int, new_tokens: int) -> None:
     if prompt_tokens + new_tokens > context:
         raise ValueError(f"The prompt ({prompt_tokens:,} tokens) plus {new_tokens:,} new tokens does not fit in "
                          f"{engine.name}'s context of {context:,} tokens. Shorten the prompt or generate fewer tokens.")
-
-
-def eos_ids(engine: Engine) -> set[int]:
-    """Token ids that end generation (the generation config's, else the tokenizer's)."""
-    eos = engine.model.generation_config.eos_token_id
-    if eos is None:
-        eos = engine.tokenizer.eos_token_id
-    return set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
 
 
 def collect(engine: Engine, ids: list[int], steps: list[GrowthStep], capped_from: int | None = None) -> KVGrowthResult:

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from explorer.engine import Engine, get_engine
-from explorer.kv_cache import cap_new_tokens, eos_ids, iter_growth, prompt_ids, timed_forward
+from explorer.kv_cache import cap_new_tokens, iter_growth, prompt_ids, timed_forward
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def iter_no_cache(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterat
     first forward pass (the prefill) is not yielded, as it is the same work with or without a cache.
     """
     seq = list(ids)
-    eos = eos_ids(engine)
+    eos = engine.eos_token_ids()
     for step in range(max_new_tokens + 1):
         logits, ms = timed_forward(engine, seq, None)
         token = int(logits.argmax())

@@ -107,7 +107,7 @@ def greedy_generate(engine, ids: list[int], max_new_tokens: int) -> tuple[list[i
     import torch
     from transformers import DynamicCache
 
-    eos = engine.tokenizer.eos_token_id
+    eos = engine.eos_token_ids()
     cache = DynamicCache()
     new: list[int] = []
     t0 = time.perf_counter()
@@ -118,7 +118,7 @@ def greedy_generate(engine, ids: list[int], max_new_tokens: int) -> tuple[list[i
     for step in range(max_new_tokens):
         token = int(out.logits[0, -1].argmax())
         new.append(token)
-        if token == eos or step == max_new_tokens - 1:
+        if token in eos or step == max_new_tokens - 1:
             break
         with engine.session():
             out = engine.model(torch.tensor([[token]], device=engine.device), past_key_values=cache, use_cache=True)

@@ -177,3 +177,11 @@ def test_limits_from_environment(monkeypatch):
             config.get_limits()
     finally:
         config.get_limits.cache_clear()
+
+
+def test_eos_token_ids(smollm2, tiny_engine, monkeypatch):
+    assert smollm2.eos_token_ids() == {2}  # <|im_end|> for SmolLM2-Instruct
+    monkeypatch.setattr(tiny_engine.model.generation_config, "eos_token_id", [2, 0])
+    assert tiny_engine.eos_token_ids() == {0, 2}
+    monkeypatch.setattr(tiny_engine.model.generation_config, "eos_token_id", None)
+    assert tiny_engine.eos_token_ids() == {tiny_engine.tokenizer.eos_token_id}
