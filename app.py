@@ -9,11 +9,12 @@ import os
 
 import gradio as gr
 
-from components import scenes, share
+from components import scenes
+from components import share
 from components.context import AppContext
 from components.gpu import wrap_for_zero_gpu
-from components.tabs import available_tabs
-from explorer.config import get_limits
+from components.registry import public_api_names, tab_specs
+from explorer.core.config import get_limits
 from models.registry import DEFAULT_MODEL, embedded_names
 
 DEFAULT_PROMPT = "The capital of France is"
@@ -35,20 +36,20 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
                                 allow_custom_value=True, scale=1, elem_id="model",
                                 info="Embedded models work offline; type a Hub id (owner/name) when online.")
         ctx = AppContext(prompt=prompt, model=model, limits=limits)
-        tabs_available = available_tabs()
-        tab_keys = [key for key, _, _ in tabs_available]
+        specs = tab_specs()
+        tab_keys = [spec.key for spec in specs]
         bar = share.build_share_bar(ctx, tab_keys)
         with gr.Accordion("Presenter scenes", open=False, elem_id="scenes-box"):
             gallery = scenes.build_gallery()
         tab_items = []
         with gr.Tabs() as tabs:
             ctx.tabs = tabs
-            for key, label, build in tabs_available:
-                with gr.Tab(label, id=key, elem_id=f"tab-{key}") as tab:
-                    parts = build(ctx)
-                    share.add_download(key, parts)
-                    ctx.extra[key] = parts
-                tab_items.append((key, tab))
+            for spec in specs:
+                with gr.Tab(spec.label, id=spec.key, elem_id=f"tab-{spec.key}") as tab:
+                    parts = spec.build(ctx)
+                    share.add_download(spec.key, parts)
+                    ctx.extra[spec.key] = parts
+                tab_items.append((spec.key, tab))
         share.wire(demo, ctx, bar, tab_items)
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
     hide_internal_endpoints(demo)
@@ -57,14 +58,11 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
     return demo
 
 
-PUBLIC_API = {"tokenize", "attention", "kv_cache", "decode", "quantize", "lora_train", "lora_generate", "probe",
-              "attribute"}
-
-
 def hide_internal_endpoints(demo: gr.Blocks) -> None:
     """Keep only the documented JSON APIs in the API page; UI-only handlers stay callable by the page."""
+    public = public_api_names()
     for block_fn in demo.fns.values():
-        if block_fn.api_name not in PUBLIC_API and getattr(block_fn, "api_visibility", "public") == "public":
+        if block_fn.api_name not in public and getattr(block_fn, "api_visibility", "public") == "public":
             block_fn.api_visibility = "undocumented"
 
 
@@ -88,7 +86,7 @@ def default_model() -> str:
 def warm_up(model: str) -> None:
     """Load the default model and the offline tokenizers before the first visitor arrives."""
     from explorer import tokens
-    from explorer.engine import get_engine
+    from explorer.core.engine import get_engine
 
     try:
         get_engine(model)

@@ -23,9 +23,9 @@ from common import report, timed  # noqa: E402  (also puts the repository root o
 
 import torch  # noqa: E402
 
-from components.figures.attention import detail_figure, overview_figure  # noqa: E402
+from components.tabs.attention.figures import detail_figure, overview_figure  # noqa: E402
 from explorer import attention  # noqa: E402
-from explorer.engine import get_engine  # noqa: E402
+from explorer.core.engine import get_engine  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--headless"]
@@ -110,7 +110,7 @@ def bench_app(engine, repeats: int) -> None:
     from playwright.sync_api import sync_playwright
 
     from app import CSS, build_demo
-    from components.attention_tab import _capture
+    from components.tabs.attention.tab import _capture
 
     text = text_of(engine, 512)
     server = statistics.median(timed(lambda: _capture(text, engine.name, "entropy", False, 0, 0, 1, 0,

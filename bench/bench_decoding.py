@@ -19,9 +19,9 @@ from common import report  # noqa: E402  (also puts the repository root on sys.p
 import torch  # noqa: E402
 
 from explorer import decoding  # noqa: E402
-from explorer.decoding_speculative import run_speculative  # noqa: E402
-from explorer.decoding_strategies import generate_kwargs, parse_strategy  # noqa: E402
-from explorer.engine import get_engine  # noqa: E402
+from explorer.decoding.speculative import run_speculative  # noqa: E402
+from explorer.decoding.strategies import generate_kwargs, parse_strategy  # noqa: E402
+from explorer.core.engine import get_engine  # noqa: E402
 
 NEW_TOKENS = int(os.environ.get("BENCH_NEW_TOKENS", "32"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))

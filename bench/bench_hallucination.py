@@ -23,10 +23,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import report  # noqa: E402
-from explorer.config import get_limits  # noqa: E402
+from explorer.core.config import get_limits  # noqa: E402
 from explorer import hallucination as H  # noqa: E402
-from explorer.hallucination_core import matches  # noqa: E402
-from explorer.hallucination_eval import (RESULTS_FILE, auroc_table, load_entities, load_questions,  # noqa: E402
+from explorer.hallucination.answer import matches  # noqa: E402
+from explorer.hallucination.evaluation import (RESULTS_FILE, auroc_table, load_entities, load_questions,  # noqa: E402
                                          load_results, scores_from_probes)
 
 MODEL = "smollm2-135m-instruct"
@@ -92,8 +92,8 @@ def time_probes() -> None:
             print(f"probe_{name}: error {extra['error']}")
             continue
         report(f"probe_time_{name}", ms / 1000, "s", target="< 30 s")
-    from explorer.attribution import attribute
-    from explorer.engine import get_engine
+    from explorer.hallucination.attribution import attribute
+    from explorer.core.engine import get_engine
 
     start = time.perf_counter()
     attribute(get_engine(MODEL), TIMING_QUESTION, result.answer, method="integrated_gradients", unit="word")

@@ -16,7 +16,7 @@ import time
 from common import report, timed  # noqa: E402  (common puts the repo root on sys.path)
 
 from explorer import kv_cache
-from explorer.engine import get_engine
+from explorer.core.engine import get_engine
 
 TEXT = ("The key-value cache keeps the keys and values of every earlier token in every layer, so each new token "
         "only attends to what is stored instead of recomputing the whole prefix. ")

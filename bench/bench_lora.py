@@ -27,8 +27,8 @@ def plain_peft_seconds(engine, dataset, settings_dict, steps: int) -> list[float
     from peft import get_peft_model
     from transformers import get_scheduler
 
-    from explorer.lora_data import batch_order, collate, tokenize_dataset, validate_dataset
-    from explorer.lora_model import peft_config, settings_from_dict
+    from explorer.lora.data import batch_order, collate, tokenize_dataset, validate_dataset
+    from explorer.lora.model import peft_config, settings_from_dict
 
     s, _ = settings_from_dict({**settings_dict, "steps": steps}, max_steps=10_000)
     tokenized = tokenize_dataset(engine.tokenizer, validate_dataset(dataset, None), 512)
@@ -74,8 +74,8 @@ def main(argv=None) -> None:
 
     import torch
 
-    from explorer.lora_data import builtin_dataset
-    from explorer.lora_model import LoraSettings, base_engine
+    from explorer.lora.data import builtin_dataset
+    from explorer.lora.model import LoraSettings, base_engine
 
     dataset = builtin_dataset("Fictional facts (Veloria)")
     settings = {"seed": 0}

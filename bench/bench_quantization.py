@@ -15,9 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import report  # noqa: E402
 
 from explorer import quantization  # noqa: E402
-from explorer.engine import get_engine  # noqa: E402
-from explorer.quantization_methods import METHODS, clear_variants, get_variant  # noqa: E402
-from explorer.quantization_quality import PRECOMPUTED_PATH  # noqa: E402
+from explorer.core.engine import get_engine  # noqa: E402
+from explorer.quantization.methods import METHODS, clear_variants, get_variant  # noqa: E402
+from explorer.quantization.quality import PRECOMPUTED_PATH  # noqa: E402
 
 PROMPT = "Explain in two sentences why the sky is blue."
 

@@ -46,7 +46,7 @@ _RSS = """
 import json, os, psutil, socket
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 from app import build_demo, CSS
-from explorer.engine import get_engine
+from explorer.core.engine import get_engine
 from explorer import tokens
 demo = build_demo()
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.config import Limits
+from explorer.core.config import Limits
 
 
 @dataclass

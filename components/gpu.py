@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from explorer.config import Limits
+from explorer.core.config import Limits
 
 
 def zero_gpu_available() -> bool:

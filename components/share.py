@@ -15,18 +15,6 @@ import tempfile
 import gradio as gr
 import numpy as np
 
-# Per tab, the names (keys of the dict its build function returns) of the settings kept in the URL.
-SHARE_PARAMS: dict[str, list[str]] = {
-    "tokens": ["selected", "parse_special", "show_ids"],
-    "attention": ["stat", "hide_sink", "mode", "layer", "head", "layer_b", "head_b", "new_tokens"],
-    "kv_cache": ["new_tokens", "whatif_model", "whatif_context", "whatif_batch", "whatif_cache_dtype",
-                 "whatif_weight_dtype", "whatif_kv_heads"],
-    "decoding": ["preset", "max_new_tokens", "temperature"],
-    "quantization": ["methods", "new_tokens", "threshold", "block", "double"],
-    "lora": ["dataset_name", "r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "qlora",
-             "learning_rate", "steps", "batch_size"],
-    "hallucination": ["probes", "n_samples", "seed", "context"],
-}
 MAX_URL_PROMPT_CHARS = 4000
 
 _PRESENT_JS = """(on) => { document.body.classList.toggle('llmx-present', on); return on; }"""
@@ -47,7 +35,9 @@ body.llmx-present textarea, body.llmx-present input { font-size: 1.2em !importan
 def collect(ctx) -> list[tuple[str, object]]:
     """``(url_name, component)`` for every shareable setting that exists, prompt and model first."""
     pairs: list[tuple[str, object]] = [("prompt", ctx.prompt), ("model", ctx.model)]
-    for key, names in SHARE_PARAMS.items():
+    from components.registry import share_params
+
+    for key, names in share_params().items():
         parts = ctx.extra.get(key) or {}
         for name in names:
             component = parts.get(name)

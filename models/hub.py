@@ -21,7 +21,7 @@ def hub_offline() -> bool:
 
 def allowed(model_id: str) -> bool:
     """True when the configured allow-list (``LLM_EXPLORER_HUB_ALLOW_LIST``) is empty or holds the id."""
-    from explorer.config import get_limits
+    from explorer.core.config import get_limits
 
     allow = get_limits().hub_allow_list
     return not allow or model_id in allow

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from explorer.config import cache_dir
+from explorer.core.config import cache_dir
 from models import hub
 from models.registry import ModelSpec, minilm_path, resolve, smollm2_gguf_path
 

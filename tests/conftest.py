@@ -41,7 +41,7 @@ def make_tiny_engine(num_heads: int = 4, num_kv_heads: int = 2, num_layers: int 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from explorer.engine import Engine
+    from explorer.core.engine import Engine
     from models.loading import LoadedModel, load_model
     from models.registry import ModelSpec
 
@@ -67,7 +67,7 @@ def tiny_engine():
 @pytest.fixture(scope="session")
 def smollm2():
     """The real embedded SmolLM2-135M-Instruct engine (fp32 on CPU)."""
-    from explorer.engine import get_engine
+    from explorer.core.engine import get_engine
 
     return get_engine("smollm2-135m-instruct")
 

@@ -2,7 +2,7 @@
 import dataclasses
 import os
 
-from explorer.config import Limits
+from explorer.core.config import Limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

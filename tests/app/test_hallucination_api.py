@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from explorer.hallucination_core import generate_answer
+from explorer.hallucination.answer import generate_answer
 
 MODEL = "smollm2-135m-instruct"
 QUESTION = "What is the capital of France?"
@@ -27,7 +27,7 @@ def test_probe_returns_answer_and_scores(client, smollm2):
 
 
 def test_probe_caps_samples_with_a_notice(client):
-    from explorer.config import get_limits
+    from explorer.core.config import get_limits
 
     out = client.predict(QUESTION, MODEL, ["sequence"], None, get_limits().max_samples + 1, api_name="/probe")
     assert any("capped" in n for n in out["notices"])

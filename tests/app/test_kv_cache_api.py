@@ -24,7 +24,7 @@ def test_kv_cache_api_bad_input(client):
 
 
 def test_kv_cache_api_caps_with_a_notice(client, monkeypatch):
-    from explorer import config
+    from explorer.core import config
 
     monkeypatch.setenv("LLM_EXPLORER_MAX_NEW_TOKENS", "2")
     config.get_limits.cache_clear()

@@ -11,7 +11,7 @@ def test_quantize_api(client):
         assert row["error"] is None and row["text"].strip()
     ref, int8, nf4 = methods["reference"], methods["int8"], methods["nf4"]
     assert ref["kld_mean"] == 0.0 and ref["same_top_pct"] == 100.0 and ref["ppl_ratio"] == 1.0
-    from explorer.engine import get_engine
+    from explorer.core.engine import get_engine
 
     model = get_engine("smollm2-135m-instruct").model
     size = next(model.parameters()).element_size()

@@ -6,7 +6,7 @@ def test_full_queue_says_busy(monkeypatch):
     from gradio_client import Client
 
     from app import CSS, build_demo
-    from explorer import config
+    from explorer.core import config
     from tests.conftest import _free_port
 
     monkeypatch.setenv("LLM_EXPLORER_QUEUE_SIZE", "1")

@@ -1,7 +1,9 @@
 """Every presenter scene and every shareable setting fits the components of the real app."""
 import pytest
 
-from components import scenes, share
+from components import scenes
+from components import share
+from components.registry import share_params
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def built():
 def test_share_params_exist_in_every_tab(built):
     _, ctx = built
     pairs = dict(share.collect(ctx))
-    for key, names in share.SHARE_PARAMS.items():
+    for key, names in share_params().items():
         for name in names:
             assert f"{key}.{name}" in pairs, f"{key} tab has no component {name!r}"
 

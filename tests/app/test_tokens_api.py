@@ -37,12 +37,12 @@ def test_tokenize_errors_are_clear(client, text, tokenizers, message):
 
 def test_public_api_names(client):
     """Every lens's documented endpoint is reachable by name."""
-    from components.tabs import available_tabs
+    from components.registry import tab_specs
 
-    expected = {"tokens": ["/tokenize"], "attention": ["/attention"], "kv_cache": ["/kv_cache"],
-                "decoding": ["/decode"], "quantization": ["/quantize"], "lora": ["/lora_train", "/lora_generate"],
-                "hallucination": ["/probe", "/attribute"]}
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    for key, _, _ in available_tabs():
-        for name in expected[key]:
-            assert name in endpoints, f"{name} missing for tab {key}"
+    specs = tab_specs()
+    assert {"tokenize", "attention", "kv_cache", "decode", "quantize", "lora_train", "lora_generate", "probe",
+            "attribute"} <= {name for spec in specs for name in spec.api_names}
+    for spec in specs:
+        for name in spec.api_names:
+            assert f"/{name}" in endpoints, f"/{name} missing for tab {spec.key}"

@@ -47,11 +47,11 @@ def test_tokens_tab_shows_chips(page, client, test_output_dir):
 
 
 def test_every_tab_renders_its_figure(page, test_output_dir):
-    from components.tabs import available_tabs
+    from components.registry import tab_specs
 
     _type_prompt(page, "The capital of France is")
     timings = {}
-    for key, label, _ in available_tabs():
+    for key, label in [(spec.key, spec.label) for spec in tab_specs()]:
         if key == "tokens":
             continue
         page.get_by_role("tab", name=label).click()

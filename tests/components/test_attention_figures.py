@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from components.figures.attention import ab_figure, detail_figure, overview_figure, pool, thumbnails
-from components.figures.attention_views import lines_figure, prune_edges, timeline_figure
-from explorer.attention import AttentionResult
-from explorer.attention_stats import head_stats
-from explorer.attention_timeline import run_timeline, timeline_rows
+from components.tabs.attention.figures import ab_figure, detail_figure, overview_figure, pool, thumbnails
+from components.tabs.attention.views import lines_figure, prune_edges, timeline_figure
+from explorer.attention.capture import AttentionResult
+from explorer.attention.stats import head_stats
+from explorer.attention.timeline import run_timeline, timeline_rows
 
 
 def _uniform_causal(num_layers, num_heads, n):

@@ -5,10 +5,10 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from components import attention_tab
+from components.tabs.attention import tab as attention_tab
 from components.context import AppContext
 from explorer import attention
-from explorer.config import get_limits
+from explorer.core.config import get_limits
 
 
 @pytest.fixture()

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.decoding_tab import HEADERS, preset_row, rows_to_strategies
-from components.figures.decoding import columns_html, step_figure, temperature_figure
-from components.figures.decoding_views import beam_tree_figure, speculative_figure, speculative_html
+from components.tabs.decoding.tab import HEADERS, preset_row, rows_to_strategies
+from components.tabs.decoding.figures import columns_html, step_figure, temperature_figure
+from components.tabs.decoding.views import beam_tree_figure, speculative_figure, speculative_html
 from explorer import decoding
-from explorer.decoding_speculative import run_speculative
+from explorer.decoding.speculative import run_speculative
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_table_rows():
 
 
 def test_handlers_rerender_from_stored_result(result, monkeypatch):
-    from components import decoding_tab
+    from components.tabs.decoding import tab as decoding_tab
 
     def no_model(*args, **kwargs):
         raise AssertionError("a view change must not run the model")

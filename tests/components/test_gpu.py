@@ -1,6 +1,6 @@
 """ZeroGPU wrapping: off without the spaces package, durations follow the caps."""
 from components.gpu import gpu_duration, wrap_for_zero_gpu, zero_gpu_available
-from explorer.config import Limits
+from explorer.core.config import Limits
 
 
 def test_not_wrapped_off_zero_gpu(monkeypatch):

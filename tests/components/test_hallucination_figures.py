@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.figures import hallucination as figs
-from explorer.attribution import Attribution
-from explorer.hallucination_core import Answer
-from explorer.hallucination_eval import auroc_table
-from explorer.hallucination_samples import SampleClusters
-from explorer.hallucination_signals import LogitLens
+from components.tabs.hallucination import figures as figs
+from explorer.hallucination.attribution import Attribution
+from explorer.hallucination.answer import Answer
+from explorer.hallucination.evaluation import auroc_table
+from explorer.hallucination.samples import SampleClusters
+from explorer.hallucination.signals import LogitLens
 
 
 def _answer() -> Answer:

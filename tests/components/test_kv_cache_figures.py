@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 
-from components.figures import kv_cache as figs
-from components.figures import kv_cache_extra as xfigs
-from explorer import kv_cache, kv_cache_paged, kv_cache_quant, kv_cache_timing
-from explorer.kv_cache_whatif import calculate
+from components.tabs.kv_cache import figures as figs
+from components.tabs.kv_cache import figures_extra as xfigs
+from explorer import kv_cache
+from explorer.kv_cache import paged as kv_cache_paged
+from explorer.kv_cache import quantized as kv_cache_quant
+from explorer.kv_cache import timing as kv_cache_timing
+from explorer.kv_cache.whatif import calculate
 
 
 def test_growth_and_timing_figures(tiny_engine):
@@ -42,7 +45,7 @@ def test_paged_and_quant_figures(tiny_engine):
 
 
 def test_prefix_figure(tiny_engine):
-    from explorer import kv_cache_prefix
+    from explorer.kv_cache import prefix as kv_cache_prefix
 
     result = kv_cache_prefix.run("Hi", "You are brief and kind.", engine=tiny_engine)
     fig = xfigs.prefix_figure(result)

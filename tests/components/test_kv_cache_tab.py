@@ -5,12 +5,12 @@ import gradio as gr
 import pytest
 
 from components.context import AppContext
-from explorer.config import get_limits
+from explorer.core.config import get_limits
 
 
 @pytest.fixture(scope="module")
 def handlers():
-    from components.kv_cache_tab import build_kv_cache_tab
+    from components.tabs.kv_cache.tab import build_kv_cache_tab
 
     with gr.Blocks() as demo:
         prompt, model = gr.Textbox(), gr.Dropdown(["smollm2-135m-instruct"], value="smollm2-135m-instruct")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from components.figures import lora as figs
-from components.lora_tab import rows_to_dataset, runs_table, stream, view
+from components.tabs.lora import figures as figs
+from components.tabs.lora.tab import rows_to_dataset, runs_table, stream, view
 from explorer import lora
-from explorer.lora_infer import adapter_norms, next_token_shift
+from explorer.lora.infer import adapter_norms, next_token_shift
 
 PAIRS = [{"prompt": "Name the moon of Veloria.", "response": "Its moon is Pellow."},
          {"prompt": "Name the king of Veloria.", "response": "The king is Arno."}]

@@ -1,8 +1,8 @@
 """Quantisation figures render from a real (tiny-model) result without re-running the model."""
-from components.figures import quantization as fig
+from components.tabs.quantization import figures as fig
 from explorer import quantization
-from explorer.quantization_error import error_map, int8_outliers, matrix_error
-from explorer.quantization_methods import get_variant
+from explorer.quantization.error import error_map, int8_outliers, matrix_error
+from explorer.quantization.methods import get_variant
 
 
 def test_figures_from_result(tiny_engine):

@@ -7,7 +7,7 @@ def _quiet(*args, **kwargs):
 
 
 def test_run_handler_and_where_the_error_is(smollm2):
-    from components import quantization_tab as tab
+    from components.tabs.quantization import tab as tab
 
     out = tab._run("Say hi.", "smollm2-135m-instruct", ["int8", "nf4"], 4, 6.0, 64, True, "auto", progress=_quiet)
     result, status, rows, main, diff, position, dist, memory, bits, layer = out
@@ -23,8 +23,8 @@ def test_run_handler_and_where_the_error_is(smollm2):
 
 
 def test_stored_passage_table_loads():
-    from components.figures.quantization import passage_rows
-    from explorer.quantization_quality import load_precomputed
+    from components.tabs.quantization.figures import passage_rows
+    from explorer.quantization.quality import load_precomputed
 
     data = load_precomputed()
     if data is None:
@@ -38,7 +38,7 @@ def test_stored_passage_table_loads():
 def test_where_without_a_run_is_a_readable_error():
     import gradio as gr
 
-    from components import quantization_tab as tab
+    from components.tabs.quantization import tab as tab
 
     with pytest.raises(gr.Error, match="Run the comparison first"):
         tab._where(None, "smollm2-135m-instruct", "nf4", 0, "self_attn.q_proj", 6.0, 64, True, "auto",

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from components import scenes, share
+from components import scenes
+from components import share
 
 
 def test_convert_by_component_type():
@@ -55,8 +56,8 @@ def test_result_json_handles_numpy_and_dataclasses(tmp_path):
 
 
 def test_scenes_cover_every_tab():
-    from components.tabs import TAB_ORDER
+    from components.registry import tab_specs
 
     covered = {s.params["tab"] for s in scenes.SCENES}
-    assert covered == {key for key, _ in TAB_ORDER}
+    assert covered == {spec.key for spec in tab_specs()}
     assert all(s.params.get("prompt") for s in scenes.SCENES)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from explorer import attention
-from explorer.attention_stats import head_stats, remove_sink, rollout, view_pattern
-from explorer.engine import get_engine
+from explorer.attention.stats import head_stats, remove_sink, rollout, view_pattern
+from explorer.core.engine import get_engine
 from conftest import make_tiny_engine
 
 TEXT = "The capital of France is Paris. The capital of Italy is"

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.attention import prompt_ids
-from explorer.attention_timeline import iter_timeline, run_timeline, timeline_rows
+from explorer.attention.capture import prompt_ids
+from explorer.attention.timeline import iter_timeline, run_timeline, timeline_rows
 
 PROMPT = "The capital of France is"
 

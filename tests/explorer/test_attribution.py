@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.attribution import attribute, split_segments
+from explorer.hallucination.attribution import attribute, split_segments
 
 QUESTION = "Who wrote {the} play Romeo and Juliet? Name one."
 
@@ -41,7 +41,7 @@ def test_feature_ablation_matches_a_manual_ablation(tiny_engine):
     """Ablating one word by hand changes the target by exactly that word's attribution."""
     import torch
 
-    from explorer.attribution import NEUTRAL_TOKEN, _prompt_parts, _target_fn
+    from explorer.hallucination.attribution import NEUTRAL_TOKEN, _prompt_parts, _target_fn
 
     result = attribute(tiny_engine, QUESTION, method="feature_ablation", unit="word", target="Shakespeare")
     prefix, seg_ids, suffix, _ = _prompt_parts(tiny_engine, QUESTION)

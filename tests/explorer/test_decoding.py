@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from explorer import decoding
-from explorer.decoding_strategies import Strategy, generate_kwargs, parse_strategy
+from explorer.decoding.strategies import Strategy, generate_kwargs, parse_strategy
 
 PROMPT = "Write one sentence about the sea."
 VOCAB = 49152

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from explorer.decoding_speculative import run_speculative
-from explorer.engine import Engine
+from explorer.decoding.speculative import run_speculative
+from explorer.core.engine import Engine
 
 QUOTE = ("Repeat this sentence exactly: The quick brown fox jumps over the lazy dog near the river bank "
          "on a sunny afternoon.")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from explorer import hallucination as H
-from explorer.hallucination_core import generate_answer, matches, normalise, sequence_scores
-from explorer.hallucination_samples import cluster_answers, entropy
-from explorer.hallucination_signals import logit_lens, p_true
+from explorer.hallucination.answer import generate_answer, matches, normalise, sequence_scores
+from explorer.hallucination.samples import cluster_answers, entropy
+from explorer.hallucination.signals import logit_lens, p_true
 
 
 def test_identical_samples_have_zero_semantic_entropy():
@@ -89,7 +89,7 @@ def test_run_reports_probes_and_bad_input(smollm2):
 
 
 def test_caps_samples_and_context(smollm2):
-    from explorer.config import get_limits
+    from explorer.core.config import get_limits
 
     limits = get_limits()
     n, context, notices = H.cap_inputs(smollm2, limits.max_samples + 5, "word " * (limits.max_prompt_tokens + 10))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.hallucination_eval import (SCORES, auroc, auroc_table, bootstrap_interval, load_entities,
+from explorer.hallucination.evaluation import (SCORES, auroc, auroc_table, bootstrap_interval, load_entities,
                                          load_questions, load_results, roc_points, scores_from_probes,
                                          shuffled_control)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer import kv_cache, kv_cache_timing
-from explorer.config import get_limits
+from explorer import kv_cache
+from explorer.kv_cache import timing as kv_cache_timing
+from explorer.core.config import get_limits
 
 PROMPT = "What is the capital of France?"
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer import kv_cache, kv_cache_prefix, kv_cache_quant
+from explorer import kv_cache
+from explorer.kv_cache import prefix as kv_cache_prefix
+from explorer.kv_cache import quantized as kv_cache_quant
 
 SYSTEM = kv_cache_prefix.DEFAULT_SYSTEM_PROMPT[:700]
 

@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from explorer import kv_cache_paged, kv_cache_whatif
-from explorer.kv_cache_whatif import HANDBOOK_70B, calculate, format_bytes
+from explorer.kv_cache import paged as kv_cache_paged
+from explorer.kv_cache import whatif as kv_cache_whatif
+from explorer.kv_cache.whatif import HANDBOOK_70B, calculate, format_bytes
 from models.shapes import MODEL_SHAPES, get_shape
 
 

@@ -91,7 +91,7 @@ def test_folder_without_marker_is_not_trusted(tmp_path, monkeypatch):
 
 
 def test_models_are_shared(smollm2):
-    from explorer.engine import get_engine
+    from explorer.core.engine import get_engine
 
     assert get_engine("smollm2-135m-instruct").model is smollm2.model
     assert loading.load_model("smollm2-135m-instruct") is smollm2.loaded
@@ -150,7 +150,7 @@ def test_eager_attention_is_restored(tiny_engine):
 
 
 def test_prompt_cap_message(tiny_engine, monkeypatch):
-    from explorer import config
+    from explorer.core import config
 
     monkeypatch.setenv("LLM_EXPLORER_MAX_PROMPT_TOKENS", "5")
     config.get_limits.cache_clear()
@@ -163,7 +163,7 @@ def test_prompt_cap_message(tiny_engine, monkeypatch):
 
 
 def test_limits_from_environment(monkeypatch):
-    from explorer import config
+    from explorer.core import config
 
     monkeypatch.setenv("LLM_EXPLORER_MAX_NEW_TOKENS", "7")
     monkeypatch.setenv("LLM_EXPLORER_HUB_ALLOW_LIST", "a/b, c/d")

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from explorer import lora
-from explorer.lora_data import (IGNORE_INDEX, builtin_dataset, pairs_from_messages, parse_jsonl, tokenize_example,
+from explorer.lora.data import (IGNORE_INDEX, builtin_dataset, pairs_from_messages, parse_jsonl, tokenize_example,
                                 validate_dataset)
-from explorer.lora_infer import generate, merge_check
-from explorer.lora_io import load_adapter, save_adapter
-from explorer.lora_model import LoraSettings, build_peft_model, count_parameters, settings_from_dict
+from explorer.lora.infer import generate, merge_check
+from explorer.lora.adapter_io import load_adapter, save_adapter
+from explorer.lora.model import LoraSettings, build_peft_model, count_parameters, settings_from_dict
 
 PAIRS = [{"prompt": "Name the moon of Veloria.", "response": "Its moon is Pellow."},
          {"prompt": "Name the king of Veloria.", "response": "The king is Arno."}]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from explorer import lora
-from explorer.lora_data import builtin_dataset
-from explorer.lora_infer import generate, merge_check, next_token_shift
-from explorer.lora_model import LoraSettings
+from explorer.lora.data import builtin_dataset
+from explorer.lora.infer import generate, merge_check, next_token_shift
+from explorer.lora.model import LoraSettings
 
 FACT_Q, FACT_A = "What is the capital of Veloria?", "Quillmarsh"
 STYLE_Q = "How do I tie my shoes?"

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from explorer import quantization
-from explorer.quantization_error import dequantize_4bit, error_map, int8_outliers
-from explorer.quantization_methods import METHODS, QuantOptions, get_variant
-from explorer.quantization_quality import compare_logits, reference_passage, summarize
+from explorer.quantization.error import dequantize_4bit, error_map, int8_outliers
+from explorer.quantization.methods import METHODS, QuantOptions, get_variant
+from explorer.quantization.quality import compare_logits, reference_passage, summarize
 
 # Measured on the first 256 tokens of data/quantization/reference_passage.txt (windows of 128), SmolLM2 fp32
 # reference, bitsandbytes 0.50.2 on CPU: int8 same-top-1 = 90.16 %, NF4 = 72.05 %. The thresholds leave margin.
@@ -89,7 +89,7 @@ def test_reference_weights_bit_identical_after_every_method(tiny_engine):
 
 
 def test_failing_method_reports_and_others_run(tiny_engine, monkeypatch):
-    from explorer import quantization_methods
+    from explorer.quantization import methods as quantization_methods
 
     def broken(reference, options):
         raise RuntimeError("no 4-bit kernel on this device")
@@ -171,7 +171,7 @@ def test_smollm2_error_map_and_int8_outliers(smollm2):
 
 
 def test_cache_drops_least_recently_used_beyond_the_byte_budget(monkeypatch):
-    from explorer import quantization_methods as qm
+    from explorer.quantization import methods as qm
 
     fake = qm.OrderedDict((("m", k), qm.Variant(k, k, None, 0.0, size, size)) for k, size in
                           [("a", 300), ("b", 500), ("c", 400)])

@@ -2,7 +2,7 @@
 import pytest
 
 from explorer import tokens
-from explorer.tokenizer_backends import OFFLINE_TOKENIZERS, tiktoken_expected_hashes
+from explorer.tokens.backends import OFFLINE_TOKENIZERS, tiktoken_expected_hashes
 
 MIXED = "Family 👩‍👩‍👧‍👦, flag 🇫🇷, 日本語のテキスト, مرحبا بالعالم, café vs cafe\u0301,\ttab\nnew line\r\nend"
 
@@ -45,7 +45,7 @@ def test_tiktoken_hashes_are_tiktokens_own():
 
 
 def test_tiktoken_refuses_a_tampered_rank_file(tmp_path, monkeypatch):
-    from explorer import tokenizer_backends as tb
+    from explorer.tokens import backends as tb
 
     bad = tmp_path / "cl100k_base.tiktoken"
     bad.write_bytes(b"aGVsbG8= 0\n")
@@ -151,7 +151,7 @@ def test_long_text_counts_exact():
     result = tokens.run(text, ["cl100k_base"])
     import tiktoken.load  # noqa: F401 - same library, counted independently below
 
-    from explorer.tokenizer_backends import load_tiktoken
+    from explorer.tokens.backends import load_tiktoken
 
     assert result.results[0].count == len(load_tiktoken("cl100k_base").encode(text))
 

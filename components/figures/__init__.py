@@ -1,1 +1,0 @@
-"""Result -> plotly Figure functions, one module per tab. No torch here."""

@@ -1,0 +1,256 @@
+"""The Decoding tab: up to six strategies side by side, step by step, temperature live, the beam tree, and
+speculative decoding. Runs call ``explorer.decoding`` once; the result lives in ``gr.State`` and every
+slider or picker re-renders from it without running the model again. ``/decode`` is the JSON API.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from components.errors import ui_errors
+from components.stoppable import iterate_in_thread
+from components.tabs.decoding.figures import columns_html, empty_figure, step_figure, temperature_figure
+from components.tabs.decoding.views import beam_tree_figure, speculative_figure, speculative_html
+from explorer import decoding
+from explorer.decoding.speculative import DRAFTERS, run_speculative
+from explorer.decoding.strategies import MAX_STRATEGIES, PRESETS, STRATEGIES, new_seed
+from models.registry import DEFAULT_MODEL
+
+PARAMS = ["temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty", "no_repeat_ngram_size",
+          "num_beams", "length_penalty", "seed"]
+HEADERS = ["strategy"] + PARAMS
+DEFAULT_PRESETS = ["Greedy", "Beam search, 4 beams", "Recommended sampling (T 0.7, top-p 0.95)", "Min-p 0.05 (T 1.0)"]
+QUOTE_PROMPT = ("Copy this sentence exactly, then explain it in one line: The committee approved the new budget "
+                "for public libraries, parks and school buses on Tuesday evening.")
+INTRO = ("The model gives a probability for every possible next token; a **decoding strategy** turns those "
+         "distributions into text. Each row of the table is one column below (up to six), with parameters named "
+         "as in transformers' `GenerationConfig` (blank = transformers' default). Sampled rows show their seed: "
+         "the same seed gives the same text; **Re-roll** draws new seeds. Presets use the handbook's starting "
+         "values (temperature 0.7, top-p 0.95, top-k 40-50, repetition penalty 1.1, 4 beams).")
+SPEC_INTRO = ("**Speculative decoding**: a cheap drafter proposes several tokens, the model checks them all in one "
+              "forward pass and keeps those it agrees with, so greedy output is unchanged but needs fewer passes. "
+              "*Prompt lookup* drafts by copying text that follows the same n-gram earlier in the prompt (best when the "
+              "answer quotes the prompt). *Assisted* uses a small draft model with the same tokenizer; it needs a "
+              "bigger target model picked above (e.g. `HuggingFaceTB/SmolLM2-360M-Instruct` with "
+              "`smollm2-135m-instruct` drafting), which must be downloaded from the Hugging Face Hub: this server "
+              "may be offline, in which case loading the bigger model fails with a message.")
+
+
+def preset_row(name: str) -> list[str]:
+    """One table row (strings) for a preset; a sampled preset gets a fresh seed."""
+    preset = PRESETS[name]
+    row = [preset["name"]] + [str(preset.get(p, "")) for p in PARAMS]
+    if STRATEGIES[preset["name"]].do_sample:
+        row[-1] = str(new_seed())
+    return row
+
+
+def rows_to_strategies(rows) -> tuple[list[dict], list[str]]:
+    """Table rows -> strategy dicts; blank cells are left to the defaults, cells a strategy does not use are
+    dropped with a notice. Raises ``ValueError`` for an empty table."""
+    strategies, notices = [], []
+    for row in rows or []:
+        cells = [("" if c is None else str(c)).strip() for c in list(row) + [""] * len(HEADERS)][:len(HEADERS)]
+        if not cells[0]:
+            continue
+        strategy = {"name": cells[0].lower()}
+        accepted = STRATEGIES[strategy["name"]].params if strategy["name"] in STRATEGIES else PARAMS
+        for key, cell in zip(PARAMS, cells[1:]):
+            if cell and key in accepted:
+                strategy[key] = cell
+            elif cell:
+                notices.append(f"Row {len(strategies) + 1} ({cells[0]}): {key} does not apply and is ignored.")
+        strategies.append(strategy)
+    if not strategies:
+        raise ValueError("The strategy table is empty: add a preset or type a strategy name (greedy, beam, sampling).")
+    return strategies, notices
+
+
+def _with_seeds(rows, result) -> list[list[str]]:
+    kept = [list(r) for r in rows if str(r[0] or "").strip()]
+    for row, run in zip(kept, result.runs):
+        row[-1] = "" if run.seed is None else str(run.seed)
+    return kept
+
+
+def _choices(result, kind: str) -> list[tuple[str, int]]:
+    return [(f"{i + 1}. {r.label}", i) for i, r in enumerate(result.runs) if getattr(r, kind) is not None]
+
+
+def _outputs(result, rows, temperature):
+    steps, beams = _choices(result, "steps"), _choices(result, "beam")
+    col = steps[0][1] if steps else None
+    n_steps = result.runs[col].steps.num_steps if col is not None else 1
+    beam_col = beams[0][1] if beams else None
+    return (result, columns_html(result), _with_seeds(rows, result),
+            gr.update(choices=steps, value=col), gr.update(maximum=max(n_steps, 1), value=1),
+            step_figure(result.runs[col] if col is not None else None, 0, result.vocab_text),
+            temperature_figure(result.first_logits, temperature, result.vocab_text),
+            gr.update(choices=beams, value=beam_col),
+            beam_tree_figure(result.runs[beam_col] if beam_col is not None else None, result.vocab_text))
+
+
+RUN_OUTPUTS = 9  # components a decoding run updates: state, columns, table, column, step, plots, beam picker, tree
+
+
+@ui_errors
+def _run(prompt, model, rows, max_new_tokens, temperature, progress=gr.Progress()):
+    strategies, notices = rows_to_strategies(rows)
+    for notice in notices:
+        gr.Warning(notice)
+    done = [0]
+
+    def produce(flag):
+        def on_step(step, total):
+            flag.check()  # Stop ends the run at the next token, not at the end of the column
+            progress((done[0] + step / total) / len(strategies), desc=f"column {done[0] + 1}/{len(strategies)}")
+
+        yield from decoding.iter_runs(prompt, model or None, strategies, max_new_tokens, on_step=on_step)
+
+    for result in iterate_in_thread(produce):
+        if result is None:  # heartbeat while a column is being generated
+            yield tuple(gr.update() for _ in range(RUN_OUTPUTS))
+            continue
+        if done[0] == 0:
+            for notice in result.notices:
+                gr.Warning(notice)
+        done[0] = len(result.runs)
+        yield _outputs(result, rows, temperature)
+
+
+@ui_errors
+def _reroll(rows):
+    out = [list(r) for r in rows]
+    for row in out:
+        if str(row[0]).strip().lower() == "sampling":
+            row[-1] = str(new_seed())
+    return out
+
+
+@ui_errors
+def _add_preset(rows, name):
+    rows = [list(r) for r in rows if str(r[0] or "").strip()]
+    if len(rows) >= MAX_STRATEGIES:
+        gr.Warning(f"At most {MAX_STRATEGIES} columns; remove a row first.")
+        return rows
+    return rows + [preset_row(name)]
+
+
+@ui_errors
+def _pick_column(result, col):
+    if result is None or col is None:
+        return gr.update(), empty_figure("Run the strategies first.")
+    run = result.runs[int(col)]
+    return gr.update(maximum=max(run.steps.num_steps, 1), value=1), step_figure(run, 0, result.vocab_text)
+
+
+@ui_errors
+def _scrub(result, col, step):
+    if result is None or col is None:
+        return empty_figure("Run the strategies first.")
+    return step_figure(result.runs[int(col)], int(step) - 1, result.vocab_text)
+
+
+@ui_errors
+def _temperature(result, temperature):
+    return temperature_figure(result.first_logits if result else None, temperature,
+                              result.vocab_text if result else {})
+
+
+@ui_errors
+def _beam(result, col):
+    run = result.runs[int(col)] if result is not None and col is not None else None
+    return beam_tree_figure(run, result.vocab_text if result else {})
+
+
+@ui_errors
+def _speculate(prompt, model, method, num_draft, ngram_size, draft_model, max_new_tokens, progress=gr.Progress()):
+    progress(0.05, desc="speculative decoding, then plain greedy for comparison")
+    result = run_speculative(prompt, model or None, method, max_new_tokens, num_draft, ngram_size,
+                             draft_model or None)
+    summary = (f"**{len(result.token_ids)} tokens** in {result.forward_passes} verification passes "
+               f"(plain greedy: {len(result.baseline_ids)} passes) · drafted {result.num_drafted}, accepted "
+               f"{int(result.accepted.sum())} (**{result.acceptance_rate:.0%}**) · {result.seconds:.2f} s vs "
+               f"{result.baseline_seconds:.2f} s plain greedy → **speed-up {result.speedup:.2f}×** · output "
+               + ("identical to plain greedy." if result.identical else "differs from plain greedy."))
+    return result, speculative_figure(result, result.vocab_text), speculative_html(result), summary
+
+
+@ui_errors
+def decode_api(text: str, model: str, strategies: list[dict], max_new_tokens: int) -> dict:
+    """Decode ``text`` with each strategy in order.
+
+    Returns ``{"runs": [{"strategy", "params", "seed", "text", "token_ids", "token_logprobs", "seconds"}],
+    "notices": [...]}``; ``token_logprobs`` are the model's raw log-probabilities of the chosen tokens.
+    """
+    return decoding.to_api(decoding.run(text, model or None, strategies, max_new_tokens))
+
+
+def build_decoding_tab(ctx) -> dict:
+    """Build the Decoding tab; returns its components by name."""
+    limits = ctx.limits
+    result_state, spec_state = gr.State(None), gr.State(None)
+    gr.Markdown(INTRO)
+    table = gr.Dataframe(value=[preset_row(n) for n in DEFAULT_PRESETS], headers=HEADERS, datatype="str",
+                         type="array", column_count=len(HEADERS),
+                         interactive=True, label="Strategies (one row per column)", elem_id="decoding-table")
+    with gr.Row():
+        preset = gr.Dropdown(list(PRESETS), value=list(PRESETS)[2], label="Preset", scale=3)
+        add = gr.Button("Add preset row", scale=1)
+        reroll = gr.Button("Re-roll seeds and run", scale=1)
+    with gr.Row():
+        max_new = gr.Slider(1, limits.max_new_tokens, value=min(32, limits.max_new_tokens), step=1,
+                            label="max_new_tokens", scale=3)
+        run = gr.Button("Run strategies", variant="primary", elem_id="decoding-run", scale=1)
+        stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
+    columns = gr.HTML(columns_html(None), elem_id="decoding-columns")
+    gr.Markdown("### Step by step: what each setting keeps at every step of the run above")
+    with gr.Row():
+        column = gr.Dropdown([], label="Column (greedy or sampling)", scale=2)
+        step = gr.Slider(1, 2, value=1, step=1, label="Step", scale=3)
+    main_plot = gr.Plot(empty_figure("Run the strategies to scrub through their steps."), label="Step by step",
+                        elem_id="decoding-main-plot")
+    gr.Markdown("### Temperature, live: the distribution after the prompt, reshaped")
+    temperature = gr.Slider(0.0, 3.0, value=0.7, step=0.05, label="Temperature (0 = greedy, 1 = unchanged, >1 flatter)")
+    temp_plot = gr.Plot(empty_figure("Run the strategies first."), label="Temperature",
+                        elem_id="decoding-temperature-plot")
+    gr.Markdown("### Beam search tree: the beams at each step, pruned candidates faded, the winner in orange")
+    beam_column = gr.Dropdown([], label="Beam-search column")
+    beam_plot = gr.Plot(empty_figure("Add a beam-search row and run."), label="Beam tree",
+                        elem_id="decoding-beam-plot")
+    gr.Markdown(SPEC_INTRO)
+    with gr.Row():
+        method = gr.Radio(list(DRAFTERS), value="prompt_lookup", label="Drafter")
+        num_draft = gr.Slider(1, 16, value=8, step=1, label="Draft tokens per step")
+        ngram = gr.Slider(1, 5, value=3, step=1, label="Prompt lookup: longest n-gram matched")
+        draft_model = gr.Textbox(DEFAULT_MODEL, label="Assisted: draft model (same tokenizer, smaller)")
+    with gr.Row():
+        quote = gr.Button("Use a quoting example prompt")
+        spec_run = gr.Button("Run speculative decoding", variant="primary", elem_id="decoding-spec-run")
+        spec_stop = gr.Button("Stop", variant="stop", min_width=80)
+    spec_summary = gr.Markdown()
+    spec_plot = gr.Plot(empty_figure("Run speculative decoding."), label="Speculative decoding",
+                        elem_id="decoding-spec-plot")
+    spec_tokens = gr.HTML()
+
+    run_inputs = [ctx.prompt, ctx.model, table, max_new, temperature]
+    run_outputs = [result_state, columns, table, column, step, main_plot, temp_plot, beam_column, beam_plot]
+    assert len(run_outputs) == RUN_OUTPUTS, "the heartbeat of _run must update every output"
+    run_event = run.click(_run, run_inputs, run_outputs, concurrency_id="decoding")
+    reroll_event = reroll.click(_reroll, table, table).then(_run, run_inputs, run_outputs, concurrency_id="decoding")
+    stop.click(None, None, None, cancels=[run_event, reroll_event])
+    add.click(_add_preset, [table, preset], table)
+    column.input(_pick_column, [result_state, column], [step, main_plot])
+    step.change(_scrub, [result_state, column, step], main_plot)
+    temperature.change(_temperature, [result_state, temperature], temp_plot)
+    beam_column.input(_beam, [result_state, beam_column], beam_plot)
+    quote.click(lambda: QUOTE_PROMPT, None, ctx.prompt)
+    spec_event = spec_run.click(_speculate, [ctx.prompt, ctx.model, method, num_draft, ngram, draft_model, max_new],
+                                [spec_state, spec_plot, spec_tokens, spec_summary], concurrency_id="decoding")
+    spec_stop.click(None, None, None, cancels=[spec_event])
+    gr.api(decode_api, api_name="decode")
+    return {"run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
+            "max_new_tokens": max_new, "columns": columns, "column": column, "step": step, "main_plot": main_plot,
+            "temperature": temperature, "temperature_plot": temp_plot, "beam_column": beam_column,
+            "beam_plot": beam_plot, "method": method, "num_draft": num_draft, "ngram": ngram,
+            "draft_model": draft_model, "spec_run": spec_run, "spec_stop": spec_stop, "spec_plot": spec_plot,
+            "spec_tokens": spec_tokens, "spec_summary": spec_summary, "state": result_state, "spec_state": spec_state}

@@ -1,0 +1,228 @@
+"""The Hallucination tab: probes that show when the model may be making things up, and where answers come from.
+
+Reads the shared prompt as the question. Runs the chosen probes (registry in ``explorer.hallucination``)
+with progress and a Stop button, compares a real with an invented entity, attributes the answer to the
+question's words (captum), and shows how well each probe works on this model (AUROC table and ROC
+curves recomputed from the stored bench results, without the model).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import gradio as gr
+
+from components.errors import ui_errors
+from components.tabs.hallucination import figures as figs
+from explorer import hallucination as H
+from explorer.hallucination.attribution import METHODS, UNITS, attribute
+from explorer.core.engine import get_engine
+from explorer.hallucination.evaluation import RESULTS_FILE, auroc_table, load_results, scores_from_probes
+
+PROBE_CHOICES = [(p.label, name) for name, p in H.PROBES.items()]
+EXPLANATIONS = "\n".join(f"- **{p.label}** (`{name}`): {p.explanation}" for name, p in H.PROBES.items())
+TASKS = [("Wrong answers (questions)", "questions"), ("Invented entities", "entities")]
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def summary_markdown(result: H.HallucinationResult) -> str:
+    """One line per probe with its main numbers (or its error / skip message)."""
+    lines = [f"**Answer:** {result.answer.text or '(empty)'}"]
+    for name, out in result.probes.items():
+        label = H.PROBES[name].label
+        if "error" in out or "skipped" in out:
+            lines.append(f"- **{label}**: {out.get('error') or out.get('skipped')}")
+            continue
+        detail = {
+            "token_confidence": lambda o: f"weakest token p = {_fmt(o['min_prob'])}, max surprisal {_fmt(o['max_surprisal'])} nats",
+            "sequence": lambda o: f"sequence p = {_fmt(o['sequence_prob'], 4)}, perplexity {_fmt(o['perplexity'])}, "
+                                  f"mean entropy {_fmt(o['mean_entropy'])} nats",
+            "semantic_entropy": lambda o: f"{len(o['clusters'])} meaning cluster(s) in {o['n_samples']} samples, "
+                                          f"semantic entropy {_fmt(o['semantic_entropy'])} of max {_fmt(o['max_entropy'])} nats, "
+                                          f"greedy agreement {_fmt(o['greedy_agreement'], 2)}",
+            "logit_lens": lambda o: f"first layers {o['first_layer']} of {o['num_layers']}",
+            "p_true": lambda o: f"P(True) = {_fmt(o['p_true'])} (mass on True/False {_fmt(o['mass'])})",
+            "grounded": lambda o: f"with context: {o['answer_with_context']!r}; without: {o['answer_without_context']!r}; "
+                                  f"reliance {_fmt(o['pmi_per_token'])} nats/token",
+            "attribution": lambda o: "strongest words: " + ", ".join(
+                f"{s.strip()!r} {v:+.2f}" for s, v in sorted(zip(o['segments'], o['scores']), key=lambda t: -t[1])[:3]),
+        }[name](out)
+        note = f" ({out['note']})" if out.get("note") else ""
+        lines.append(f"- **{label}**: {detail}{note}")
+    return "\n".join(lines)
+
+
+def _views(result: H.HallucinationResult, view: str):
+    objects = result.objects
+    main = figs.token_confidence(result.answer, view)
+    clusters = figs.sample_clusters(objects["samples"]) if "samples" in objects else None
+    lens = figs.logit_lens(objects["logit_lens"]) if "logit_lens" in objects else None
+    attr = figs.attribution(objects["attribution"]) if "attribution" in objects else None
+    return main, clusters, lens, attr
+
+
+@ui_errors
+def run_probes(question, model, probes, n_samples, seed, context, view, progress=gr.Progress()):
+    """Stream the probes' results after each one (so Stop works between probes)."""
+    names = H.check_probes(probes)
+    steps = len(names) + 1
+    for i, (name, result) in enumerate(H.iter_run(question, model, names, context, int(n_samples), int(seed))):
+        if i == 0:
+            for notice in result.notices:
+                gr.Warning(notice)
+        upcoming = names[i] if i < len(names) else None
+        label = f"running {H.PROBES[upcoming].label}" if upcoming else "done"
+        if upcoming == "semantic_entropy":
+            label += f" (sampling {min(int(n_samples), gr_limits().max_samples)} answers)"
+        progress((i + 1) / steps, desc=label)
+        yield (result, summary_markdown(result), *_views(result, view), result.to_dict())
+
+
+@ui_errors
+def rerender(result, view):
+    """Redraw the token view from the stored result (no model run)."""
+    return figs.token_confidence(result.answer, view) if result is not None else None
+
+
+@ui_errors
+def compare(template, real, fictitious, model, n_samples, seed, progress=gr.Progress()):
+    """Real vs invented entity, same scalar probes, side by side."""
+    progress(0.1, desc="asking about both entities")
+    pair = H.compare_entities(template, real, fictitious, model, H.DEFAULT_PROBES, int(n_samples), int(seed))
+    named = {f"{name} (real)" if i == 0 else f"{name} (invented)": scores_from_probes(r.to_dict()["probes"])
+             for i, (name, r) in enumerate(zip((real.strip(), fictitious.strip()), pair))}
+    answers = "\n".join(f"- **{n}**: {r.answer.text!r}" for n, r in zip(named, pair))
+    return answers, figs.comparison_table(named), figs.probe_comparison(named, "Real vs invented entity")
+
+
+@ui_errors
+def run_attribution(question, model, method, unit, target, progress=gr.Progress()):
+    """Attribute the answer (or a typed target) to the question's parts."""
+    progress(0.1, desc=f"captum {method} over {unit}s")
+    result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
+                       max_seconds=gr_limits().max_probe_seconds)
+    return figs.attribution(result), figs.attribution_html(result), result.to_dict()
+
+
+def gr_limits():
+    """The active limits (read once per process)."""
+    from explorer.core.config import get_limits
+
+    return get_limits()
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(task: str, stamp: tuple):
+    return auroc_table(load_results(), task)
+
+
+def stored_rows(task: str):
+    """AUROC rows of ``task`` from the stored results, cached until the results file changes."""
+    stamp = (os.path.getmtime(RESULTS_FILE), os.path.getsize(RESULTS_FILE)) if os.path.exists(RESULTS_FILE) else ()
+    return _rows(task, stamp)
+
+
+@ui_errors
+def auroc_view(task):
+    """AUROC table and ROC curves from the stored bench results (no model)."""
+    rows = stored_rows(task)
+    if not rows:
+        return figs.auroc_frame([]), None, "No stored bench results yet: run `python bench/bench_hallucination.py collect`."
+    n = rows[0].n
+    text = (f"{n} items, {rows[0].n_positive} positives; AUROC 0.5 = no better than chance. "
+            "Computed from `data/hallucination/bench_results.jsonl` by `explorer.hallucination_eval`.")
+    return figs.auroc_frame(rows), figs.roc_curves(rows, f"ROC curves: detecting {rows[0].task}s"), text
+
+
+@ui_errors
+def probe_api(question: str, model: str, probes: list[str], context: str | None = None, n_samples: int = 5) -> dict:
+    """JSON API ``/probe``: ``{"answer", "probes": {name: {..., "score"}}, "elapsed_ms", "notices"}``."""
+    return H.run(question, model, probes, context, n_samples).to_dict()
+
+
+@ui_errors
+def attribute_api(question: str, model: str, method: str = "feature_ablation", unit: str = "word",
+                  target: str | None = None) -> dict:
+    """JSON API ``/attribute``: segments of the question with their attribution to the answer (nats)."""
+    result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
+                       max_seconds=gr_limits().max_probe_seconds)
+    return result.to_dict()
+
+
+def build_hallucination_tab(ctx) -> dict:
+    """Build the Hallucination tab; returns its components by name."""
+    limits = ctx.limits
+    gr.Markdown("The question is the prompt above. A small model states wrong things with confidence; these "
+                "signals correlate with it, and the table at the bottom shows how well each works on this model.")
+    with gr.Row():
+        probes = gr.CheckboxGroup(PROBE_CHOICES, value=list(H.DEFAULT_PROBES), label="Probes", scale=3,
+                                  elem_id="hallucination-probes")
+        with gr.Column(scale=1):
+            n_samples = gr.Slider(1, 2 * limits.max_samples, value=5, step=1, label="Samples (agreement probe)",
+                                  info=f"capped at {limits.max_samples}")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+    with gr.Accordion("What each probe measures", open=False):
+        gr.Markdown(EXPLANATIONS)
+    context = gr.Textbox(label="Context passage (for grounded vs ungrounded)", lines=3,
+                         placeholder="Paste a passage; tick 'Grounded vs ungrounded'.")
+    with gr.Row():
+        run_btn = gr.Button("Run probes", variant="primary", elem_id="hallucination-run")
+        stop_btn = gr.Button("Stop", variant="stop")
+    summary = gr.Markdown()
+    view = gr.Radio(list(figs.TOKEN_VIEWS), value="probability", label="Colour tokens by")
+    main_plot = gr.Plot(elem_id="hallucination-main-plot", label="Token confidence")
+    with gr.Row():
+        clusters_plot = gr.Plot(label="Agreement across samples")
+        attr_plot = gr.Plot(label="Attribution (when ticked)")
+    lens_plot = gr.Plot(label="Logit lens")
+    raw = gr.JSON(label="All numbers (the /probe JSON)")
+    state = gr.State(None)
+    run_event = run_btn.click(run_probes, [ctx.prompt, ctx.model, probes, n_samples, seed, context, view],
+                              [state, summary, main_plot, clusters_plot, lens_plot, attr_plot, raw])
+    stop_btn.click(None, None, None, cancels=[run_event])
+    view.change(rerender, [state, view], main_plot)
+
+    with gr.Accordion("Real vs invented entity", open=False):
+        with gr.Row():
+            template = gr.Textbox(value="Who was {entity}?", label="Question with {entity}")
+            real = gr.Textbox(value="Marie Curie", label="Real entity")
+            fake = gr.Textbox(value="Zorvak Melindrel", label="Invented entity")
+        cmp_btn = gr.Button("Compare")
+        cmp_answers = gr.Markdown()
+        cmp_table = gr.Dataframe(label="Scores side by side (higher = more likely wrong)")
+        cmp_plot = gr.Plot()
+        cmp_event = cmp_btn.click(compare, [template, real, fake, ctx.model, n_samples, seed],
+                                  [cmp_answers, cmp_table, cmp_plot])
+
+    with gr.Accordion("Attribution: which words drove the answer (captum)", open=False):
+        with gr.Row():
+            method = gr.Radio(list(METHODS), value="feature_ablation", label="Method")
+            unit = gr.Radio(list(UNITS), value="word", label="Segments")
+            target = gr.Textbox(label="Target answer (empty = the model's own)")
+        attr_btn = gr.Button("Attribute")
+        attr_fig = gr.Plot()
+        attr_chips = gr.HTML()
+        attr_json = gr.JSON(label="/attribute JSON")
+        attr_event = attr_btn.click(run_attribution, [ctx.prompt, ctx.model, method, unit, target],
+                                    [attr_fig, attr_chips, attr_json])
+    stop_btn.click(None, None, None, cancels=[cmp_event, attr_event])
+
+    with gr.Accordion("How good is each probe on this model (AUROC on the labelled set)", open=True):
+        task = gr.Radio(TASKS, value="questions", label="Task")
+        auroc_note = gr.Markdown(lambda: auroc_view("questions")[2])
+        auroc_df = gr.Dataframe(lambda: auroc_view("questions")[0],
+                                label="AUROC with bootstrap 95% interval and shuffled-score control")
+        roc_plot = gr.Plot(lambda: auroc_view("questions")[1], label="ROC curves")
+        refresh = gr.Button("Reload stored results")
+        for trigger in (task.change, refresh.click):
+            trigger(auroc_view, task, [auroc_df, roc_plot, auroc_note])
+
+    gr.api(probe_api, api_name="probe")
+    gr.api(attribute_api, api_name="attribute")
+    return {"probes": probes, "n_samples": n_samples, "seed": seed, "context": context, "run": run_btn,
+            "stop": stop_btn, "summary": summary, "view": view, "main_plot": main_plot, "clusters_plot": clusters_plot,
+            "lens_plot": lens_plot, "attr_plot": attr_plot, "raw": raw, "state": state, "auroc_table": auroc_df,
+            "roc_plot": roc_plot, "task": task}

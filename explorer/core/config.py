@@ -1,0 +1,110 @@
+"""Limits and settings shared by every lens, in one frozen object.
+
+Every cap can be overridden by an environment variable named
+``LLM_EXPLORER_<FIELD_NAME_IN_CAPS>`` (for example ``LLM_EXPLORER_MAX_NEW_TOKENS=64``),
+so a public Space can tighten them without touching code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from functools import lru_cache
+
+ENV_PREFIX = "LLM_EXPLORER_"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied to user requests.
+
+    Fields (all ints unless stated):
+        max_prompt_tokens: tokens a model lens accepts in one prompt.
+        max_display_tokens: token chips drawn in the Tokens tab (counts stay exact).
+        max_tokenize_chars: characters the tokenizer lens accepts (counts are exact up to this).
+        max_new_tokens: tokens one generation may add.
+        max_attention_tokens: tokens the attention detail views accept.
+        max_attention_steps: generated tokens the attention timeline records (one attention row per step).
+        max_samples: samples drawn by one probe.
+        max_beams: beams in beam search.
+        max_train_steps: optimiser steps in one LoRA run.
+        max_dataset_bytes: bytes of a typed or uploaded dataset (bytes).
+        max_run_seconds: wall-clock seconds one long task may run (float, seconds).
+        max_adapter_bytes: bytes of an uploaded LoRA adapter file (bytes).
+        max_probe_seconds: wall-clock seconds one hallucination probe may run (float, seconds).
+        max_quantized_bytes: weight bytes of quantised model copies kept in memory at once (bytes);
+            the least recently used copy is dropped beyond it.
+        queue_size: requests waiting in Gradio's queue before "busy" is answered.
+        concurrency: requests Gradio runs at once.
+        hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
+    """
+
+    max_prompt_tokens: int = 2048
+    max_display_tokens: int = 2000
+    max_tokenize_chars: int = 1_000_000
+    max_new_tokens: int = 256
+    max_attention_tokens: int = 512
+    max_attention_steps: int = 64
+    max_samples: int = 10
+    max_beams: int = 8
+    max_train_steps: int = 300
+    max_dataset_bytes: int = 1_000_000
+    max_run_seconds: float = 600.0
+    max_adapter_bytes: int = 200_000_000
+    max_probe_seconds: float = 60.0
+    max_quantized_bytes: int = 4 * 2**30
+    queue_size: int = 64
+    concurrency: int = 4
+    hub_allow_list: tuple[str, ...] = ()
+
+    def env_names(self) -> dict[str, str]:
+        """Map each field name to the environment variable that overrides it."""
+        return {f.name: ENV_PREFIX + f.name.upper() for f in fields(self)}
+
+
+def _parse(field: dataclasses.Field, raw: str):
+    if field.type in ("int", int):
+        return int(raw)
+    if field.type in ("float", float):
+        return float(raw)
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@lru_cache(maxsize=1)
+def get_limits() -> Limits:
+    """Return the process-wide :class:`Limits`, read once from the environment.
+
+    Raises:
+        ValueError: an environment variable holds a value of the wrong type.
+    """
+    overrides = {}
+    for field in fields(Limits):
+        raw = os.environ.get(ENV_PREFIX + field.name.upper())
+        if raw is None or raw == "":
+            continue
+        try:
+            overrides[field.name] = _parse(field, raw)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not valid: {exc}") from exc
+    return Limits(**overrides)
+
+
+def cache_dir() -> str:
+    """Folder for converted models and other derived files.
+
+    ``LLM_EXPLORER_CACHE`` if set, else ``~/.cache/llm-explorer`` (``XDG_CACHE_HOME`` respected).
+    """
+    root = os.environ.get("LLM_EXPLORER_CACHE")
+    if root:
+        return root
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "llm-explorer")
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA_DIR = os.path.join(REPO_ROOT, "data")
+
+
+def data_path(*parts: str) -> str:
+    """Path of a shipped data file: ``data_path("hallucination", "questions.json")`` -> ``<repo>/data/hallucination/questions.json``."""
+    return os.path.join(DATA_DIR, *parts)

@@ -1,0 +1,266 @@
+"""The shared engine: one :class:`Engine` per loaded model, with the lock that serialises its use.
+
+Lenses never touch ``models.loading`` directly for forward passes: they take an engine and run
+inside ``engine.session()``, which holds the model's lock and disables autograd. Anything that
+changes how the shared model runs (eager attention for capture, hooks) happens inside a context
+manager that restores the original in ``finally``, still under the lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from explorer.core.config import get_limits
+from models.loading import LoadedModel, load_model
+from models.registry import DEFAULT_MODEL
+
+_ENGINES: dict[tuple, "Engine"] = {}
+
+
+@dataclass
+class Step:
+    """One forward pass of :meth:`Engine.steps`.
+
+    Attributes:
+        index: 0 for the prefill (the whole prompt), then 1, 2, ... for each decode step.
+        logits: next-token logits at the last position, ``torch.Tensor`` of shape ``(vocab,)``, float32, on CPU.
+        token: the token chosen by ``select`` from these logits (the ``index + 1``-th generated token).
+        finished: True when ``token`` is an end-of-sequence id (:meth:`Engine.eos_token_ids`) and the loop stops.
+        cache: the ``past_key_values`` after this pass (it already holds this pass's inputs, not ``token``).
+        output: the model output of this pass (attentions or hidden states when ``forward_kwargs`` asked for them).
+        ms: wall time of the forward pass in milliseconds, the device synchronised before the clock is read.
+        input_ids: the ids fed in this pass, ``torch.Tensor`` of shape ``(1, n)`` (n = prompt length at prefill, else 1).
+    """
+
+    index: int
+    logits: Any
+    token: int
+    finished: bool
+    cache: Any
+    output: Any
+    ms: float
+    input_ids: Any
+
+
+def greedy(logits, index: int) -> int:
+    """The default ``select`` of :meth:`Engine.steps`: the arg-max token id of ``logits`` ``(vocab,)``."""
+    return int(logits.argmax())
+_ENGINES_LOCK = threading.Lock()
+
+
+class Engine:
+    """A loaded model plus the helpers every lens needs.
+
+    Attributes:
+        loaded: the shared :class:`models.loading.LoadedModel`.
+        model, tokenizer, device, dtype, lock, spec: shortcuts to ``loaded``'s fields.
+    """
+
+    def __init__(self, loaded: LoadedModel):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        self.dtype = loaded.dtype
+        self.lock = loaded.lock
+        self.spec = loaded.spec
+
+    @property
+    def name(self) -> str:
+        """The model name users typed (``smollm2-135m-instruct`` or a Hub id)."""
+        return self.spec.name
+
+    @property
+    def config(self):
+        """The ``transformers`` config of the model."""
+        return self.model.config
+
+    @property
+    def is_causal(self) -> bool:
+        """True for decoder models (causal attention), False for encoders such as MiniLM."""
+        return self.spec.kind == "causal-lm"
+
+    @contextlib.contextmanager
+    def session(self, grad: bool = False) -> Iterator["Engine"]:
+        """Hold the model's lock (and ``torch.inference_mode`` unless ``grad``) for one step of work.
+
+        Keep the block short (one forward pass or one training step) so other users interleave.
+        """
+        import torch
+
+        with self.lock:
+            if grad:
+                yield self
+            else:
+                with torch.inference_mode():
+                    yield self
+
+    @contextlib.contextmanager
+    def eager_attention(self) -> Iterator[None]:
+        """Switch the model to eager attention (which returns attention probabilities) for the block.
+
+        SDPA stays the default for speed; the previous implementation is restored in ``finally``.
+        Must be used inside :meth:`session`.
+        """
+        model = self.model
+        previous = getattr(model.config, "_attn_implementation", None) or "sdpa"
+        if previous == "eager":
+            yield
+            return
+        model.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(previous)
+
+    def encode(self, text: str, add_special_tokens: bool = True, max_tokens: int | None = None) -> list[int]:
+        """Token ids of plain ``text`` (no chat template).
+
+        Raises:
+            ValueError: the prompt is longer than ``max_tokens`` (default: the configured
+                ``max_prompt_tokens`` and the model's context length).
+        """
+        ids = self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+        self.check_length(len(ids), max_tokens)
+        return list(ids)
+
+    def chat_ids(self, user: str, system: str | None = None, add_generation_prompt: bool = True,
+                 max_tokens: int | None = None) -> list[int]:
+        """Token ids of ``user`` wrapped by the model's chat template (plain text if it has none).
+
+        Raises:
+            ValueError: the wrapped prompt is too long (see :meth:`encode`).
+        """
+        template = getattr(self.tokenizer, "chat_template", None)
+        if not template:
+            return self.encode(user, max_tokens=max_tokens)
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                                 tokenize=True, return_dict=False)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        ids = list(ids)
+        self.check_length(len(ids), max_tokens)
+        return ids
+
+    def context_length(self) -> int:
+        """The model's maximum positions (``max_position_embeddings``), in tokens."""
+        return int(getattr(self.config, "max_position_embeddings", 0) or 2048)
+
+    def check_length(self, n_tokens: int, max_tokens: int | None = None) -> None:
+        """Raise ``ValueError`` with a readable message if ``n_tokens`` exceeds the caps."""
+        cap = min(max_tokens or get_limits().max_prompt_tokens, self.context_length())
+        if n_tokens > cap:
+            raise ValueError(f"The prompt is {n_tokens:,} tokens long; this view accepts at most {cap:,} tokens "
+                             f"(model context {self.context_length():,}). Shorten the prompt.")
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (CUDA) so a clock read after it measures the work; no-op on CPU."""
+        import torch
+
+        if str(self.device).startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def as_input(self, ids) -> Any:
+        """``ids`` (list of ints, 1-D or 2-D tensor or array) as a ``(1, n)`` long tensor on the engine's device."""
+        import torch
+
+        tensor = torch.as_tensor(ids, dtype=torch.long)
+        if tensor.dim() == 1:
+            tensor = tensor.unsqueeze(0)
+        return tensor.to(self.device)
+
+    def forward(self, ids, model=None, grad: bool = False, **forward_kwargs):
+        """Run one forward pass of ``model`` (default: the shared model) under the lock and return its output.
+
+        Args:
+            ids: token ids, ``(n,)`` or ``(1, n)``; moved to the engine's device.
+            model: another module tree that shares this engine's lock (a quantised copy, a LoRA shadow).
+            grad: keep autograd on (training, attribution); otherwise ``torch.inference_mode``.
+            **forward_kwargs: passed to the model (``output_attentions``, ``past_key_values``, ``labels`` ...).
+        Returns:
+            the model output (``logits`` ``(1, n, vocab)`` unless ``logits_to_keep`` says otherwise).
+        """
+        with self.session(grad=grad):
+            return (model or self.model)(input_ids=self.as_input(ids), **forward_kwargs)
+
+    def steps(self, ids, max_new_tokens: int, select: Callable[[Any, int], int] = greedy,
+              forward_kwargs: dict | None = None, cache=None, model=None, stop_at_eos: bool = True,
+              eos_ids: set[int] | None = None) -> Iterator[Step]:
+        """The one way to step the model: prefill ``ids``, then one decode pass per generated token.
+
+        Each pass holds the lock for that pass only, so other users interleave between tokens. ``select``
+        runs outside the lock on the CPU logits (sampling there uses a private ``torch.Generator``).
+
+        Args:
+            ids: the prompt's token ids, ``(n,)``.
+            max_new_tokens: tokens to generate (the one meaning everywhere: generated tokens, not passes);
+                ``max_new_tokens`` passes are made, the last one's token is not fed back.
+            select: ``select(logits (vocab,), step_index) -> token id``; default greedy.
+            forward_kwargs: extra model arguments for every pass (``output_attentions=True`` ...).
+            cache: a ``Cache`` to continue from (default: a new ``DynamicCache`` built with the model's config,
+                so sliding-window layers keep only their window).
+            model: another module tree sharing this engine's lock (quantised copy, LoRA shadow).
+            stop_at_eos: stop after a step whose token is in ``eos_ids`` (default :meth:`eos_token_ids`).
+        Yields:
+            :class:`Step` per pass, ``max_new_tokens`` at most.
+        Raises:
+            ValueError: ``max_new_tokens`` below 1.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        if int(max_new_tokens) < 1:
+            raise ValueError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
+        model = model or self.model
+        kwargs = dict(forward_kwargs or {})
+        eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
+        if cache is None:
+            cache = DynamicCache(config=model.config)
+        feed = self.as_input(ids)
+        for index in range(int(max_new_tokens)):
+            with self.session():
+                start = time.perf_counter()
+                output = model(input_ids=feed, past_key_values=cache, use_cache=True, logits_to_keep=1, **kwargs)
+                self.synchronize()
+                ms = (time.perf_counter() - start) * 1000.0
+            logits = output.logits[0, -1].float().cpu()
+            token = int(select(logits, index))
+            finished = stop_at_eos and token in eos
+            cache = output.past_key_values if output.past_key_values is not None else cache
+            yield Step(index=index, logits=logits, token=token, finished=finished, cache=cache, output=output,
+                       ms=ms, input_ids=feed)
+            if finished:
+                return
+            feed = torch.tensor([[token]], device=self.device)
+
+    def eos_token_ids(self) -> set[int]:
+        """Token ids that end a generation: the generation config's ``eos_token_id`` (int or list), else the
+        tokenizer's end-of-sequence token; empty when neither is set."""
+        ids = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if ids is None:
+            ids = self.tokenizer.eos_token_id
+        ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))
+        return {int(i) for i in ids if i is not None}
+
+    def decode(self, ids) -> str:
+        """Text of token ids (special tokens kept)."""
+        return self.tokenizer.decode(list(ids))
+
+
+def get_engine(model: str | None = None, dtype: str | None = None, quantization: str | None = None) -> Engine:
+    """Return the shared :class:`Engine` for a model name (default: the embedded SmolLM2).
+
+    Raises:
+        ValueError: unknown model, or a Hub model that cannot be loaded (see ``models.loading.load_model``).
+    """
+    loaded = load_model(model or DEFAULT_MODEL, dtype=dtype, quantization=quantization)
+    key = (loaded.spec.name, dtype, quantization)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None or engine.loaded is not loaded:
+            engine = _ENGINES[key] = Engine(loaded)
+        return engine

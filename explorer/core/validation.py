@@ -1,0 +1,115 @@
+"""One validation helper for the arguments every lens shares, with one wording per error.
+
+Errors a user can cause raise ``ValueError`` whose message names the argument; the UI turns them into
+``gr.Error`` (``components.errors``) and the JSON APIs into a clear error. Values above a cap are not
+refused: they are capped and a notice says so (the caller shows it with ``gr.Warning`` / ``notices``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def check_text(value: Any, name: str = "text", allow_empty: bool = False) -> str:
+    """Return ``value`` if it is a string (non-blank unless ``allow_empty``).
+
+    Raises:
+        ValueError: not a string ("The text must be a string (got list).") or empty/whitespace-only.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"The {name} must be a string (got {type(value).__name__}).")
+    if "\x00" in value:
+        raise ValueError(f"The {name} contains a NUL character; remove it.")
+    if not allow_empty and not value.strip():
+        raise ValueError(f"The {name} is empty; type some text.")
+    return value
+
+
+def check_int(value: Any, name: str, minimum: int | None = None, cap: int | None = None,
+              notices: list[str] | None = None) -> int:
+    """``value`` as an int, refused below ``minimum`` and capped at ``cap`` (a notice is appended to ``notices``).
+
+    Accepts ints and integral floats (JSON clients send 8.0); refuses booleans, strings and NaN.
+
+    Raises:
+        ValueError: not an integer, or below ``minimum`` (message names ``name``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be an integer (got {type(value).__name__}).")
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise ValueError(f"{name} must be an integer (got {value!r}).")
+    number = int(value)
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be at least {minimum} (got {number}).")
+    if cap is not None and number > cap:
+        if notices is not None:
+            notices.append(f"{name} was capped at {cap} (asked for {number}).")
+        number = cap
+    return number
+
+
+def check_float(value: Any, name: str, minimum: float | None = None, maximum: float | None = None,
+                strict_minimum: bool = False) -> float:
+    """``value`` as a finite float within ``[minimum, maximum]`` (``(minimum, ...`` when ``strict_minimum``).
+
+    Raises:
+        ValueError: not a number, NaN/inf, or out of range (message names ``name``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number (got {type(value).__name__}).")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number (got {value!r}).")
+    if minimum is not None and (number <= minimum if strict_minimum else number < minimum):
+        raise ValueError(f"{name} must be {'above' if strict_minimum else 'at least'} {minimum} (got {number}).")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be at most {maximum} (got {number}).")
+    return number
+
+
+def check_max_new_tokens(value: Any, cap: int, notices: list[str] | None = None) -> int:
+    """``max_new_tokens``: tokens to generate (not counting the prompt), at least 1, capped at ``cap``.
+
+    Raises:
+        ValueError: not an integer or below 1.
+    """
+    return check_int(value, "max_new_tokens", minimum=1, cap=cap, notices=notices)
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """A sampling seed: an integer in ``[0, 2**63 - 1]``.
+
+    Raises:
+        ValueError: not an integer or out of range.
+    """
+    seed = check_int(value, name, minimum=0)
+    if seed > 2**63 - 1:
+        raise ValueError(f"{name} must be below 2**63 (got {seed}).")
+    return seed
+
+
+def check_choices(values: Any, name: str, allowed: list[str] | tuple[str, ...]) -> list[str]:
+    """``values`` as a list of strings, each one of ``allowed``.
+
+    Raises:
+        ValueError: not a list of strings, or an unknown entry (the message lists the allowed ones).
+    """
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{name} must be a list of names (got {type(values).__name__}).")
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"Unknown {name}: {', '.join(unknown)}. Choose from: {', '.join(allowed)}.")
+    return list(values)
+
+
+def require_causal(engine, what: str = "This view") -> None:
+    """Refuse an encoder (MiniLM) where a lens needs a decoder that predicts the next token.
+
+    Raises:
+        ValueError: "<what> needs a decoder model; all-minilm-l6-v2 is an encoder (bidirectional) ..."
+    """
+    if not engine.is_causal:
+        raise ValueError(f"{what} needs a decoder (causal language model); {engine.name} is an encoder, which "
+                         f"does not predict the next token. Pick a decoder such as smollm2-135m-instruct.")

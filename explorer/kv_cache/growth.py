@@ -1,0 +1,304 @@
+"""KV cache lens: bytes measured from the real cache object while generating, beside the formula.
+
+During autoregressive decoding every attention layer keeps the keys and values of all earlier tokens
+(Vaswani et al. 2017, "Attention Is All You Need"; Pope et al. 2022, "Efficiently Scaling Transformer
+Inference", arXiv:2211.05102, section 2). Their size is
+
+    kv_bytes = 2 (key and value) x num_layers x num_kv_heads x head_dim x bytes_per_element x tokens
+
+(``num_kv_heads`` < query heads for GQA, Ainslie et al. 2023, arXiv:2305.13245; 1 for MQA, Shazeer 2019).
+
+:func:`iter_growth` runs greedy decoding one forward pass at a time with a ``transformers``
+``DynamicCache``, and after the prefill and after every decode step sums ``numel x element_size``
+over every layer's key and value tensors (``cache.layers[i].keys/.values``). :func:`run` collects
+it into a :class:`KVGrowthResult`. Timing with vs without the cache is in ``kv_cache_timing.py``.
+
+The prompt-caching, paged-attention, quantised-cache and what-if parts live in
+``kv_cache_prefix.py``, ``kv_cache_paged.py``, ``kv_cache_quant.py`` and ``kv_cache_whatif.py``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from explorer.core.config import get_limits
+from explorer.core.engine import Engine, get_engine
+
+
+@dataclass(frozen=True)
+class CacheShape:
+    """What sizes one model's KV cache.
+
+    Attributes:
+        num_layers, num_heads, num_kv_heads, head_dim: from the model config.
+        bytes_per_element: bytes of one cached number (4 for fp32, 2 for bf16/fp16).
+        dtype: name of the cache dtype (``"float32"`` ...).
+    """
+
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    bytes_per_element: int
+    dtype: str
+
+    @property
+    def bytes_per_token(self) -> int:
+        """``2 x num_layers x num_kv_heads x head_dim x bytes_per_element`` (bytes per token, batch 1)."""
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.bytes_per_element
+
+    def formula_bytes(self, tokens: int) -> int:
+        """KV cache bytes for ``tokens`` cached tokens (batch 1)."""
+        return self.bytes_per_token * int(tokens)
+
+
+def cache_shape(engine: Engine) -> CacheShape:
+    """Read the :class:`CacheShape` of ``engine``'s model from its config and dtype.
+
+    Raises:
+        ValueError: the model is not a decoder (encoders keep no KV cache).
+    """
+    if not engine.is_causal:
+        raise ValueError(f"{engine.name} is an encoder: it reads the whole text at once and keeps no KV cache. "
+                         "Pick a decoder model such as smollm2-135m-instruct.")
+    cfg = engine.config.get_text_config(decoder=True)
+    heads = int(cfg.num_attention_heads)
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    element = engine.dtype.itemsize if hasattr(engine.dtype, "itemsize") else 4
+    return CacheShape(int(cfg.num_hidden_layers), heads, kv_heads, head_dim, int(element),
+                      str(engine.dtype).replace("torch.", ""))
+
+
+def tensor_bytes(obj) -> int:
+    """Bytes held by a tensor, a quantised tensor subclass, or a tuple/list of them (recursively).
+
+    Tensor subclasses that pack their data (optimum-quanto's ``WeightQBitsTensor``) are unpacked through
+    ``__tensor_flatten__`` so their packed storage, scales and shifts are counted, not the logical size.
+    """
+    import torch
+
+    if obj is None:
+        return 0
+    if isinstance(obj, (tuple, list)):
+        return sum(tensor_bytes(item) for item in obj)
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(item) for item in obj.values())
+    if isinstance(obj, torch.Tensor):
+        if type(obj) is not torch.Tensor and hasattr(obj, "__tensor_flatten__"):
+            names, _ = obj.__tensor_flatten__()
+            return sum(tensor_bytes(getattr(obj, name)) for name in names)
+        return obj.numel() * obj.element_size()
+    return 0
+
+
+def measure_cache_bytes(cache) -> int:
+    """Sum the bytes of every layer's cached key and value tensors in a ``transformers`` cache object.
+
+    Counts ``layer.keys`` and ``layer.values`` (the full-precision part) and, for quantised layers,
+    ``layer._quantized_keys`` / ``layer._quantized_values`` (bytes of the stored quantised data).
+    Returns bytes (int).
+    """
+    total = 0
+    for layer in cache.layers:
+        total += tensor_bytes(getattr(layer, "keys", None)) + tensor_bytes(getattr(layer, "values", None))
+        total += tensor_bytes(getattr(layer, "_quantized_keys", None))
+        total += tensor_bytes(getattr(layer, "_quantized_values", None))
+    return total
+
+
+def measured_bytes_per_token(engine: Engine) -> int:
+    """KV bytes one token occupies, measured: prefill one token into a fresh ``DynamicCache`` and sum its tensors.
+
+    Raises:
+        ValueError: encoder model (no KV cache).
+    """
+    import torch
+    from transformers import DynamicCache
+
+    cache_shape(engine)
+    cache = DynamicCache(config=engine.model.config)
+    token = engine.tokenizer.bos_token_id if engine.tokenizer.bos_token_id is not None else 0
+    with engine.session():
+        engine.model(input_ids=torch.tensor([[token]], device=engine.device), past_key_values=cache, use_cache=True)
+    return measure_cache_bytes(cache)
+
+
+@dataclass(frozen=True)
+class GrowthStep:
+    """One measurement: after the prefill (``phase == "prefill"``) or after one decode step.
+
+    Attributes:
+        tokens: tokens in the cache after this step.
+        measured_bytes: bytes summed over the real cache tensors.
+        formula_bytes: ``CacheShape.formula_bytes(tokens)``.
+        ms: wall time of this step's forward pass (milliseconds).
+        phase: ``"prefill"`` or ``"decode"``.
+        token_id: the token chosen greedily after this step.
+    """
+
+    tokens: int
+    measured_bytes: int
+    formula_bytes: int
+    ms: float
+    phase: str
+    token_id: int
+
+
+@dataclass(frozen=True)
+class KVGrowthResult:
+    """Cache growth over one greedy generation.
+
+    Attributes:
+        model: model name.
+        shape: the :class:`CacheShape` used by the formula.
+        prompt_tokens: tokens in the prompt (the prefill).
+        steps: one :class:`GrowthStep` per forward pass (prefill first).
+        tokens, measured_bytes, formula_bytes (np.ndarray int64, shape (n_steps,)); ms (float64, (n_steps,)).
+        generated_ids: greedy tokens, shape (n_steps,).
+        text: decoded generated text.
+        capped_from: the requested ``max_new_tokens`` if it was capped, else ``None``.
+    """
+
+    model: str
+    shape: CacheShape
+    prompt_tokens: int
+    steps: tuple[GrowthStep, ...]
+    tokens: np.ndarray
+    measured_bytes: np.ndarray
+    formula_bytes: np.ndarray
+    ms: np.ndarray
+    generated_ids: np.ndarray
+    text: str
+    capped_from: int | None = None
+
+    @property
+    def matches_formula(self) -> bool:
+        """True when every measured value equals the formula exactly."""
+        return bool(np.array_equal(self.measured_bytes, self.formula_bytes))
+
+    def to_api(self) -> dict:
+        """The ``/kv_cache`` JSON: ``bytes_per_token_formula``, ``steps`` and ``phase`` (one label per step)."""
+        return {
+            "bytes_per_token_formula": self.shape.bytes_per_token,
+            "steps": [{"tokens": s.tokens, "measured_bytes": s.measured_bytes, "formula_bytes": s.formula_bytes,
+                       "ms": round(s.ms, 3)} for s in self.steps],
+            "phase": [s.phase for s in self.steps],
+        }
+
+
+def cap_new_tokens(max_new_tokens) -> tuple[int, int | None]:
+    """Clamp ``max_new_tokens`` to ``[1, Limits.max_new_tokens]``.
+
+    Returns:
+        ``(value, capped_from)`` where ``capped_from`` is the request if it was lowered, else ``None``.
+    Raises:
+        ValueError: not a whole number.
+    """
+    try:
+        requested = int(max_new_tokens)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"max_new_tokens must be a whole number, got {max_new_tokens!r}.") from None
+    if requested < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {requested}.")
+    cap = get_limits().max_new_tokens
+    return (cap, requested) if requested > cap else (requested, None)
+
+
+def prompt_ids(engine: Engine, text: str) -> list[int]:
+    """Chat-template token ids of ``text`` (the prompt bar's text), with room left for generation checked later.
+
+    Raises:
+        ValueError: empty text, or a prompt longer than the caps / model context.
+    """
+    if not (text or "").strip():
+        raise ValueError("The prompt is empty: type something in the prompt bar.")
+    return engine.chat_ids(text)
+
+
+def timed_forward(engine: Engine, ids, cache) -> tuple:
+    """One timed forward pass under the model's lock; returns ``(logits of last position, ms)``."""
+    import torch
+
+    with engine.session():
+        start = time.perf_counter()
+        out = engine.model(input_ids=torch.tensor([ids], device=engine.device), past_key_values=cache,
+                           use_cache=cache is not None)
+        logits = out.logits[0, -1].float()
+        ms = (time.perf_counter() - start) * 1000.0
+    return logits, ms
+
+
+def iter_growth(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterator[GrowthStep]:
+    """Greedy decoding with a ``DynamicCache``, yielding a :class:`GrowthStep` after every forward pass.
+
+    Args:
+        ids: prompt token ids (already length-checked).
+        max_new_tokens: forward passes after the prefill (the caller caps it).
+    Yields:
+        the prefill step, then one step per decode; stops early at the end-of-sequence token.
+    Raises:
+        ValueError: prompt plus new tokens exceed the model's context.
+    """
+    from transformers import DynamicCache
+
+    shape = cache_shape(engine)
+    check_room(engine, len(ids), max_new_tokens)
+    cache = DynamicCache(config=engine.model.config)
+    eos = engine.eos_token_ids()
+    feed = list(ids)
+    for step in range(max_new_tokens + 1):
+        logits, ms = timed_forward(engine, feed, cache)
+        token = int(logits.argmax())
+        tokens = cache.get_seq_length()
+        yield GrowthStep(tokens, measure_cache_bytes(cache), shape.formula_bytes(tokens), ms,
+                         "prefill" if step == 0 else "decode", token)
+        if token in eos:
+            break
+        feed = [token]
+
+
+def check_room(engine: Engine, prompt_tokens: int, new_tokens: int) -> None:
+    """Raise ``ValueError`` when the prompt plus the new tokens do not fit in the model's context."""
+    context = engine.context_length()
+    if prompt_tokens + new_tokens > context:
+        raise ValueError(f"The prompt ({prompt_tokens:,} tokens) plus {new_tokens:,} new tokens does not fit in "
+                         f"{engine.name}'s context of {context:,} tokens. Shorten the prompt or generate fewer tokens.")
+
+
+def collect(engine: Engine, ids: list[int], steps: list[GrowthStep], capped_from: int | None = None) -> KVGrowthResult:
+    """Build a :class:`KVGrowthResult` from steps gathered by :func:`iter_growth`."""
+    gen = [s.token_id for s in steps]
+    return KVGrowthResult(
+        model=engine.name, shape=cache_shape(engine), prompt_tokens=len(ids), steps=tuple(steps),
+        tokens=np.array([s.tokens for s in steps], dtype=np.int64),
+        measured_bytes=np.array([s.measured_bytes for s in steps], dtype=np.int64),
+        formula_bytes=np.array([s.formula_bytes for s in steps], dtype=np.int64),
+        ms=np.array([s.ms for s in steps], dtype=np.float64), generated_ids=np.array(gen, dtype=np.int64),
+        text=engine.tokenizer.decode(gen, skip_special_tokens=True), capped_from=capped_from)
+
+
+def run(text: str, model: str | None = None, max_new_tokens: int = 16, engine: Engine | None = None,
+        on_step: Callable[[GrowthStep], None] | None = None) -> KVGrowthResult:
+    """Generate greedily from ``text`` and measure the KV cache after the prefill and every decode step.
+
+    Args:
+        text: the user prompt (wrapped by the chat template).
+        model: model name (default the embedded SmolLM2); ignored when ``engine`` is given.
+        max_new_tokens: decode steps; capped at ``Limits.max_new_tokens`` (``capped_from`` records it).
+        on_step: called with each :class:`GrowthStep` as it is measured (progress).
+    Raises:
+        ValueError: empty or too long prompt, encoder model, bad ``max_new_tokens``.
+    """
+    engine = engine or get_engine(model)
+    new_tokens, capped_from = cap_new_tokens(max_new_tokens)
+    ids = prompt_ids(engine, text)
+    steps = []
+    for step in iter_growth(engine, ids, new_tokens):
+        steps.append(step)
+        if on_step:
+            on_step(step)
+    return collect(engine, ids, steps, capped_from)

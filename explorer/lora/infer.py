@@ -1,0 +1,141 @@
+"""Base vs adapted: answers side by side, the next-token shift, ‖BA‖ per layer and module, the merge check.
+
+"Base" is the run's shared base model exactly as every other tab sees it (the plain model, or the
+NF4 base for a QLoRA run); "adapted" is the same prompt through the run's adapter, enabled only for
+that pass under the model's lock (:func:`explorer.lora.adapter_active`). Greedy decoding on both
+sides, so a difference is the adapter's doing. The next-token shift compares
+``softmax(logits)`` of both models at the first answer position (KL divergence in nats, Kullback &
+Leibler 1951).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.core.config import get_limits
+from explorer.lora.train import LoraRun, adapter_active
+from explorer.lora.model import ba_norms, merge_delta_logits
+
+UNRELATED_PROMPTS = (
+    "What is the capital of France?",
+    "Write one sentence about the ocean.",
+    "What is 12 plus 7?",
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Answers of both models. ``rows``: ``(prompt, kind, base answer, adapted answer)``, kind ``trained``/``unrelated``."""
+
+    run_id: str
+    rows: tuple[tuple[str, str, str, str], ...]
+
+
+@dataclass(frozen=True)
+class NextTokenShift:
+    """Next-token distributions of both models on one prompt.
+
+    Attributes:
+        tokens: the union of both top-k tokens (decoded pieces), shape ``(n,)``.
+        p_base, p_adapted: probabilities of those tokens, shape ``(n,)``.
+        kl_nats: KL(adapted ‖ base) over the whole vocabulary (nats).
+    """
+
+    prompt: str
+    tokens: tuple[str, ...]
+    p_base: np.ndarray
+    p_adapted: np.ndarray
+    kl_nats: float
+
+
+@dataclass(frozen=True)
+class AdapterNorms:
+    """‖scaling·BA‖_F per layer and module: ``norms`` shape ``(num_layers, len(modules))``, NaN = no adapter."""
+
+    norms: np.ndarray
+    modules: tuple[str, ...]
+
+
+def _ids(run: LoraRun, prompt: str):
+    import torch
+
+    if not str(prompt or "").strip():
+        raise ValueError("Type a prompt to compare the base and adapted models.")
+    return torch.tensor([run.engine.chat_ids(prompt)], device=run.engine.device)
+
+
+def _greedy(model, ids, max_new_tokens: int, tokenizer) -> str:
+    out = model.generate(input_ids=ids, attention_mask=ids.new_ones(ids.shape), max_new_tokens=max_new_tokens,
+                         do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+def generate(run: LoraRun, prompt: str, max_new_tokens: int = 24) -> tuple[str, str]:
+    """Greedy answers ``(base, adapted)`` to ``prompt`` (chat template applied).
+
+    Raises:
+        ValueError: empty or too long prompt, or a discarded adapter.
+    """
+    engine = run.engine
+    max_new_tokens = max(1, min(int(max_new_tokens), get_limits().max_new_tokens))
+    ids = _ids(run, prompt)
+    with engine.session():
+        base = _greedy(engine.model, ids, max_new_tokens, engine.tokenizer)
+    with engine.session(), adapter_active(run) as model:
+        adapted = _greedy(model, ids, max_new_tokens, engine.tokenizer)
+    return base, adapted
+
+
+def compare(run: LoraRun, n_trained: int = 3, extra_prompts: tuple[str, ...] = UNRELATED_PROMPTS,
+            max_new_tokens: int = 24) -> Comparison:
+    """Base vs adapted answers on the first ``n_trained`` dataset prompts and on unrelated prompts."""
+    rows = []
+    for kind, prompts in (("trained", run.prompts[:n_trained]), ("unrelated", extra_prompts)):
+        for prompt in prompts:
+            base, adapted = generate(run, prompt, max_new_tokens)
+            rows.append((prompt, kind, base, adapted))
+    return Comparison(run_id=run.run_id, rows=tuple(rows))
+
+
+def next_token_shift(run: LoraRun, prompt: str, top_k: int = 10) -> NextTokenShift:
+    """Next-token probabilities of both models at the first answer position.
+
+    Raises:
+        ValueError: empty or too long prompt, or a discarded adapter.
+    """
+    import torch
+
+    engine = run.engine
+    ids = _ids(run, prompt)
+    with engine.session():
+        base = torch.log_softmax(engine.model(input_ids=ids).logits[0, -1].float(), -1)
+    with engine.session(), adapter_active(run) as model:
+        adapted = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), -1)
+    kl = float((adapted.exp() * (adapted - base)).sum())
+    k = max(1, min(int(top_k), 50))
+    union = list(dict.fromkeys(torch.topk(adapted, k).indices.tolist() + torch.topk(base, k).indices.tolist()))
+    union.sort(key=lambda i: -float(adapted[i].exp() + base[i].exp()))
+    return NextTokenShift(prompt=prompt, tokens=tuple(engine.tokenizer.decode([i]) for i in union),
+                          p_base=base[union].exp().numpy(), p_adapted=adapted[union].exp().numpy(), kl_nats=kl)
+
+
+def adapter_norms(run: LoraRun) -> AdapterNorms:
+    """‖scaling·BA‖_F for every adapted layer of ``run`` (see :func:`explorer.lora_model.ba_norms`)."""
+    if run.peft_model is None:
+        raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
+    with run.engine.lock:
+        norms, modules = ba_norms(run.peft_model, run.adapter_name, int(run.engine.config.num_hidden_layers))
+    return AdapterNorms(norms=norms, modules=tuple(modules))
+
+
+def merge_check(run: LoraRun, prompt: str) -> float:
+    """max |Δlogit| between the merged and the unmerged adapted model on ``prompt`` (logit units).
+
+    In fp32 this is rounding only (≤ 1e-4); on a QLoRA run merging re-quantises to NF4, so it is larger.
+    """
+    if run.peft_model is None:
+        raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
+    ids = _ids(run, prompt)
+    with run.engine.lock:
+        return merge_delta_logits(run.peft_model, run.adapter_name, ids)

@@ -1,0 +1,388 @@
+"""The LoRA lens: live fine-tune runs kept in a server-side registry, one owner (session) each.
+
+A run trains a PEFT LoRA adapter (Hu et al. 2021; QLoRA, Dettmers et al. 2023, when asked) on a
+*shadow* of the shared model that shares its frozen weights (see :mod:`explorer.lora_model`), in a
+background thread, taking the model's lock one optimiser step at a time so other users' requests
+interleave. The UI polls :func:`snapshot` to stream per-step figures; a page reload finds the run
+again through :func:`active_run`, because runs live here, not in the page.
+
+Adapters belong to their owner: :func:`get_run` refuses another owner's run id, and an adapter is
+enabled only inside :func:`adapter_active`, under the lock, and disabled again in ``finally``.
+
+Entry point: :func:`run` (blocking: start, wait, return the :class:`RunSnapshot`).
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from explorer.core.config import get_limits
+from explorer.lora.data import batch_order, collate, first_prompt, token_view, tokenize_dataset, validate_dataset
+from explorer.lora.model import (LoraSettings, base_engine, build_peft_model, count_parameters,
+                                 settings_from_dict)
+
+log = logging.getLogger("llm_explorer")
+
+MAX_RUNS_PER_OWNER = 6
+MAX_RUNS_TOTAL = 64  # adapters kept on the server (a default run holds ~20 MB once finished)
+MAX_SEQ_TOKENS = 512
+EMA_BETA = 0.8
+EXPLODE_FACTOR = 4.0
+RUNNING = "running"
+FINISHED = ("done", "stopped", "failed", "uploaded")
+
+
+@dataclass
+class StepRecord:
+    """One optimiser step: loss (nats/token), learning rate, pre-clip gradient L2 norm, trained tokens, seconds."""
+
+    loss: float
+    learning_rate: float
+    grad_norm: float
+    tokens: int
+    step_s: float
+    elapsed_s: float
+
+
+@dataclass
+class LoraRun:
+    """A run and its adapter (mutable, owned by the registry; read through :func:`snapshot`).
+
+    Attributes:
+        run_id, owner: ids; ``owner`` is the session (browser id or ``gr.Request.session_hash``).
+        settings: :class:`LoraSettings`. engine: the base engine it trains on.
+        peft_model: the PEFT model on a weight-sharing shadow (``None`` once discarded).
+        adapter_name: PEFT adapter name ``<owner>-<run_id>``.
+        status: ``running``, ``done``, ``stopped``, ``failed`` or ``uploaded``; message: why it ended.
+        records: one :class:`StepRecord` per completed step.
+        trainable_params, total_params: counts (parameters) computed from the shapes before training;
+            peft_counts: PEFT's own ``get_nb_trainable_parameters()`` on the built adapter (must agree).
+    """
+
+    run_id: str
+    owner: str
+    settings: LoraSettings
+    engine: object
+    peft_model: object
+    adapter_name: str
+    dataset_name: str = ""
+    prompts: tuple[str, ...] = ()
+    example_tokens: list = field(default_factory=list)
+    trainable_params: int = 0
+    total_params: int = 0
+    peft_counts: tuple[int, int] = (0, 0)
+    status: str = RUNNING
+    message: str = ""
+    notices: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """What the UI and API see of a run at one moment.
+
+    Arrays have shape ``(completed_steps,)``: loss and smoothed_loss (nats per trained token;
+    smoothed = bias-corrected EMA with β = 0.8), learning_rate, grad_norm (L2, before clipping),
+    tokens_per_s (trained + prompt tokens per second of step time), elapsed_s (seconds since start).
+    """
+
+    run_id: str
+    status: str
+    message: str
+    settings: dict
+    dataset_name: str
+    total_steps: int
+    trainable_params: int
+    total_params: int
+    loss: np.ndarray
+    smoothed_loss: np.ndarray
+    learning_rate: np.ndarray
+    grad_norm: np.ndarray
+    tokens_per_s: np.ndarray
+    elapsed_s: np.ndarray
+    remaining_s: float
+    seconds_per_step: float
+    notices: tuple[str, ...] = ()
+
+    @property
+    def steps_done(self) -> int:
+        """Completed optimiser steps."""
+        return int(self.loss.size)
+
+    @property
+    def trainable_percent(self) -> float:
+        """Trainable parameters as a percentage of all parameters."""
+        return 100.0 * self.trainable_params / max(1, self.total_params)
+
+
+_RUNS: dict[str, LoraRun] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def smooth(values: np.ndarray, beta: float = EMA_BETA) -> np.ndarray:
+    """Bias-corrected exponential moving average (Adam-style debiasing, Kingma & Ba 2015)."""
+    out, ema = np.empty(len(values)), 0.0
+    for i, v in enumerate(values):
+        ema = beta * ema + (1 - beta) * float(v)
+        out[i] = ema / (1 - beta ** (i + 1))
+    return out
+
+
+def snapshot(run: LoraRun) -> RunSnapshot:
+    """A frozen copy of ``run``'s state and per-step figures."""
+    records = list(run.records)
+    loss = np.array([r.loss for r in records], dtype=float)
+    step_s = np.array([r.step_s for r in records], dtype=float)
+    wall = records[-1].elapsed_s / len(records) if records else 0.0
+    left = max(0, run.settings.steps - len(records)) if run.status == RUNNING else 0
+    return RunSnapshot(
+        run_id=run.run_id, status=run.status, message=run.message, settings=run.settings.as_dict(),
+        dataset_name=run.dataset_name, total_steps=run.settings.steps, trainable_params=run.trainable_params,
+        total_params=run.total_params, loss=loss, smoothed_loss=smooth(loss),
+        learning_rate=np.array([r.learning_rate for r in records], dtype=float),
+        grad_norm=np.array([r.grad_norm for r in records], dtype=float),
+        tokens_per_s=np.array([r.tokens / max(r.step_s, 1e-9) for r in records], dtype=float),
+        elapsed_s=np.array([r.elapsed_s for r in records], dtype=float),
+        remaining_s=float(wall * left), seconds_per_step=float(step_s.mean()) if records else 0.0,
+        notices=tuple(run.notices))
+
+
+@contextlib.contextmanager
+def adapter_active(run: LoraRun, train: bool = False):
+    """Enable ``run``'s adapter for the block, under its engine's lock; disabled again in ``finally``.
+
+    Raises:
+        ValueError: the run's adapter was discarded (failed run).
+    """
+    if run.peft_model is None:
+        raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
+    model = run.peft_model
+    with run.engine.lock:
+        try:
+            model.base_model.enable_adapter_layers()
+            model.set_adapter(run.adapter_name, inference_mode=not train)
+            model.train(train)
+            yield model
+        finally:
+            model.base_model.disable_adapter_layers()
+            model.eval()
+
+
+def _train(run: LoraRun, tokenized: list) -> None:
+    import torch
+    from transformers import get_scheduler
+
+    s, engine, model = run.settings, run.engine, run.peft_model
+    limits = get_limits()
+    params = [p for n, p in model.named_parameters() if "lora_" in n and run.adapter_name in n]
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
+    scheduler = get_scheduler(s.lr_scheduler_type, optimizer, num_warmup_steps=s.warmup_steps,
+                              num_training_steps=s.steps)
+    pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
+    order = batch_order(len(tokenized), s.batch_size, s.steps, s.seed)
+    start = time.perf_counter()
+    first_loss = None
+    for step in range(s.steps):
+        if run.stop_event.is_set():
+            run.status, run.message = "stopped", f"Stopped after {step} of {s.steps} steps; the adapter keeps step {step}."
+            return
+        if time.perf_counter() - start > limits.max_run_seconds:
+            run.status, run.message = "stopped", (f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after "
+                                                  f"{step} steps; the adapter keeps step {step}.")
+            return
+        batch = collate([tokenized[i] for i in order[step]], pad_id)
+        lr = scheduler.get_last_lr()[0]
+        with engine.session(grad=True), torch.enable_grad(), adapter_active(run, train=True):
+            t0 = time.perf_counter()
+            loss = model(**batch).loss
+            value = float(loss.detach())
+            bad = not math.isfinite(value) or (first_loss is not None and value > EXPLODE_FACTOR * first_loss)
+            if not bad:
+                loss.backward()
+                clip = s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+                bad = not math.isfinite(grad_norm)
+            if not bad:
+                optimizer.step()
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_s = time.perf_counter() - t0
+        if bad:
+            _discard(run, f"The loss {'became NaN/inf' if not math.isfinite(value) else f'exploded to {value:.3g}'} at "
+                          f"step {step + 1} with learning rate {s.learning_rate:g}; the run stopped and its adapter "
+                          "was discarded. Try a smaller learning rate (e.g. 1e-4 to 3e-3).")
+            return
+        first_loss = value if first_loss is None else first_loss
+        run.records.append(StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm,
+                                      tokens=int(batch["attention_mask"].sum()), step_s=step_s,
+                                      elapsed_s=time.perf_counter() - start))
+    run.status, run.message = "done", f"Finished {s.steps} steps."
+
+
+def _discard(run: LoraRun, message: str) -> None:
+    run.status, run.message, run.peft_model = "failed", message, None
+
+
+def _worker(run: LoraRun, tokenized: list) -> None:
+    try:
+        _train(run, tokenized)
+    except Exception as exc:  # noqa: BLE001 - reported through the run's status
+        log.exception("LoRA run %s failed", run.run_id)
+        _discard(run, f"The run failed ({type(exc).__name__}: {exc}); its adapter was discarded.")
+    finally:
+        if run.peft_model is not None:
+            for name, p in run.peft_model.named_parameters():
+                if "lora_" in name:
+                    p.requires_grad_(False)
+
+
+def preview(settings: dict | None, engine=None) -> tuple[LoraSettings, int, int, list[str]]:
+    """Settings and ``(trainable, all)`` parameter counts before training (no adapter is built).
+
+    ``engine`` overrides the base engine named by the settings (tests pass a tiny model).
+
+    Raises:
+        ValueError: invalid settings (see :func:`explorer.lora_model.settings_from_dict`).
+    """
+    parsed, notices = settings_from_dict(settings, get_limits().max_train_steps)
+    engine = engine or base_engine(parsed)
+    trainable, total = count_parameters(engine.model, parsed)
+    return parsed, trainable, total, notices
+
+
+def _evict(owner: str) -> None:
+    """Make room for one more run: the owner keeps its newest runs, the server its newest finished ones."""
+    mine = [r for r in _RUNS.values() if r.owner == owner and r.status in FINISHED]
+    for old in sorted(mine, key=lambda r: r.started)[:max(0, len(mine) - MAX_RUNS_PER_OWNER + 1)]:
+        _RUNS.pop(old.run_id, None)
+    finished = sorted((r for r in _RUNS.values() if r.status in FINISHED), key=lambda r: r.started)
+    for old in finished[:max(0, len(_RUNS) - MAX_RUNS_TOTAL + 1)]:
+        _RUNS.pop(old.run_id, None)
+
+
+def adapter_name_for(owner: str, run_id: str) -> str:
+    """PEFT adapter name of a run: ``<owner>-<run_id>`` with only letters, digits and ``_`` from the owner."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", owner[:16]) + "-" + run_id
+
+
+def register(run: LoraRun) -> None:
+    """Add a finished run (e.g. an uploaded adapter) to the registry, evicting the owner's oldest."""
+    with _REGISTRY_LOCK:
+        _evict(run.owner)
+        _RUNS[run.run_id] = run
+
+
+def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: str = "custom",
+              engine=None) -> LoraRun:
+    """Validate, build the adapter and start training in a background thread.
+
+    Args:
+        owner: the session the adapter belongs to.
+        dataset: ``[{"prompt", "response"} | {"messages": [...]}, ...]``.
+        settings: LoRA settings by PEFT/transformers name (missing keys take the defaults).
+        engine: overrides the base engine named by the settings (tests pass a tiny model).
+    Raises:
+        ValueError: empty/oversized/malformed dataset, bad settings, or a run already going for ``owner``.
+    """
+    if not owner:
+        raise ValueError("No session id: reload the page.")
+    limits = get_limits()
+    parsed, notices = settings_from_dict(settings, limits.max_train_steps)
+    conversations = validate_dataset(dataset, limits.max_dataset_bytes)
+    engine = engine or base_engine(parsed)
+    tokenized = tokenize_dataset(engine.tokenizer, conversations,
+                                 max_tokens=min(limits.max_prompt_tokens, MAX_SEQ_TOKENS))
+    run_id = uuid.uuid4().hex[:12]
+    with _REGISTRY_LOCK:
+        if any(r.owner == owner and r.status == RUNNING for r in _RUNS.values()):
+            raise ValueError("A run is already going in this session: wait for it or press Stop first.")
+        _evict(owner)
+        run = LoraRun(run_id=run_id, owner=owner, settings=parsed, engine=engine, peft_model=None,
+                      adapter_name=adapter_name_for(owner, run_id), dataset_name=dataset_name, notices=notices,
+                      prompts=tuple(first_prompt(m) for m in conversations),
+                      example_tokens=token_view(engine.tokenizer, tokenized[0]))
+        _RUNS[run_id] = run
+    try:
+        with engine.session(grad=True):
+            run.peft_model, run.peft_counts = build_peft_model(engine, parsed, run.adapter_name)
+        run.trainable_params, run.total_params = count_parameters(engine.model, parsed)
+    except Exception:
+        with _REGISTRY_LOCK:
+            _RUNS.pop(run_id, None)
+        raise
+    run.thread = threading.Thread(target=_worker, args=(run, tokenized), name=f"lora-{run_id}", daemon=True)
+    run.thread.start()
+    return run
+
+
+def get_run(run_id: str, owner: str) -> LoraRun:
+    """The run ``run_id`` if it belongs to ``owner``.
+
+    Raises:
+        ValueError: unknown id, or another session's run (adapters are private to their session).
+    """
+    run = _RUNS.get(str(run_id or "").strip())
+    if run is None or run.owner != owner:
+        raise ValueError(f"No LoRA run {run_id!r} in this session (runs belong to the session that trained them).")
+    return run
+
+
+def runs_for(owner: str) -> list[LoraRun]:
+    """The owner's runs, oldest first."""
+    return sorted((r for r in list(_RUNS.values()) if r.owner == owner), key=lambda r: r.started)
+
+
+def active_run(owner: str) -> LoraRun | None:
+    """The owner's run still training, if any (used to re-attach after a page reload)."""
+    return next((r for r in runs_for(owner) if r.status == RUNNING), None)
+
+
+def shutdown(timeout_s: float = 30.0) -> int:
+    """Stop every running run after its current step and wait for the threads (at most ``timeout_s`` seconds
+    in all); called at interpreter exit so no training thread is inside a torch op while Python shuts down.
+    Returns how many runs were still going."""
+    running = [r for r in list(_RUNS.values()) if r.thread is not None and r.thread.is_alive()]
+    for run in running:
+        run.stop_event.set()
+    deadline = time.monotonic() + timeout_s
+    for run in running:
+        run.thread.join(max(0.0, deadline - time.monotonic()))
+    return len(running)
+
+
+atexit.register(shutdown)
+
+
+def stop(owner: str) -> LoraRun | None:
+    """Ask the owner's running run to stop after its current step; returns it (or ``None``)."""
+    run = active_run(owner)
+    if run is not None:
+        run.stop_event.set()
+    return run
+
+
+def wait(run: LoraRun, timeout_s: float | None = None) -> RunSnapshot:
+    """Block until ``run`` finishes (or ``timeout_s`` seconds pass) and return its snapshot."""
+    if run.thread is not None:
+        run.thread.join(timeout_s)
+    return snapshot(run)
+
+
+def run(dataset: list, settings: dict | None = None, owner: str = "local", dataset_name: str = "custom",
+        engine=None) -> RunSnapshot:
+    """Train an adapter to completion and return its :class:`RunSnapshot` (see :func:`start_run` for errors)."""
+    return wait(start_run(owner, dataset, settings, dataset_name, engine))

