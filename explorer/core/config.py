@@ -34,6 +34,8 @@ class Limits:
         max_probe_seconds: wall-clock seconds one hallucination probe may run (float, seconds).
         max_quantized_bytes: weight bytes of quantised model copies kept in memory at once (bytes);
             the least recently used copy is dropped beyond it.
+        max_position_offset: positions the Positions tab may shift a passage or a query/key pair by (tokens).
+        max_attention_cost_tokens: longest sequence the attention-cost measurement runs (tokens).
         queue_size: requests waiting in Gradio's queue before "busy" is answered.
         concurrency: requests Gradio runs at once.
         hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
@@ -53,6 +55,8 @@ class Limits:
     max_adapter_bytes: int = 200_000_000
     max_probe_seconds: float = 60.0
     max_quantized_bytes: int = 4 * 2**30
+    max_position_offset: int = 1_000_000
+    max_attention_cost_tokens: int = 2048
     queue_size: int = 64
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()
