@@ -156,3 +156,42 @@ def test_minilm_refused_with_a_clear_message():
         extension.run([0], [{"type": "none"}], engine=minilm)
     with pytest.raises(ValueError, match="encoder"):
         cost.run([16], engine=minilm)
+
+
+def _tiny_gemma3():
+    """A tiny random Gemma 3 text model: five local layers (base 10,000, window 16) and one global (1,000,000)."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from explorer.core.engine import Engine
+    from models.loading import LoadedModel, load_model
+    from models.registry import ModelSpec
+
+    tokenizer = load_model("smollm2-135m-instruct").tokenizer
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=2048, sliding_window=16,
+        layer_types=["sliding_attention"] * 5 + ["full_attention"],
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+                         "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0}})
+    model = Gemma3ForCausalLM(cfg).eval()
+    spec = ModelSpec("tiny-gemma3", "causal-lm", "hub", "tiny", "tiny test model")
+    return Engine(LoadedModel(spec=spec, model=model, tokenizer=tokenizer, device=torch.device("cpu"),
+                              dtype=torch.float32))
+
+
+def test_gemma_two_bases_and_scaling_on_global_layers_only():
+    engine = _tiny_gemma3()
+    glob, local = rope_bases(engine)
+    assert (glob.label, glob.rope_theta, glob.layers) == ("global (full_attention)", 1_000_000.0, (5,))
+    assert (local.label, local.rope_theta, local.layers) == ("local (sliding_attention)", 10_000.0, (0, 1, 2, 3, 4))
+    np.testing.assert_allclose(local.inv_freq, 1.0 / 10_000.0 ** (np.arange(0, 16, 2) / 16), rtol=1e-6)
+    r = rope.run("Shift me along the line.", engine=engine, positions=[300, 17], offset=1500)
+    assert r.rope.max_relative_change < 1e-4 < r.absolute.max_relative_change
+    original = rotary_module(engine)
+    scaled = extension.scaled_rotary(engine, "linear", 4.0)
+    torch.testing.assert_close(scaled.full_attention_inv_freq, original.full_attention_inv_freq / 4)
+    torch.testing.assert_close(scaled.sliding_attention_inv_freq, original.sliding_attention_inv_freq)
+    result = extension.run([0, 5000], [{"type": "linear", "factor": 4}], engine=engine)
+    assert result.scaled_layers.startswith("global (full_attention) layers 5")
+    assert rotary_module(engine) is original
