@@ -35,7 +35,8 @@ def main() -> None:
     for length in sorted(result.max_rel_diff):
         e, s = result.row(length, "eager"), result.row(length, "sdpa")
         print(f"{length:>7} {e.ms:>10.1f} {s.ms:>10.1f} {e.ms / s.ms:>8.2f}x {e.peak_bytes:>14,} {s.peak_bytes:>12,} "
-              f"{e.peak_bytes / max(1, s.peak_bytes):>10.1f}x {e.formula_bytes:>12,} {result.max_rel_diff[length]:>12.1e}")
+              f"{e.peak_bytes / max(1, s.peak_bytes):>10.1f}x {e.formula_bytes:>12,} "
+              f"{result.max_rel_diff[length]:>12.1e}")
     for length in sorted(result.max_rel_diff):
         e, s = result.row(length, "eager"), result.row(length, "sdpa")
         report(f"sdpa_forward_ms_{length}", s.ms, "ms", e.ms, f"eager_forward_ms_{length}")

@@ -47,7 +47,8 @@ class ExtensionRow:
     """One measured perplexity.
 
     Attributes:
-        offset: positions inserted between the passage's halves (tokens; 0 = contiguous). scaling: one of :data:`SCALING_TYPES`.
+        offset: positions inserted between the passage's halves (tokens; 0 = contiguous).
+        scaling: one of :data:`SCALING_TYPES`.
         factor: the scaling factor (1.0 for ``none``). perplexity: ``exp(mean next-token loss)`` of the passage.
         last_position: the largest position used (offset + tokens - 1), also the longest query-key distance.
     """

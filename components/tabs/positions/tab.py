@@ -63,12 +63,12 @@ def _rope_section(ctx) -> dict:
     state = gr.State(None)
 
     @ui_errors
-    def rope(text, model, i, j, off):
+    def rotate_and_compare(text, model, i, j, off):
         r = pos_rope.run(text or None, model, [i, j], off)
         return r, figs.angles_figure(r), rope_summary(r), figs.shift_figure(r), figs.growth_figure(r)
 
-    run.click(rope, [ctx.prompt, ctx.model, pos_i, pos_j, offset], [state, plot, summary, shift_plot, growth_plot],
-              api_visibility="private")
+    run.click(rotate_and_compare, [ctx.prompt, ctx.model, pos_i, pos_j, offset],
+              [state, plot, summary, shift_plot, growth_plot], api_visibility="private")
     return {"pos_i": pos_i, "pos_j": pos_j, "offset": offset, "run": run, "plot": plot, "result": state}
 
 
