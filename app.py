@@ -9,7 +9,7 @@ import os
 
 import gradio as gr
 
-from components import scenes
+from components import compare, scenes
 from components import share
 from components.context import AppContext
 from components.gpu import wrap_for_zero_gpu
@@ -35,7 +35,10 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
             model = gr.Dropdown(label="Model", choices=_choices(initial_model), value=initial_model,
                                 allow_custom_value=True, scale=1, elem_id="model",
                                 info="Embedded models work offline; type a Hub id (owner/name) when online.")
-        ctx = AppContext(prompt=prompt, model=model, limits=limits)
+            compare_model = compare.build_picker()
+        notice = gr.Markdown(compare.model_notice(initial_model), elem_id="model-notice")
+        ctx = AppContext(prompt=prompt, model=model, limits=limits, compare_model=compare_model)
+        compare.wire_notice(ctx, notice)
         specs = tab_specs()
         tab_keys = [spec.key for spec in specs]
         bar = share.build_share_bar(ctx, tab_keys)

@@ -14,6 +14,8 @@ class AppContext:
     Attributes:
         prompt: the ``gr.Textbox`` at the top of the page; every tab reads it.
         model: the ``gr.Dropdown`` model picker (embedded names or a typed Hub id).
+        compare_model: the "Compare with" ``gr.Dropdown`` (``components.compare``): a second decoder model a tab
+            may run on the same prompt beside ``model``; its value ``"(none)"`` means no comparison.
         limits: the active :class:`explorer.config.Limits`.
         tabs: the ``gr.Tabs`` container (set once the tabs are built).
         extra: components a tab exposes to others or to the app (name -> component).
@@ -22,5 +24,6 @@ class AppContext:
     prompt: Any
     model: Any
     limits: Limits
+    compare_model: Any = None
     tabs: Any = None
     extra: dict[str, Any] = field(default_factory=dict)

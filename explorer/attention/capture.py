@@ -21,7 +21,9 @@ import numpy as np
 
 from explorer.attention.stats import head_stats
 from explorer.core.config import get_limits
+from explorer.attention.windows import attention_cap
 from explorer.core.engine import Engine, get_engine
+from models.shapes import layer_windows
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class AttentionResult:
         causal: True for decoders (the upper triangle is 0), False for bidirectional encoders.
         stats: name -> ``np.ndarray`` ``(num_layers, num_heads)`` per-head statistics (see ``attention_stats.STATS``).
         truncated_from: original prompt length in tokens when it was cut to the cap, else ``None``.
+        layer_windows: per layer, its sliding window in tokens (0 = global attention; all 0 for Llama-style models).
     """
 
     model: str
@@ -50,6 +53,7 @@ class AttentionResult:
     causal: bool
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     truncated_from: int | None = None
+    layer_windows: tuple[int, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -153,7 +157,7 @@ def prompt_ids(engine: Engine, text: str, chat: bool = False, truncate: bool = F
     return cut, len(ids)
 
 
-def capture(engine: Engine, ids: list[int]) -> tuple[np.ndarray, object]:
+def capture(engine: Engine, ids: list[int], last_logits_only: bool = False) -> tuple[np.ndarray, object]:
     """One forward pass with eager attention; returns the probabilities and the model output.
 
     Eager attention is switched on only inside the model's lock and switched back in ``finally``
@@ -162,6 +166,8 @@ def capture(engine: Engine, ids: list[int]) -> tuple[np.ndarray, object]:
     Args:
         engine: the model's engine.
         ids: token ids, length ``q_len``.
+        last_logits_only: decoders compute logits for the last position only (``logits_to_keep=1``; Gemma's
+            logits are 1 MiB per position in fp32).
     Returns:
         ``(attn, output)``: ``attn`` float32 ``(num_layers, num_heads, q_len, k_len)``; ``output`` the
         model's output (logits for decoders).
@@ -169,7 +175,8 @@ def capture(engine: Engine, ids: list[int]) -> tuple[np.ndarray, object]:
     import torch
 
     input_ids = torch.tensor([ids], dtype=torch.long, device=engine.device)
-    kwargs = {} if engine.is_causal else {"attention_mask": torch.ones_like(input_ids)}
+    kwargs = ({"logits_to_keep": 1} if last_logits_only else {}) if engine.is_causal else {
+        "attention_mask": torch.ones_like(input_ids)}
     with engine.session(), engine.eager_attention():
         output = engine.model(input_ids=input_ids, output_attentions=True, use_cache=False, **kwargs)
     attn = np.empty((len(output.attentions),) + tuple(output.attentions[0].shape[1:]), dtype=np.float32)
@@ -194,13 +201,14 @@ def run(text: str, model: str | None = None, chat: bool = False, truncate: bool 
         ValueError: empty prompt, prompt past the cap (unless ``truncate``), unknown model.
     """
     engine = engine or get_engine(model)
-    ids, truncated_from = prompt_ids(engine, text, chat=chat, truncate=truncate)
-    attn, _ = capture(engine, ids)
+    ids, truncated_from = prompt_ids(engine, text, chat=chat, truncate=truncate, max_tokens=attention_cap(engine))
+    attn, _ = capture(engine, ids, last_logits_only=True)
     kv = kv_head_mapping(engine.config)
     return AttentionResult(
         model=engine.name, tokens=tuple(token_label(engine.tokenizer, i) for i in ids), token_ids=tuple(ids),
         attn=attn, kv_head_of_head=kv, num_kv_heads=int(kv.max()) + 1, causal=engine.is_causal,
         stats=head_stats(attn), truncated_from=truncated_from,
+        layer_windows=layer_windows(engine.config) if engine.is_causal else (),
     )
 
 

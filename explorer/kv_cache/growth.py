@@ -26,6 +26,8 @@ import numpy as np
 
 from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
+from explorer.kv_cache.windowed import windowed_kv_bytes
+from models.shapes import layer_windows
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class CacheShape:
         num_layers, num_heads, num_kv_heads, head_dim: from the model config.
         bytes_per_element: bytes of one cached number (4 for fp32, 2 for bf16/fp16).
         dtype: name of the cache dtype (``"float32"`` ...).
+        windows: per layer, its sliding window in tokens (0 = global); empty or all 0 when no layer is local.
     """
 
     num_layers: int
@@ -44,6 +47,7 @@ class CacheShape:
     head_dim: int
     bytes_per_element: int
     dtype: str
+    windows: tuple[int, ...] = ()
 
     @property
     def bytes_per_token(self) -> int:
@@ -51,7 +55,10 @@ class CacheShape:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.bytes_per_element
 
     def formula_bytes(self, tokens: int) -> int:
-        """KV cache bytes for ``tokens`` cached tokens (batch 1)."""
+        """KV cache bytes after ``tokens`` positions (batch 1); local layers hold at most their window - 1
+        (:func:`explorer.kv_cache.windowed.windowed_kv_bytes`)."""
+        if any(self.windows):
+            return windowed_kv_bytes(self.windows, self.num_kv_heads, self.head_dim, self.bytes_per_element, tokens)
         return self.bytes_per_token * int(tokens)
 
 
@@ -70,7 +77,7 @@ def cache_shape(engine: Engine) -> CacheShape:
     head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
     element = engine.dtype.itemsize if hasattr(engine.dtype, "itemsize") else 4
     return CacheShape(int(cfg.num_hidden_layers), heads, kv_heads, head_dim, int(element),
-                      str(engine.dtype).replace("torch.", ""))
+                      str(engine.dtype).replace("torch.", ""), layer_windows(cfg))
 
 
 def tensor_bytes(obj) -> int:
@@ -226,7 +233,7 @@ def timed_forward(engine: Engine, ids, cache) -> tuple:
     with engine.session():
         start = time.perf_counter()
         out = engine.model(input_ids=torch.tensor([ids], device=engine.device), past_key_values=cache,
-                           use_cache=cache is not None)
+                           use_cache=cache is not None, logits_to_keep=1)
         logits = out.logits[0, -1].float()
         ms = (time.perf_counter() - start) * 1000.0
     return logits, ms

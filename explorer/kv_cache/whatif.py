@@ -9,6 +9,10 @@ then picks the unit (B ... EB, powers of 1,000, with GiB-style 1,024 powers also
 The same model is also sized as if it used MHA (KV heads = query heads), GQA (its own KV heads, or
 8 groups when the model itself is MHA, as in Llama-2 70B; Ainslie et al. 2023, arXiv:2305.13245)
 and MQA (one KV head; Shazeer 2019, arXiv:1911.02150).
+
+Shapes with sliding-window layers (``ModelShape.sliding_window`` / ``local_layers``: Mistral 7B v0.1,
+Gemma 2/3) are sized layer by layer: a local layer holds at most ``sliding_window - 1`` tokens per sequence,
+as transformers' ``DynamicCache`` keeps them (:func:`windowed_kv_cache_bytes`), a global layer every token.
 """
 from __future__ import annotations
 
@@ -71,6 +75,21 @@ def kv_cache_bytes(num_layers: int, num_kv_heads: int, head_dim: int, dtype: str
     """
     total_bits = 2 * num_layers * num_kv_heads * head_dim * _bits(dtype) * int(context) * int(batch)
     return total_bits // 8
+
+
+def windowed_kv_cache_bytes(shape: ModelShape, num_kv_heads: int, dtype: str, context: int, batch: int = 1) -> int:
+    """Exact KV cache bytes of a shape with sliding-window layers (int, bytes).
+
+    ``local_layers`` layers hold ``min(context, sliding_window - 1)`` tokens, the other layers ``context``:
+    ``2 x kv_heads x head_dim x bits/8 x batch x (local x min(context, window - 1) + global x context)``.
+    Equals :func:`kv_cache_bytes` for a shape without local layers.
+
+    Raises:
+        ValueError: unknown dtype.
+    """
+    local = shape.local_layers if shape.sliding_window else 0
+    tokens = local * min(int(context), shape.sliding_window - 1) + (shape.num_layers - local) * int(context)
+    return 2 * num_kv_heads * shape.head_dim * _bits(dtype) * tokens * int(batch) // 8
 
 
 def weight_bytes(num_params: int, dtype: str) -> int:
@@ -143,9 +162,8 @@ def attention_variants(shape: ModelShape, cache_dtype: str, context: int, batch:
     """The model sized as MHA, GQA and MQA (see module docstring for the GQA group choice)."""
     gqa = shape.num_kv_heads if shape.attention_kind == "GQA" else min(8, shape.num_heads)
     layouts = [("MHA", shape.num_heads), ("GQA", gqa), ("MQA", 1)]
-    return tuple(AttentionVariant(label, kv, kv_cache_bytes(shape.num_layers, kv, shape.head_dim, cache_dtype,
-                                                            context, batch), kv == shape.num_kv_heads
-                                  and label == shape.attention_kind)
+    return tuple(AttentionVariant(label, kv, windowed_kv_cache_bytes(shape, kv, cache_dtype, context, batch),
+                                  kv == shape.num_kv_heads and label == shape.attention_kind)
                  for label, kv in layouts)
 
 
@@ -174,9 +192,15 @@ def calculate(model: str, context, batch=1, cache_dtype: str = "bf16", weight_dt
         notes.append(f"{context:,} tokens is beyond the model's configured context of {shape.context_length:,}")
     if shape.note:
         notes.append(shape.note)
+    if shape.local_layers and context >= shape.sliding_window:
+        full = kv_cache_bytes(shape.num_layers, kv_heads, shape.head_dim, cache_dtype, context, batch)
+        notes.append(f"sliding window: {shape.local_layers} of {shape.num_layers} layers keep only "
+                     f"{shape.sliding_window - 1:,} tokens, so the cache is "
+                     f"{format_bytes(windowed_kv_cache_bytes(shape, kv_heads, cache_dtype, context, batch))} instead of "
+                     f"{format_bytes(full)} if every layer kept all {context:,} tokens")
     per_token = kv_cache_bytes(shape.num_layers, kv_heads, shape.head_dim, cache_dtype, 1, 1)
     return WhatIfResult(shape, context, batch, cache_dtype, weight_dtype, per_token,
-                        kv_cache_bytes(shape.num_layers, kv_heads, shape.head_dim, cache_dtype, context, batch),
+                        windowed_kv_cache_bytes(shape, kv_heads, cache_dtype, context, batch),
                         weight_bytes(shape.num_params, weight_dtype),
                         attention_variants(shape, cache_dtype, context, batch), tuple(notes))
 

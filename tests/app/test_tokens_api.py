@@ -2,10 +2,10 @@
 import pytest
 
 
-def test_tokenize_default_four(client):
+def test_tokenize_default_five(client):
     out = client.predict("hello world", None, api_name="/tokenize")
     names = [t["name"] for t in out["tokenizers"]]
-    assert names == ["smollm2-135m-instruct", "cl100k_base", "o200k_base", "all-minilm-l6-v2"]
+    assert names == ["smollm2-135m-instruct", "gemma-3-270m", "cl100k_base", "o200k_base", "all-minilm-l6-v2"]
     by_name = {t["name"]: t for t in out["tokenizers"]}
     assert [t["id"] for t in by_name["cl100k_base"]["tokens"]] == [15339, 1917]
     assert [t["id"] for t in by_name["smollm2-135m-instruct"]["tokens"]] == [28120, 905]

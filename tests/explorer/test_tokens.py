@@ -165,7 +165,8 @@ def test_api_shape():
 
 
 def test_offline_list():
-    assert OFFLINE_TOKENIZERS == ["smollm2-135m-instruct", "cl100k_base", "o200k_base", "all-minilm-l6-v2"]
+    assert OFFLINE_TOKENIZERS == ["smollm2-135m-instruct", "gemma-3-270m", "cl100k_base", "o200k_base",
+                                  "all-minilm-l6-v2"]
 
 
 def test_tokenizer_argument_types():

@@ -63,6 +63,14 @@ def thumbnails(attn: np.ndarray, size: int = THUMB_SIZE, hide_sink: bool = False
     return mosaic
 
 
+def layer_label(result, layer: int) -> str:
+    """``"L3"``, or ``"L3 local"`` / ``"L5 GLOBAL"`` on a model that mixes sliding-window and global layers."""
+    windows = getattr(result, "layer_windows", ()) or ()
+    if not any(windows) or layer >= len(windows):
+        return f"L{layer}"
+    return f"L{layer} local" if windows[layer] else f"L{layer} GLOBAL"
+
+
 def _group_edges(kv_head_of_head) -> list[int]:
     """Head indices where a new KV group starts (none for MHA, where every head has its own KV head)."""
     kv = np.asarray(kv_head_of_head)
@@ -122,10 +130,14 @@ def overview_figure(result, stat: str = "entropy", hide_sink: bool = False, thum
     fig.update_xaxes(tickvals=[h * t_k + (t_k - 1) / 2 for h in range(num_heads)], ticktext=heads,
                      showgrid=False, zeroline=False, tickangle=-60, row=1, col=1)
     fig.update_yaxes(tickvals=[layer * t_q + (t_q - 1) / 2 for layer in range(0, num_layers, tick_step)],
-                     ticktext=[f"L{layer}" for layer in range(0, num_layers, tick_step)], autorange="reversed",
+                     ticktext=[layer_label(result, layer) for layer in range(0, num_layers, tick_step)],
+                     autorange="reversed",
                      showgrid=False, zeroline=False, row=1, col=1)
     fig.update_xaxes(tickangle=-60, showgrid=False, row=1, col=2)
-    fig.update_yaxes(autorange="reversed", showgrid=False, title_text="layer", row=1, col=2)
+    fig.update_yaxes(autorange="reversed", showgrid=False, title_text="layer", row=1, col=2,
+                     **({"tickvals": list(range(num_layers)), "ticktext": [layer_label(result, layer) for layer in
+                                                                          range(num_layers)]}
+                        if any(getattr(result, "layer_windows", ())) else {}))
     n_kv = int(np.max(result.kv_head_of_head)) + 1
     grouping = (f"{num_heads} query heads share {n_kv} KV heads (red lines split the groups)" if n_kv < num_heads
                 else f"{num_heads} heads, each with its own KV head (multi-head attention)")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
+from components.compare import second_model
 from components.errors import ui_errors
 from components.tabs.attention.figures import ab_figure, detail_figure, overview_figure
 from components.tabs.attention.views import lines_figure, timeline_figure
 from explorer import attention
 from explorer.attention.stats import STATS, VIEWS, view_pattern
 from explorer.attention.timeline import TIMELINE_VIEWS, iter_timeline, timeline_rows
-from explorer.core.config import get_limits
+from explorer.attention.windows import window_summary
 
 # Runs in the page whenever the overview changes: a click on a thumbnail or a statistic cell writes
 # "layer,head,time" into the hidden #attention-click box, whose input event moves the layer/head sliders.
@@ -78,6 +79,9 @@ def _summary(result) -> str:
         layer, head = np.unravel_index(int(np.argmax(values)), values.shape)
         lines.append(f"Strongest {name.replace('_', '-')} head: layer {layer}, head {head} "
                      f"({values[layer, head]:.2f} of each row on average).")
+    windows = getattr(result, "layer_windows", ())
+    if any(windows):
+        lines.append(window_summary(["local" if w else "global" for w in windows], windows))
     if result.truncated_from:
         lines.append(f"⚠ Only the first {q_len} of {result.truncated_from} tokens are shown (max_attention_tokens).")
     return "  \n".join(lines)
@@ -90,18 +94,25 @@ def _clip(result, layer, head) -> tuple[int, int]:
 
 
 @ui_errors
-def _capture(text, model, stat, hide_sink, layer, head, layer_b, head_b, progress=gr.Progress()):
+def _capture(text, model, stat, hide_sink, layer, head, layer_b, head_b, compare=None, progress=gr.Progress()):
+    other = second_model(model, compare)
     progress(0.1, desc="Forward pass with eager attention")
     result = attention.run(text, model or None, truncate=True)
     if result.truncated_from:
         gr.Warning(f"The prompt has {result.truncated_from} tokens; attention views show the first "
-                   f"{get_limits().max_attention_tokens} (max_attention_tokens).")
+                   f"{len(result.tokens)} (max_attention_tokens).")
     progress(0.8, desc="Drawing the overview")
     result = result.compact()
     layer, head = _clip(result, layer, head)
     layer_b, head_b = _clip(result, layer_b, head_b)
     max_layer, max_head = result.num_layers - 1, result.num_heads - 1
-    return (result, _summary(result), overview_figure(result, stat, hide_sink),
+    summary, compare_fig = _summary(result), gr.update(value=None, visible=False)
+    if other:  # the same prompt through the second model: GQA vs MQA, local vs global layers side by side
+        progress(0.85, desc=f"Forward pass of {other}")
+        second = attention.run(text, other, truncate=True).compact()
+        summary += "\n\n**Compare with** " + _summary(second)
+        compare_fig = gr.update(value=overview_figure(second, stat, hide_sink), visible=True)
+    return (result, summary, overview_figure(result, stat, hide_sink), compare_fig,
             gr.Slider(maximum=max_layer, value=layer), gr.Slider(maximum=max_head, value=head),
             gr.Slider(maximum=max_layer, value=layer_b), gr.Slider(maximum=max_head, value=head_b))
 
@@ -200,6 +211,8 @@ def build_attention_tab(ctx) -> dict:
         hide_sink = gr.Checkbox(False, label="Hide the first-token sink (rows renormalised)", scale=1)
     summary = gr.Markdown(elem_id="attention-summary")
     overview = gr.Plot(label="Overview: layers × heads", elem_id="attention-main-plot")
+    compare_overview = gr.Plot(label="Compare with: layers × heads of the second model", visible=False,
+                               elem_id="attention-compare-plot")
     clicked = gr.Textbox(visible="hidden", elem_id="attention-click")
     with gr.Row():
         mode = gr.Radio(list(VIEWS), value="head", label="Detail view")
@@ -229,8 +242,10 @@ def build_attention_tab(ctx) -> dict:
     ab_inputs = [result_state, mode, layer, head, layer_b, head_b, hide_sink, residual]
     scrub_inputs = [timeline_state, t_mode, layer, head, hide_sink, step]
     capture_event = run.click(
-        _capture, [ctx.prompt, ctx.model, stat, hide_sink, layer, head, layer_b, head_b],
-        [result_state, summary, overview, layer, head, layer_b, head_b], concurrency_id="attention-model",
+        _capture, [ctx.prompt, ctx.model, stat, hide_sink, layer, head, layer_b, head_b]
+        + ([ctx.compare_model] if ctx.compare_model is not None else []),
+        [result_state, summary, overview, compare_overview, layer, head, layer_b, head_b],
+        concurrency_id="attention-model",
     ).success(_detail, detail_inputs, [detail, lines]).success(_ab, ab_inputs, ab)
     stop.click(None, None, None, cancels=[capture_event])
     overview.change(None, None, None, js=CLICK_JS)
@@ -248,7 +263,7 @@ def build_attention_tab(ctx) -> dict:
           trigger_mode="always_last")
     gr.api(attention_api, api_name="attention")
     return {"run": run, "stop": stop, "stat": stat, "hide_sink": hide_sink, "summary": summary,
-            "overview": overview, "clicked": clicked, "mode": mode, "layer": layer, "head": head, "residual": residual,
+            "overview": overview, "compare_overview": compare_overview, "clicked": clicked, "mode": mode, "layer": layer, "head": head, "residual": residual,
             "detail": detail, "lines": lines, "layer_b": layer_b, "head_b": head_b, "ab": ab,
             "new_tokens": new_tokens, "chat": chat, "timeline_mode": t_mode, "generate": generate,
             "timeline_stop": t_stop, "step": step, "timeline": timeline, "state": result_state,

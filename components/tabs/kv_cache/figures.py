@@ -24,6 +24,13 @@ def empty_figure(message: str) -> go.Figure:
     return fig
 
 
+def formula_points(shape, last: int) -> np.ndarray:
+    """Token counts at which to draw the formula line up to ``last``: its two ends, plus each local layer's
+    stopping point (``window - 1``) when the shape has sliding windows, so the bend is drawn exactly."""
+    bends = {int(w) - 1 for w in getattr(shape, "windows", ()) if w and int(w) - 1 < last}
+    return np.array(sorted({0, last} | bends), dtype=np.int64)
+
+
 def growth_figure(result, upto: int | None = None) -> go.Figure:
     """Cache bytes vs cached tokens: measured points (prefill marked) and the formula line.
 
@@ -36,8 +43,8 @@ def growth_figure(result, upto: int | None = None) -> go.Figure:
     phases = np.array([s.phase for s in result.steps[:n]])
     s = result.shape
     fig = go.Figure()
-    line_x = np.array([0, int(result.tokens[-1])])
-    fig.add_trace(go.Scatter(x=line_x, y=line_x * s.bytes_per_token, mode="lines", name="formula",
+    line_x = formula_points(s, int(result.tokens[-1]))
+    fig.add_trace(go.Scatter(x=line_x, y=[s.formula_bytes(int(x)) for x in line_x], mode="lines", name="formula",
                              line=dict(color=FORMULA, dash="dash"),
                              hovertemplate="%{x} tokens: %{y:,} bytes (formula)<extra></extra>"))
     for phase, colour, symbol in (("prefill", PREFILL, "diamond"), ("decode", MEASURED, "circle")):

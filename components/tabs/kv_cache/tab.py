@@ -10,6 +10,7 @@ import importlib.util
 import gradio as gr
 import numpy as np
 
+from components.compare import second_model
 from components.errors import ui_errors
 from components.tabs.kv_cache import figures as figs
 from components.tabs.kv_cache import figures_extra as xfigs
@@ -21,6 +22,7 @@ from explorer.kv_cache import timing as kv_cache_timing
 from explorer.kv_cache import whatif as kv_cache_whatif
 from explorer.core.engine import get_engine
 from explorer.kv_cache.whatif import DTYPE_BITS, PRESETS, format_bytes
+from components.tabs.kv_cache.compare import compare_growth, windowed_note
 
 TABLE_HEADERS = ["step", "phase", "tokens", "measured bytes", "formula bytes", "equal", "ms"]
 PAGED_HEADERS = ["sequence", "tokens", "blocks", "block table (physical ids)", "last-block waste (tokens)"]
@@ -56,7 +58,7 @@ def growth_summary(result) -> str:
             f"and {verdict}: 2 x {s.num_layers} x {s.num_kv_heads} x {s.head_dim} x {s.bytes_per_element} = "
             f"**{s.bytes_per_token:,} bytes per token**. Decode steps took a median of "
             f"{float(np.median(result.ms[1:])) if len(result.ms) > 1 else 0.0:.1f} ms. "
-            f"Generated: _{result.text.strip()[:300]}_")
+            f"Generated: _{result.text.strip()[:300]}_" + (f"\n\n{note}" if (note := windowed_note(result)) else ""))
 
 
 def _growth_section(ctx) -> dict:
@@ -68,6 +70,7 @@ def _growth_section(ctx) -> dict:
                                label="new tokens (decode steps)")
         run, stop = _run_and_stop("Generate and measure", variant="primary", elem_id="kv_cache-run")
     plot = gr.Plot(elem_id="kv_cache-main-plot", label="KV cache bytes vs tokens")
+    compare_plot = gr.Plot(label="Compare with: both models' KV cache", visible=False, elem_id="kv_cache-compare-plot")
     summary = gr.Markdown()
     step = gr.Slider(1, 2, value=2, step=1, label="show steps up to", interactive=True)
     table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="measurements", max_height=300)
@@ -79,25 +82,36 @@ def _growth_section(ctx) -> dict:
                 gr.update(maximum=max(2, len(steps)), value=len(steps)))
 
     @ui_errors
-    def measure(text, model, n):
+    def measure(text, model, n, compare=None):
         n = _new_tokens(n)
+        other = second_model(model, compare)
         engine = get_engine(model)
         ids = kv_cache.prompt_ids(engine, text)
         steps = []
         for item in kv_cache.iter_growth(engine, ids, n):
             steps.append(item)
             if len(steps) % max(1, n // 12) == 0:  # redraw about a dozen times while generating
-                yield outputs(engine, ids, steps)
-        yield outputs(engine, ids, steps)
+                yield outputs(engine, ids, steps) + (gr.update(),)
+        first = outputs(engine, ids, steps)
+        if not other:
+            yield first + (gr.update(value=None, visible=False),)
+            return
+        yield first + (gr.update(),)
+        second = kv_cache.run(text, other, n)  # same prompt, same number of decode steps
+        yield first[:2] + (first[2] + f"\n\n**Compare with {other}:** " + growth_summary(second),) + first[3:] + (
+            gr.update(value=compare_growth([first[0], second]), visible=True),)
 
     def replay(result, upto):
         if result is None:
             return gr.update(), gr.update()
         return figs.growth_figure(result, upto), figs.step_table(result, upto)
 
-    _stoppable(run, stop, measure, [ctx.prompt, ctx.model, new_tokens], [state, plot, summary, table, step])
+    _stoppable(run, stop, measure, [ctx.prompt, ctx.model, new_tokens]
+               + ([ctx.compare_model] if ctx.compare_model is not None else []),
+               [state, plot, summary, table, step, compare_plot])
     step.release(replay, [state, step], [plot, table], api_visibility="private")
-    return {"new_tokens": new_tokens, "run": run, "stop": stop, "plot": plot, "summary": summary, "step": step,
+    return {"new_tokens": new_tokens, "run": run, "stop": stop, "plot": plot, "compare_plot": compare_plot,
+            "summary": summary, "step": step,
             "table": table, "state": state}
 
 

@@ -12,7 +12,7 @@ from components.tabs.tokens import figures as figs
 from explorer import tokens
 from explorer.tokens.backends import OFFLINE_TOKENIZERS
 
-MAX_SIDE_BY_SIDE = 4
+MAX_SIDE_BY_SIDE = 5
 EMPTY = "<p class='tok-empty'>Type a prompt above to see its tokens.</p>"
 TABLE_COLUMNS = ["#", "token", "id", "bytes (hex)", "start", "end", "special"]
 
@@ -77,7 +77,7 @@ def build_tokens_tab(ctx) -> dict:
     """Build the Tokens tab; returns its components by name."""
     limit = ctx.limits.max_display_tokens
     with gr.Row():
-        selected = gr.CheckboxGroup(OFFLINE_TOKENIZERS, value=list(OFFLINE_TOKENIZERS), label="Tokenizers (2-4 side by side)",
+        selected = gr.CheckboxGroup(OFFLINE_TOKENIZERS, value=list(OFFLINE_TOKENIZERS), label="Tokenizers (2-5 side by side)",
                                     elem_id="tokens-tokenizers", scale=3)
         hub_id = gr.Textbox(label="Add a Hub tokenizer (owner/name, online only)", scale=1)
     with gr.Row():
@@ -119,7 +119,7 @@ def build_tokens_tab(ctx) -> dict:
 
     def tokenize_api(text: str, tokenizers: list[str] | None = None) -> dict:
         """JSON API: ``{"tokenizers": [{"name", "vocab_size", "count", "tokens": [{"id", "text", "bytes_hex",
-        "start", "end"}]}]}``; ``tokenizers=None`` means the four offline tokenizers."""
+        "start", "end"}]}]}``; ``tokenizers=None`` means the five offline tokenizers."""
         try:
             return tokens.to_api(tokens.run(text, tokenizers))
         except ValueError as exc:
