@@ -2,9 +2,10 @@
 
 The JSON APIs keep one ``model`` argument (a script compares by calling twice); only the page has a
 second picker, ``ctx.compare_model``. A tab that shows the comparison adds ``ctx.compare_model`` to its
-handler's inputs, calls :func:`second_model` to learn whether (and which) second model to run, and draws
-both results with its own figure function, usually through :func:`side_by_side` or :func:`overlay`.
-:func:`model_notice` says when a model is a pretrained base model (no chat template: plain completion).
+handler's inputs (only when it is not ``None``, so a tab also builds without it), calls :func:`second_model`
+to learn whether (and which) second model to run, and draws the second result with its own figure functions,
+labelled with :func:`label`. :func:`model_notice` says when a model is a pretrained base model (no chat
+template: plain completion), and :func:`wire_notice` keeps that notice under the pickers up to date.
 """
 from __future__ import annotations
 

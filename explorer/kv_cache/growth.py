@@ -7,6 +7,8 @@ Inference", arXiv:2211.05102, section 2). Their size is
     kv_bytes = 2 (key and value) x num_layers x num_kv_heads x head_dim x bytes_per_element x tokens
 
 (``num_kv_heads`` < query heads for GQA, Ainslie et al. 2023, arXiv:2305.13245; 1 for MQA, Shazeer 2019).
+On a model with sliding-window layers (Gemma 3) a local layer holds at most ``sliding_window - 1`` tokens,
+so the formula is summed layer by layer (``windowed.py``).
 
 :func:`iter_growth` runs greedy decoding one forward pass at a time with a ``transformers``
 ``DynamicCache``, and after the prefill and after every decode step sums ``numel x element_size``

@@ -94,3 +94,25 @@ def test_scene_opens_its_tab(page, app_url):
     page.wait_for_function("() => document.querySelector('#prompt textarea').value.includes('strawberry')",
                            timeout=30_000)
     assert page.locator("button[role=tab][aria-selected=true]").inner_text().strip() == "Tokens"
+
+
+def test_compare_with_gemma_in_the_kv_cache_tab(page, app_url, test_output_dir):
+    """Pick SmolLM2, compare with Gemma: the base-model notice appears and the KV tab draws both models."""
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
+    _type_prompt(page, "The capital of France is")
+    picker = page.locator("#compare-model input")
+    picker.click()
+    picker.fill("gemma-3-270m")
+    picker.press("Enter")
+    page.wait_for_function("() => document.querySelector('#model-notice').innerText.includes('base')",
+                           timeout=30_000)
+    page.get_by_role("tab", name="KV cache").click()
+    page.locator("#kv_cache-run").click()
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#kv_cache-compare-plot .js-plotly-plot');"
+        " return !!el && Array.isArray(el.data) && el.data.length == 4; }", timeout=300_000)
+    names = page.evaluate("() => document.querySelector('#kv_cache-compare-plot .js-plotly-plot').data"
+                          ".map(trace => trace.name).join(' | ')")
+    assert "smollm2-135m-instruct" in names and "gemma-3-270m" in names
+    page.screenshot(path=os.path.join(test_output_dir, "compare-kv-cache.png"), full_page=True)

@@ -28,7 +28,8 @@ def test_tab_ids_and_whatif_start(handlers):
 def test_growth_handler_streams_and_replays(handlers, smollm2):
     fns, _ = handlers
     outputs = list(fns["measure"]("What is 2+2?", "smollm2-135m-instruct", 2))
-    result, fig, summary, table, slider = outputs[-1]
+    result, fig, summary, table, slider, compare_plot = outputs[-1]
+    assert compare_plot["visible"] is False  # no "Compare with" model picked
     assert len(result.steps) == 3 and "equals the formula" in summary and "46,080" in summary
     assert [row[5] for row in table] == [True, True, True]
     assert slider["maximum"] == 3

@@ -112,9 +112,9 @@ def _capture(text, model, stat, hide_sink, layer, head, layer_b, head_b, compare
         second = attention.run(text, other, truncate=True).compact()
         summary += "\n\n**Compare with** " + _summary(second)
         compare_fig = gr.update(value=overview_figure(second, stat, hide_sink), visible=True)
-    return (result, summary, overview_figure(result, stat, hide_sink), compare_fig,
+    return (result, summary, overview_figure(result, stat, hide_sink),
             gr.Slider(maximum=max_layer, value=layer), gr.Slider(maximum=max_head, value=head),
-            gr.Slider(maximum=max_layer, value=layer_b), gr.Slider(maximum=max_head, value=head_b))
+            gr.Slider(maximum=max_layer, value=layer_b), gr.Slider(maximum=max_head, value=head_b), compare_fig)
 
 
 @ui_errors
@@ -244,7 +244,7 @@ def build_attention_tab(ctx) -> dict:
     capture_event = run.click(
         _capture, [ctx.prompt, ctx.model, stat, hide_sink, layer, head, layer_b, head_b]
         + ([ctx.compare_model] if ctx.compare_model is not None else []),
-        [result_state, summary, overview, compare_overview, layer, head, layer_b, head_b],
+        [result_state, summary, overview, layer, head, layer_b, head_b, compare_overview],
         concurrency_id="attention-model",
     ).success(_detail, detail_inputs, [detail, lines]).success(_ab, ab_inputs, ab)
     stop.click(None, None, None, cancels=[capture_event])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components.compare import label, model_notice, second_model
 from components.errors import ui_errors
 from components.stoppable import iterate_in_thread
 from components.tabs.decoding.figures import columns_html, empty_figure, step_figure, temperature_figure
@@ -118,6 +119,19 @@ def _run(prompt, model, rows, max_new_tokens, temperature, progress=gr.Progress(
 
 
 @ui_errors
+def _compare_run(prompt, model, compare, rows, max_new_tokens, progress=gr.Progress()):
+    """The same strategies (same seeds) on the "Compare with" model, as a second row of columns."""
+    other = second_model(model, compare)
+    if not other:
+        return "Pick a second model in **Compare with** at the top of the page to run these strategies on it too."
+    strategies, _ = rows_to_strategies(rows)
+    progress(0.1, desc=f"the same strategies on {other}")
+    result = decoding.run(prompt, other, strategies, max_new_tokens)
+    note = model_notice(other).replace("**", "")
+    return (f"<p><b>{label(other)}</b>, same strategies and seeds. {note}</p>" + columns_html(result))
+
+
+@ui_errors
 def _reroll(rows):
     out = [list(r) for r in rows]
     for row in out:
@@ -203,6 +217,9 @@ def build_decoding_tab(ctx) -> dict:
         run = gr.Button("Run strategies", variant="primary", elem_id="decoding-run", scale=1)
         stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
     columns = gr.HTML(columns_html(None), elem_id="decoding-columns")
+    with gr.Row():
+        compare_btn = gr.Button("Run the same strategies on the Compare-with model", scale=0)
+    compare_columns = gr.HTML(elem_id="decoding-compare-columns")
     gr.Markdown("### Step by step: what each setting keeps at every step of the run above")
     with gr.Row():
         column = gr.Dropdown([], label="Column (greedy or sampling)", scale=2)
@@ -237,7 +254,10 @@ def build_decoding_tab(ctx) -> dict:
     assert len(run_outputs) == RUN_OUTPUTS, "the heartbeat of _run must update every output"
     run_event = run.click(_run, run_inputs, run_outputs, concurrency_id="decoding")
     reroll_event = reroll.click(_reroll, table, table).then(_run, run_inputs, run_outputs, concurrency_id="decoding")
-    stop.click(None, None, None, cancels=[run_event, reroll_event])
+    compare_event = compare_btn.click(_compare_run, [ctx.prompt, ctx.model, ctx.compare_model, table, max_new],
+                                      compare_columns, concurrency_id="decoding") if ctx.compare_model is not None \
+        else None
+    stop.click(None, None, None, cancels=[e for e in (run_event, reroll_event, compare_event) if e is not None])
     add.click(_add_preset, [table, preset], table)
     column.input(_pick_column, [result_state, column], [step, main_plot])
     step.change(_scrub, [result_state, column, step], main_plot)
@@ -253,4 +273,5 @@ def build_decoding_tab(ctx) -> dict:
             "temperature": temperature, "temperature_plot": temp_plot, "beam_column": beam_column,
             "beam_plot": beam_plot, "method": method, "num_draft": num_draft, "ngram": ngram,
             "draft_model": draft_model, "spec_run": spec_run, "spec_stop": spec_stop, "spec_plot": spec_plot,
-            "spec_tokens": spec_tokens, "spec_summary": spec_summary, "state": result_state, "spec_state": spec_state}
+            "spec_tokens": spec_tokens, "spec_summary": spec_summary, "state": result_state, "spec_state": spec_state,
+            "compare_columns": compare_columns}

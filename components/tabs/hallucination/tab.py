@@ -12,6 +12,7 @@ import os
 
 import gradio as gr
 
+from components.compare import label, model_notice, second_model
 from components.errors import ui_errors
 from components.tabs.hallucination import figures as figs
 from explorer import hallucination as H
@@ -65,9 +66,11 @@ def _views(result: H.HallucinationResult, view: str):
 
 
 @ui_errors
-def run_probes(question, model, probes, n_samples, seed, context, view, progress=gr.Progress()):
-    """Stream the probes' results after each one (so Stop works between probes)."""
+def run_probes(question, model, probes, n_samples, seed, context, view, compare_with=None, progress=gr.Progress()):
+    """Stream the probes' results after each one (so Stop works between probes); then, with "Compare with",
+    the same probes on the second model (base vs instruct: its answer, P(True) ...) under the summary."""
     names = H.check_probes(probes)
+    other = second_model(model, compare_with)
     steps = len(names) + 1
     for i, (name, result) in enumerate(H.iter_run(question, model, names, context, int(n_samples), int(seed))):
         if i == 0:
@@ -79,6 +82,12 @@ def run_probes(question, model, probes, n_samples, seed, context, view, progress
             label += f" (sampling {min(int(n_samples), gr_limits().max_samples)} answers)"
         progress((i + 1) / steps, desc=label)
         yield (result, summary_markdown(result), *_views(result, view), result.to_dict())
+    if other:
+        progress(1.0, desc=f"the same probes on {other}")
+        second = H.run(question, other, names, context, int(n_samples), int(seed))
+        yield (result, summary_markdown(result) + f"\n\n**Compare with {label(other)}**\n\n"
+               + summary_markdown(second) + (f"\n\n{note}" if (note := model_notice(other)) else ""),
+               *_views(result, view), result.to_dict())
 
 
 @ui_errors
@@ -180,7 +189,8 @@ def build_hallucination_tab(ctx) -> dict:
     lens_plot = gr.Plot(label="Logit lens")
     raw = gr.JSON(label="All numbers (the /probe JSON)")
     state = gr.State(None)
-    run_event = run_btn.click(run_probes, [ctx.prompt, ctx.model, probes, n_samples, seed, context, view],
+    run_event = run_btn.click(run_probes, [ctx.prompt, ctx.model, probes, n_samples, seed, context, view]
+                              + ([ctx.compare_model] if ctx.compare_model is not None else []),
                               [state, summary, main_plot, clusters_plot, lens_plot, attr_plot, raw])
     stop_btn.click(None, None, None, cancels=[run_event])
     view.change(rerender, [state, view], main_plot)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components.compare import label, second_model
 from components.errors import ui_errors
 from components.tabs.quantization import figures as fig
 from explorer import quantization
@@ -51,6 +52,18 @@ def _run(prompt, model, methods, new_tokens, threshold, block, double, compute, 
     return (result, _status(result), fig.summary_rows(result), fig.kl_figure(result), fig.text_diff_html(result),
             gr.update(maximum=n_pos - 1, value=position), fig.distribution_figure(result, position),
             fig.memory_figure(result), fig.bits_table_rows(result), gr.update(maximum=max(result.n_layers - 1, 0)))
+
+
+@ui_errors
+def _compare_run(prompt, model, compare, methods, new_tokens, threshold, block, double, compute,
+                 progress=gr.Progress()):
+    """The same methods and settings on the "Compare with" model: its side-by-side rows and status."""
+    other = second_model(model, compare)
+    if not other:
+        return "Pick a second model in **Compare with** at the top of the page to quantise it too.", None
+    result = quantization.run(prompt, other, methods, _options(threshold, block, double, compute),
+                              max_new_tokens=int(new_tokens), progress=lambda f, m: progress(f, desc=m))
+    return f"**{label(other)}**  \n" + _status(result), fig.summary_rows(result)
 
 
 @ui_errors
@@ -129,6 +142,11 @@ def build_quantization_tab(ctx) -> dict:
         stop = gr.Button("Stop", variant="stop", scale=0, min_width=80)
     status = gr.Markdown()
     table = gr.Dataframe(headers=fig.SUMMARY_HEADERS, label="Side by side on the prompt", interactive=False, wrap=True)
+    with gr.Accordion("Compare with: the same methods on the second model", open=False):
+        compare_btn = gr.Button("Quantise the Compare-with model too")
+        compare_status = gr.Markdown()
+        compare_table = gr.Dataframe(headers=fig.SUMMARY_HEADERS, interactive=False, wrap=True,
+                                     label="The second model, same methods and settings")
     main_plot = gr.Plot(label="KL divergence per position", elem_id="quantization-main-plot")
     diff = gr.HTML(label="Greedy text (tokens that differ from the reference are red)")
     position = gr.Slider(0, 1, value=0, step=1, label="Position for the next-token distribution")
@@ -165,7 +183,12 @@ def build_quantization_tab(ctx) -> dict:
     run_event = run.click(_run, [ctx.prompt, ctx.model, methods, new_tokens, *settings],
                           [result_state, status, table, main_plot, diff, position, dist, memory, bits, layer],
                           concurrency_id="quantization", api_name="quantize_compare")
-    stop.click(None, None, None, cancels=[run_event])
+    cancels = [run_event]
+    if ctx.compare_model is not None:
+        cancels.append(compare_btn.click(_compare_run, [ctx.prompt, ctx.model, ctx.compare_model, methods, new_tokens,
+                                                        *settings], [compare_status, compare_table],
+                                         concurrency_id="quantization", api_visibility="private"))
+    stop.click(None, None, None, cancels=cancels)
     position.change(_position, [result_state, position], dist)
     live_event = live.click(_passage, [ctx.model, methods, max_tokens, smooth, *settings],
                             [passage_state, passage_note, passage_table, passage_plot], concurrency_id="quantization",
