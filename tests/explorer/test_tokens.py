@@ -99,7 +99,7 @@ def test_counts():
 
 def test_empty_text_gives_empty_results():
     result = tokens.run("")
-    assert [r.count for r in result.results] == [0, 0, 0, 0]
+    assert [r.count for r in result.results] == [0, 0, 0, 0, 0]
     assert result.results[0].chars_per_token == 0.0
 
 
