@@ -209,8 +209,8 @@ def run(text: str, tokenizers: list[str] | None = None, parse_special: bool = Tr
 
     Args:
         text: any Unicode text (may be empty).
-        tokenizers: names (``smollm2-135m-instruct``, ``cl100k_base``, ``o200k_base``,
-            ``all-minilm-l6-v2`` or a Hub id); ``None`` for the four offline ones; one name as a string is accepted.
+        tokenizers: names (``smollm2-135m-instruct``, ``gemma-3-270m``, ``cl100k_base``, ``o200k_base``,
+            ``all-minilm-l6-v2`` or a Hub id); ``None`` for the five offline ones; one name as a string is accepted.
         parse_special: whether special-token text typed in ``text`` becomes special tokens.
     Returns:
         :class:`TokenizationResult`.

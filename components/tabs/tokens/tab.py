@@ -1,4 +1,4 @@
-"""The Tokens tab: coloured tokens with ids, counts, 2-4 tokenizers side by side, the chat template."""
+"""The Tokens tab: coloured tokens with ids, counts, 2-5 tokenizers side by side, the chat template."""
 from __future__ import annotations
 
 import html
