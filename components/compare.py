@@ -60,7 +60,8 @@ def model_notice(model: str | None, compare: str | None = None) -> str:
         return ""
     listed = " and ".join(f"**{name}**" for name in dict.fromkeys(names))
     return (f"ℹ {listed} is a pretrained **base** model: it has no chat template, so every tab feeds it the prompt as "
-            "plain text to continue. A base model completes text (\"The capital of France is\" → \" Paris...\") but "
+            "plain text to continue. A base model completes text (Gemma 3 270M continues \"The capital of France is\" "
+            "with \" the capital of the country of France. It is the largest city...\") but "
             "was never tuned to follow instructions or answer questions, so chat-style prompts get a continuation, "
             "not an answer.")
 
