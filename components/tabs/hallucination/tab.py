@@ -12,7 +12,7 @@ import os
 
 import gradio as gr
 
-from components.compare import label, model_notice, second_model
+from components.compare import label as model_label, model_notice, second_model
 from components.errors import ui_errors
 from components.tabs.hallucination import figures as figs
 from explorer import hallucination as H
@@ -85,7 +85,7 @@ def run_probes(question, model, probes, n_samples, seed, context, view, compare_
     if other:
         progress(1.0, desc=f"the same probes on {other}")
         second = H.run(question, other, names, context, int(n_samples), int(seed))
-        yield (result, summary_markdown(result) + f"\n\n**Compare with {label(other)}**\n\n"
+        yield (result, summary_markdown(result) + f"\n\n**Compare with {model_label(other)}**\n\n"
                + summary_markdown(second) + (f"\n\n{note}" if (note := model_notice(other)) else ""),
                *_views(result, view), result.to_dict())
 
