@@ -36,6 +36,10 @@ class Limits:
             the least recently used copy is dropped beyond it.
         max_position_offset: positions the Positions tab may shift a passage or a query/key pair by (tokens).
         max_attention_cost_tokens: longest sequence the attention-cost measurement runs (tokens).
+        max_score_tokens: tokens the Next token tab scores in one text (a longer text is windowed, with a notice).
+        max_position_tokens: tokens of the built-in document scored for loss by position.
+        max_needle_tokens: haystack length (tokens) of a live needle-in-a-haystack grid.
+        max_needle_cells: cells (lengths x depths) of a live needle-in-a-haystack grid.
         queue_size: requests waiting in Gradio's queue before "busy" is answered.
         concurrency: requests Gradio runs at once.
         hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
@@ -57,6 +61,10 @@ class Limits:
     max_quantized_bytes: int = 4 * 2**30
     max_position_offset: int = 1_000_000
     max_attention_cost_tokens: int = 2048
+    max_score_tokens: int = 2048
+    max_position_tokens: int = 2048
+    max_needle_tokens: int = 1024
+    max_needle_cells: int = 16
     queue_size: int = 64
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()
