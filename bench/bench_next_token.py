@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--write", action="store_true", help="store the domain table and the needle grid")
     parser.add_argument("--stored", action="store_true", help="print the stored tables only")
+    parser.add_argument("--only", choices=("scoring", "domains", "needle"), help="run one part only")
     parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     parser.add_argument("--depths", default=",".join(map(str, DEPTHS)))
     args = parser.parse_args()
@@ -94,30 +95,36 @@ def main() -> None:
 
     engine = get_engine(args.model)
     command = "python bench/bench_next_token.py " + " ".join(sys.argv[1:])
-    bench_scoring(engine)
-    table = domains.run(engine=engine)
-    print_domains(table)
-    if args.write:
-        print("wrote", domains.save(table, meta(command, {"window_tokens": domains.WINDOW_TOKENS,
-                                                          "n_resamples": domains.N_RESAMPLES})))
+    if args.only in (None, "scoring"):
+        bench_scoring(engine)
+    if args.only in (None, "domains"):
+        table = domains.run(engine=engine)
+        print_domains(table)
+        if args.write:
+            print("wrote", domains.save(table, meta(command, {"window_tokens": domains.WINDOW_TOKENS,
+                                                              "n_resamples": domains.N_RESAMPLES})))
+    if args.only not in (None, "needle"):
+        return
     lengths = [int(v) for v in args.lengths.split(",")]
     depths = [float(v) for v in args.depths.split(",")]
     start = time.perf_counter()
     result = None
+    settings = {"lengths": lengths, "depths": depths, "needle": "explorer/next_token/texts.py NEEDLE"}
     for item in needle.iter_run(engine=engine, lengths=lengths, depths=depths, max_tokens=max(lengths),
                                 max_cells=len(lengths) * len(depths)):
         if hasattr(item, "partial") and item.partial is not None:
             cell = item.partial.cells[-1]
             print(f"  cell {cell.tokens} tokens depth {cell.depth}: correct={cell.correct} "
                   f"logprob={cell.answer_logprob:.2f} generated={cell.generated!r} ({cell.ms / 1000:.1f} s)", flush=True)
+            if args.write:  # keep what is done so far (a partial grid shows its missing cells as empty)
+                needle.save(item.partial, meta(command, {**settings, "complete": False}))
         else:
             result = item
     elapsed = time.perf_counter() - start
     report("needle_grid_seconds", elapsed, "s", target="under ~900 s on 2 cores")
     print_needle(result)
     if args.write:
-        print("wrote", needle.save(result, meta(command, {"lengths": lengths, "depths": depths,
-                                                          "needle": "texts.NEEDLE", "seconds": elapsed})))
+        print("wrote", needle.save(result, meta(command, {**settings, "complete": True, "seconds": elapsed})))
 
 
 if __name__ == "__main__":

@@ -99,16 +99,20 @@ class NeedleResult:
         if not ends.any() or not middle.any():
             return "Needs depths at an end (0 or 1) and in the middle (0.25-0.75) to say whether it is lost in the middle."
         acc, lp = self.grid, self.logprob_grid
+        missing = int(np.isnan(acc).sum())
+        if np.isnan(acc[:, ends]).all() or np.isnan(acc[:, middle]).all():
+            return f"Partial grid ({acc.size - missing} of {acc.size} cells): not enough cells for a verdict yet."
+        prefix = f"Partial grid ({acc.size - missing} of {acc.size} cells). " if missing else ""
         acc_ends, acc_mid = np.nanmean(acc[:, ends]), np.nanmean(acc[:, middle])
         lp_ends, lp_mid = np.nanmean(lp[:, ends]), np.nanmean(lp[:, middle])
         numbers = (f"accuracy {acc_ends:.0%} with the needle at the start or end vs {acc_mid:.0%} in the middle; "
                    f"answer log-probability {lp_ends:.2f} vs {lp_mid:.2f} nats")
         if acc_ends == 0 and acc_mid == 0:
-            return (f"{self.model} retrieves the needle at no depth in this grid, so lost in the middle cannot show "
-                    f"in accuracy ({numbers}).")
+            return (f"{prefix}{self.model} retrieves the needle at no depth in this grid, so lost in the middle "
+                    f"cannot show in accuracy ({numbers}).")
         shows = acc_mid < acc_ends - 0.1 or (acc_mid <= acc_ends and lp_mid < lp_ends - 0.5)
         word = "shows" if shows else "does not show"
-        return f"Lost in the middle {word} on {self.model} in this grid: {numbers}."
+        return f"{prefix}Lost in the middle {word} on {self.model} in this grid: {numbers}."
 
     def to_api(self) -> dict:
         """JSON form of ``/needle``: ``{"grid", "lengths", "depths", "metric", ...}``."""

@@ -181,3 +181,10 @@ def test_needle_verdict_wording():
     assert "Lost in the middle shows" in middle.verdict()
     flat = needle.NeedleResult("m", (100,), (0.0, 0.5, 1.0), tuple(cell(100, d, True, -1) for d in (0.0, 0.5, 1.0)))
     assert "does not show" in flat.verdict()
+
+
+def test_needle_partial_grid_says_so():
+    cell = needle.NeedleCell(100, 100, 0.0, True, -1.0, " 7391", 1.0)
+    partial = needle.NeedleResult("m", (100, 200), (0.0, 0.5, 1.0), (cell,))
+    assert np.isnan(partial.grid).sum() == 5 and "Partial grid (1 of 6 cells)" in partial.verdict()
+    assert partial.to_api()["grid"][1] == [None, None, None]
