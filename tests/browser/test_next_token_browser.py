@@ -14,8 +14,8 @@ def test_next_token_tab_scores_and_inspects(page, test_output_dir):
                            timeout=60_000)
     assert "Cross-entropy" in page.locator("#next_token-summary").inner_text()
     assert "MEASURED" in page.locator("#next_token-badge").inner_text()
-    before = page.locator("#next_token-topk .gtitle").inner_text()
-    chips = page.locator("#next_token-chips .textspan")
+    before = page.locator("#next_token-topk .gtitle").text_content()
+    chips = page.locator("#next_token-chips .token-container")
     assert chips.count() > 5
     chips.nth(3).click()
     page.wait_for_function("(b) => { const t = document.querySelector('#next_token-topk .gtitle');"
