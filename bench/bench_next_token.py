@@ -1,8 +1,9 @@
 """Next token lens benchmark: time per 1,000 scored tokens vs one plain forward pass, the perplexity-by-domain
 table and the needle-in-a-haystack grid (lengths up to 4,096 tokens).
 
-    python bench/bench_next_token.py                 # print only
-    python bench/bench_next_token.py --write         # also store data/next_token/{domains,needle}_<model>.json
+    python bench/bench_next_token.py                 # scoring time, domain table, and the stored needle grid
+    python bench/bench_next_token.py --write         # also run the needle grid; store data/next_token/*_<model>.json
+    python bench/bench_next_token.py --only needle   # run one part (scoring, domains or needle)
     python bench/bench_next_token.py --stored        # print the stored needle grid without running the model
 
 Lines follow bench/common.py: ``name: value unit  (baseline X: value unit, ratio Nx)``.
@@ -104,6 +105,10 @@ def main() -> None:
             print("wrote", domains.save(table, meta(command, {"window_tokens": domains.WINDOW_TOKENS,
                                                               "n_resamples": domains.N_RESAMPLES})))
     if args.only not in (None, "needle"):
+        return
+    if not args.write and args.only is None:  # the grid takes ~20 min on 2 busy cores: show the stored one
+        stored_grid = needle.load_stored(args.model)
+        print("(no stored needle grid; run with --write)") if stored_grid is None else print_needle(stored_grid)
         return
     lengths = [int(v) for v in args.lengths.split(",")]
     depths = [float(v) for v in args.depths.split(",")]

@@ -59,11 +59,14 @@ class PositionLoss:
 
 
 def log_bins(n_predicted: int) -> np.ndarray:
-    """Edges 1, 2, 4, 8, ... over positions ``1..n_predicted`` (the last edge is ``n_predicted + 1``)."""
+    """Edges 1, 2, 4, 8, ... over positions ``1..n_predicted`` (the last edge is ``n_predicted + 1``; a last bin
+    under half the width of the one before is merged into it)."""
     edges = [1]
     while edges[-1] * 2 <= n_predicted:
         edges.append(edges[-1] * 2)
     edges.append(n_predicted + 1)
+    if len(edges) > 3 and edges[-1] - edges[-2] < (edges[-2] - edges[-3]) // 2:
+        edges.pop(-2)  # a short last bin is merged into the one before, so its mean is not noise
     return np.asarray(edges, dtype=np.int64)
 
 

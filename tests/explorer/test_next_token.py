@@ -120,6 +120,7 @@ def test_domain_table_on_tiny(tiny_engine):
 
 def test_loss_by_position_bins(tiny_engine):
     assert context.log_bins(10).tolist() == [1, 2, 4, 8, 11]
+    assert context.log_bins(1046).tolist()[-3:] == [256, 512, 1047]  # the short bin 1024-1046 merged
     assert context.plateau_position(np.array([1, 2, 4, 8, 16]), np.array([5.0, 4.0, 3.0, 2.95])) == 4
     result = context.run(engine=tiny_engine, max_tokens=100)
     assert len(result.nll) == 99 and result.edges[-1] == 100 and "max_position_tokens" in result.notices[0]
