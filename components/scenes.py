@@ -26,6 +26,9 @@ SCENES: list[Scene] = [
           {"tab": "tokens", "prompt": "How many times does the letter r appear in the word strawberry?"}),
     Scene("Same meaning, more tokens", "Tokens: non-English text and emoji cost more",
           {"tab": "tokens", "prompt": "Good morning! Guten Morgen! Доброе утро! おはようございます! صباح الخير 👋🌅"}),
+    Scene("Why perplexity", "Next token: the surprise of every token, its mean is the loss, exp of it is perplexity",
+          {"tab": "next_token", "prompt": "The capital of France is Paris. The capital of Italy is Rome. The capital "
+                                          "of Spain is Madrid.", "next_token.top_k": "10"}),
     Scene("Nine query heads, three KV heads", "Attention: grouped-query attention (GQA)",
           {"tab": "attention", "prompt": "The trophy did not fit in the suitcase because it was too big.",
            "attention.stat": "first_token", "attention.mode": "mean over KV group"}),
