@@ -73,6 +73,21 @@ def chat_html(text: str, model: str, parse_special: bool, limit: int) -> str:
     return summary + figs.chips_html(chat.tokens, limit, False, f"{model} chat template")
 
 
+def render_tokens(text, names, hub, parse, ids, model, limit: int) -> tuple:
+    """Outputs ``(result, counts, figure, chips, chat, which, table)`` for the prompt ``text``.
+
+    Only the empty string shows the empty state; spaces, newlines and tabs are tokens too.
+    """
+    if not text:
+        return None, pd.DataFrame(), None, EMPTY, "", gr.update(), token_table(None, None, limit)
+    result = tokens.run(text, _names(names, hub), parse_special=parse)
+    rows = [{"name": r.name, "count": r.count, "chars_per_token": r.chars_per_token} for r in result.results]
+    names_out = [r.name for r in result.results]
+    return (result, counts_table(result), figs.comparison_figure(rows), side_by_side_html(result, limit, ids),
+            chat_html(text, model or OFFLINE_TOKENIZERS[0], parse, limit),
+            gr.update(choices=names_out, value=names_out[0]), token_table(result, names_out[0], limit))
+
+
 def build_tokens_tab(ctx) -> dict:
     """Build the Tokens tab; returns its components by name."""
     limit = ctx.limits.max_display_tokens
@@ -97,14 +112,7 @@ def build_tokens_tab(ctx) -> dict:
 
     @ui_errors
     def show_tokens(text, names, hub, parse, ids, model):
-        if not (text or "").strip():
-            return None, pd.DataFrame(), None, EMPTY, "", gr.update(), token_table(None, None, limit)
-        result = tokens.run(text, _names(names, hub), parse_special=parse)
-        rows = [{"name": r.name, "count": r.count, "chars_per_token": r.chars_per_token} for r in result.results]
-        names_out = [r.name for r in result.results]
-        return (result, counts_table(result), figs.comparison_figure(rows), side_by_side_html(result, limit, ids),
-                chat_html(text, model or OFFLINE_TOKENIZERS[0], parse, limit),
-                gr.update(choices=names_out, value=names_out[0]), token_table(result, names_out[0], limit))
+        return render_tokens(text, names, hub, parse, ids, model, limit)
 
     inputs = [ctx.prompt, selected, hub_id, parse_special, show_ids, ctx.model]
     outputs = [state, counts, plot, chips, chat, which, table]
