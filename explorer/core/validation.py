@@ -25,6 +25,41 @@ def check_text(value: Any, name: str = "text", allow_empty: bool = False) -> str
     return value
 
 
+def check_optional_text(value: Any, name: str) -> str | None:
+    """``value`` if it is a string, ``None`` for ``None`` or ``""`` (an optional model name, context, target).
+
+    Raises:
+        ValueError: neither ``None`` nor a string ("The model must be a string (got list).").
+    """
+    if value is None:
+        return None
+    return check_text(value, name, allow_empty=True) or None
+
+
+def check_records(value: Any, name: str) -> list[dict]:
+    """``value`` as a list of dicts (JSON objects), e.g. decoding strategies or a LoRA dataset.
+
+    Raises:
+        ValueError: not a list, or an entry that is not a dict (message names ``name``).
+    """
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{name} must be a list of objects (dicts) (got {type(value).__name__}).")
+    return list(value)
+
+
+def check_mapping(value: Any, name: str) -> dict:
+    """``value`` as a dict; ``None`` is an empty dict (all defaults).
+
+    Raises:
+        ValueError: not a dict (message names ``name``).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict of settings (got {type(value).__name__}).")
+    return value
+
+
 def check_int(value: Any, name: str, minimum: int | None = None, cap: int | None = None,
               notices: list[str] | None = None) -> int:
     """``value`` as an int, refused below ``minimum`` and capped at ``cap`` (a notice is appended to ``notices``).

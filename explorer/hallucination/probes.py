@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 from explorer.core.config import get_limits
 from explorer.core.engine import get_engine
+from explorer.core.validation import check_int
 from explorer.hallucination.answer import Answer, check_question, generate_answer, sequence_scores, token_scores
 from explorer.hallucination.samples import max_entropy, run_samples
 from explorer.hallucination.signals import context_reliance, logit_lens, p_true
@@ -199,7 +200,7 @@ def cap_inputs(engine, n_samples: int, context: str | None) -> tuple[int, str | 
     minus room for the rest of the prompt); return ``(n_samples, context, notices)``."""
     limits = get_limits()
     notices = []
-    n_samples = max(1, int(n_samples))
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
     if n_samples > limits.max_samples:
         notices.append(f"{n_samples} samples asked; capped at {limits.max_samples}.")
         n_samples = limits.max_samples

@@ -16,6 +16,7 @@ from explorer import attention
 from explorer.attention.stats import STATS, VIEWS, view_pattern
 from explorer.attention.timeline import TIMELINE_VIEWS, iter_timeline, timeline_rows
 from explorer.attention.windows import window_summary
+from explorer.core.validation import check_int, check_optional_text, check_text
 
 # Runs in the page whenever the overview changes: a click on a thumbnail or a statistic cell writes
 # "layer,head,time" into the hidden #attention-click box, whose input event moves the layer/head sliders.
@@ -192,8 +193,10 @@ def attention_api(text: str, model: str = "smollm2-135m-instruct", layer: int | 
     ``pattern`` is the (layer, head) probabilities when both are given. Prompts past ``max_attention_tokens``
     (512) are refused with a message stating the cap.
     """
-    result = attention.run(text, model or None)
-    return attention.api_payload(result, None if layer is None else int(layer), None if head is None else int(head))
+    text, model = check_text(text, "text"), check_optional_text(model, "model")
+    layer = None if layer is None else check_int(layer, "layer", minimum=0)
+    head = None if head is None else check_int(head, "head", minimum=0)
+    return attention.api_payload(attention.run(text, model), layer, head)
 
 
 def build_attention_tab(ctx) -> dict:

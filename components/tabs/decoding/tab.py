@@ -12,6 +12,7 @@ from components.stoppable import iterate_in_thread
 from components.tabs.decoding.figures import columns_html, empty_figure, step_figure, temperature_figure
 from components.tabs.decoding.views import beam_tree_figure, speculative_figure, speculative_html
 from explorer import decoding
+from explorer.core.validation import check_optional_text, check_records, check_text
 from explorer.decoding.speculative import DRAFTERS, run_speculative
 from explorer.decoding.strategies import MAX_STRATEGIES, PRESETS, STRATEGIES, new_seed
 from models.registry import DEFAULT_MODEL
@@ -196,7 +197,8 @@ def decode_api(text: str, model: str, strategies: list[dict], max_new_tokens: in
     Returns ``{"runs": [{"strategy", "params", "seed", "text", "token_ids", "token_logprobs", "seconds"}],
     "notices": [...]}``; ``token_logprobs`` are the model's raw log-probabilities of the chosen tokens.
     """
-    return decoding.to_api(decoding.run(text, model or None, strategies, max_new_tokens))
+    text, model = check_text(text, "text"), check_optional_text(model, "model")
+    return decoding.to_api(decoding.run(text, model, check_records(strategies, "strategies"), max_new_tokens))
 
 
 def build_decoding_tab(ctx) -> dict:

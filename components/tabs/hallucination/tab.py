@@ -18,6 +18,7 @@ from components.tabs.hallucination import figures as figs
 from explorer import hallucination as H
 from explorer.hallucination.attribution import METHODS, UNITS, attribute
 from explorer.core.engine import get_engine
+from explorer.core.validation import check_choices, check_int, check_optional_text, check_text
 from explorer.hallucination.evaluation import RESULTS_FILE, auroc_table, load_results, scores_from_probes
 
 PROBE_CHOICES = [(p.label, name) for name, p in H.PROBES.items()]
@@ -149,13 +150,19 @@ def auroc_view(task):
 @ui_errors
 def probe_api(question: str, model: str, probes: list[str], context: str | None = None, n_samples: int = 5) -> dict:
     """JSON API ``/probe``: ``{"answer", "probes": {name: {..., "score"}}, "elapsed_ms", "notices"}``."""
-    return H.run(question, model, probes, context, n_samples).to_dict()
+    question, model = check_text(question, "question"), check_optional_text(model, "model")
+    probes = None if probes is None else check_choices(probes, "probes", list(H.PROBES))
+    n_samples = check_int(n_samples, "n_samples", minimum=1)  # above the cap: capped with a notice by H.run
+    return H.run(question, model, probes, check_optional_text(context, "context"), n_samples).to_dict()
 
 
 @ui_errors
 def attribute_api(question: str, model: str, method: str = "feature_ablation", unit: str = "word",
                   target: str | None = None) -> dict:
     """JSON API ``/attribute``: segments of the question with their attribution to the answer (nats)."""
+    question, model = check_text(question, "question"), check_optional_text(model, "model")
+    method, unit = check_text(method, "method"), check_text(unit, "unit")  # names checked by attribute()
+    target = check_optional_text(target, "target")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
                        max_seconds=gr_limits().max_probe_seconds)
     return result.to_dict()

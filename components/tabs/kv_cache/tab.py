@@ -21,6 +21,7 @@ from explorer.kv_cache import quantized as kv_cache_quant
 from explorer.kv_cache import timing as kv_cache_timing
 from explorer.kv_cache import whatif as kv_cache_whatif
 from explorer.core.engine import get_engine
+from explorer.core.validation import check_optional_text, check_text
 from explorer.kv_cache.whatif import DTYPE_BITS, PRESETS, format_bytes
 from components.tabs.kv_cache.compare import compare_growth, windowed_note
 
@@ -286,8 +287,9 @@ def build_kv_cache_tab(ctx) -> dict:
         "phase": ["prefill", "decode", ...], "notices": [...]}`` (one phase per step); max_new_tokens above the cap
         is capped and a notice says so."""
         try:
+            text, model = check_text(text, "text"), check_optional_text(model, "model")
             n, capped_from = kv_cache.cap_new_tokens(max_new_tokens)
-            out = kv_cache.run(text, model or None, n).to_api()
+            out = kv_cache.run(text, model, n).to_api()
             out["notices"] = [] if capped_from is None else [
                 f"max_new_tokens {capped_from:,} is above the cap; using {n:,}."]
             return out

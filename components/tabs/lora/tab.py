@@ -18,6 +18,7 @@ from gradio.context import Context
 from components.errors import ui_errors
 from components.tabs.lora import figures as figs
 from explorer import lora
+from explorer.core.validation import check_mapping, check_records, check_text
 from explorer.lora.data import BUILTIN_DATASETS, builtin_dataset, pairs_from_messages, parse_jsonl, token_view, \
     tokenize_example, validate_dataset
 from explorer.lora.infer import adapter_norms, compare, generate, merge_check, next_token_shift
@@ -299,6 +300,7 @@ def build_lora_tab(ctx) -> dict:
     def lora_train(dataset: list[dict], settings: dict | None = None, request: gr.Request = None) -> dict:
         """JSON API: train an adapter for this session; ``{"run_id", "trainable_params", "losses",
         "seconds_per_step"}``. Settings keys as in PEFT/transformers; missing keys take the defaults."""
+        dataset, settings = check_records(dataset, "dataset"), check_mapping(settings, "settings")
         snap = lora.run(dataset, settings, owner=owner_of(None, request), dataset_name="api")
         if snap.status == "failed":
             raise ValueError(snap.message)
@@ -308,6 +310,7 @@ def build_lora_tab(ctx) -> dict:
     @ui_errors
     def lora_generate(run_id: str, prompt: str, request: gr.Request = None) -> dict:
         """JSON API: greedy answers of the base model and of this session's adapter ``run_id``: ``{"base", "adapted"}``."""
+        run_id, prompt = check_text(run_id, "run_id"), check_text(prompt, "prompt")
         base, adapted = generate(lora.get_run(run_id, owner_of(None, request)), prompt)
         return {"base": base, "adapted": adapted}
 

@@ -12,6 +12,7 @@ from components.compare import label, second_model
 from components.errors import ui_errors
 from components.tabs.quantization import figures as fig
 from explorer import quantization
+from explorer.core.validation import check_choices, check_optional_text, check_text
 from explorer.quantization.quality import load_precomputed
 from explorer.quantization.methods import BLOCK_SIZES, COMPUTE_DTYPES, METHODS, QuantOptions, get_variant
 
@@ -118,7 +119,9 @@ def _where(result, model, method, layer, projection, threshold, block, double, c
 def quantize_api(text: str, model: str, methods: list[str]) -> dict:
     """``/quantize``: ``(text, model, methods) -> {"methods": {name: {"weight_bytes", "kld_mean", "kld_p99",
     "same_top_pct", "ppl", "ppl_ratio", "text"}}}`` (default options, 24 new tokens)."""
-    return quantization.api_dict(quantization.run(text, model or None, methods or ["reference", "int8", "nf4"]))
+    text, model = check_text(text, "text"), check_optional_text(model, "model")
+    methods = check_choices(methods, "methods", list(METHODS)) if methods else ["reference", "int8", "nf4"]
+    return quantization.api_dict(quantization.run(text, model, methods))
 
 
 def build_quantization_tab(ctx) -> dict:
