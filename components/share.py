@@ -159,10 +159,15 @@ def result_file(result, key: str) -> str:
 
 
 def add_download(key: str, parts: dict) -> None:
-    """Under a tab: a button that downloads its stored result (``parts["state"]``) as JSON."""
-    state = parts.get("state")
-    if state is None:
-        return
+    """Under a tab: a button that downloads its stored result (``parts["result"]``, or ``parts["state"]``) as JSON.
+
+    Raises:
+        TypeError: the tab exposes no ``gr.State`` holding its result, so it would have no download.
+    """
+    state = parts.get("result", parts.get("state"))
+    if not isinstance(state, gr.State):
+        raise TypeError(f"Tab {key!r} must return its last result as a gr.State under \"result\" in its build "
+                        "dict, for 'Download result (JSON)'.")
     button = gr.DownloadButton("Download result (JSON)", size="sm", elem_id=f"{key}-download")
 
     def download(result):

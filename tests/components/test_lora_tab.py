@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from components.tabs.lora import figures as figs
@@ -28,7 +29,7 @@ def test_stream_reattaches_after_reload_and_renders(tiny_engine):
     reattached = lora.active_run(owner)
     assert reattached is run or run.status != lora.RUNNING
     outputs = list(stream(owner, run))
-    run_id, status, loss_fig, diag_fig, runs_fig, table, pick = outputs[-1]
+    run_id, status, loss_fig, diag_fig, runs_fig, table, pick, _ = outputs[-1]
     assert run_id == run.run_id and "done" in status and "8/8" in status and "<progress" in status
     assert len(loss_fig.data) == 3 and len(loss_fig.data[0].y) == 8
     assert len(diag_fig.data) == 2 and len(runs_fig.data) >= 1
@@ -48,3 +49,19 @@ def test_empty_view_and_status():
     run_id, status, loss_fig, *_ = view("nobody", None)
     assert run_id is None and "No run yet" in status and len(loss_fig.data) == 0
     assert runs_table([]).empty
+
+
+def test_view_exposes_the_run_as_the_downloadable_result(tiny_engine):
+    import json
+
+    from components import share
+
+    owner = "download-owner"
+    run = lora.start_run(owner, PAIRS, {"steps": 2, "batch_size": 2, "r": 4, "target_modules": ["q"]},
+                         engine=tiny_engine)
+    outputs = list(stream(owner, run))
+    result = outputs[-1][-1]
+    assert result.run_id == run.run_id and result.steps_done == 2
+    data = json.load(open(share.result_file(result, "lora")))
+    assert data["run_id"] == run.run_id and len(data["loss"]) == 2
+    assert data["loss"] == pytest.approx([record.loss for record in run.records])

@@ -61,3 +61,24 @@ def test_scenes_cover_every_tab():
     covered = {s.params["tab"] for s in scenes.SCENES}
     assert covered == {spec.key for spec in tab_specs()}
     assert all(s.params.get("prompt") for s in scenes.SCENES)
+
+
+def test_add_download_refuses_a_tab_without_a_result_state():
+    import pytest
+
+    with gr.Blocks():
+        with pytest.raises(TypeError, match="result"):
+            share.add_download("nothing", {"run": gr.Button("Run")})
+        parts = {"result": gr.State(None)}
+        share.add_download("something", parts)
+    assert isinstance(parts["download"], gr.DownloadButton)
+
+
+def test_every_tab_has_a_download_button():
+    from app import build_demo
+    from components.registry import tab_specs
+
+    demo = build_demo()
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    missing = [spec.key for spec in tab_specs() if f"{spec.key}-download" not in ids]
+    assert not missing, f"tabs without 'Download result (JSON)': {missing}"

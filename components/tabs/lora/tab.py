@@ -65,13 +65,14 @@ def runs_table(snaps: list) -> pd.DataFrame:
 
 
 def view(owner: str, snap) -> tuple:
-    """Outputs of the run views: run id, status, loss plot, diagnostics, runs overlay, runs table, run picker."""
+    """Outputs of the run views: run id, status, loss plot, diagnostics, runs overlay, runs table, run picker,
+    and the snapshot itself (the tab's downloadable result)."""
     snaps = [lora.snapshot(r) for r in lora.runs_for(owner)] if owner else []
     choices = [s.run_id for s in snaps if s.status != "failed"]
     value = snap.run_id if snap is not None and snap.run_id in choices else (choices[-1] if choices else None)
     return (snap.run_id if snap else None, figs.status_html(snap), figs.loss_figure(snap),
             figs.diagnostics_figure(snap), figs.runs_figure(snaps), runs_table(snaps),
-            gr.update(choices=choices, value=value))
+            gr.update(choices=choices, value=value), snap)
 
 
 def stream(owner: str, run):
@@ -103,6 +104,7 @@ def build_lora_tab(ctx) -> dict:
     limits = ctx.limits
     browser_id = gr.BrowserState("", storage_key="llm-explorer-lora-owner")
     run_id = gr.State(None)
+    result = gr.State(None)  # the RunSnapshot shown, for "Download result (JSON)"
     gr.Markdown("LoRA freezes the base weights W and trains a low-rank update W + (α/r)·BA on chosen layers. "
                 "Your adapters are private to this browser session; the shared model never changes.")
     with gr.Row():
@@ -175,7 +177,7 @@ def build_lora_tab(ctx) -> dict:
 
     setting_inputs = [r, alpha, dropout, targets, rslora, lr, steps, batch, warmup, scheduler, clip, seed, qlora,
                       ctx.model]
-    view_outputs = [run_id, status, main_plot, diag_plot, runs_plot, runs, run_pick]
+    view_outputs = [run_id, status, main_plot, diag_plot, runs_plot, runs, run_pick, result]
 
     @ui_errors
     def pick_dataset(name, model):
@@ -320,7 +322,7 @@ def build_lora_tab(ctx) -> dict:
             "trained_tokens": trained_tokens, "params": params, "run": run_btn, "stop": stop_btn, "status": status,
             "main_plot": main_plot, "diag_plot": diag_plot, "runs_plot": runs_plot, "runs": runs, "run_pick": run_pick,
             "compare_table": compare_table, "shift_plot": shift_plot, "norms_plot": norms_plot,
-            "export_file": export_file, "upload": upload,
+            "export_file": export_file, "upload": upload, "result": result,
             # settings, by their PEFT/transformers names (used by shareable links and scenes)
             "r": r, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": targets, "use_rslora": rslora,
             "qlora": qlora, "learning_rate": lr, "steps": steps, "batch_size": batch}
