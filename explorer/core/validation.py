@@ -123,8 +123,9 @@ def check_seed(value: Any, name: str = "seed") -> int:
     return seed
 
 
-def check_choices(values: Any, name: str, allowed: list[str] | tuple[str, ...]) -> list[str]:
-    """``values`` as a list of strings, each one of ``allowed``.
+def check_choices(values: Any, name: str, allowed: list[str] | tuple[str, ...] | None) -> list[str]:
+    """``values`` as a list of strings, each one of ``allowed`` (any string when ``allowed`` is None: the
+    caller checks the names with its own wording).
 
     Raises:
         ValueError: not a list of strings, or an unknown entry (the message lists the allowed ones).
@@ -133,7 +134,7 @@ def check_choices(values: Any, name: str, allowed: list[str] | tuple[str, ...]) 
         values = [values]
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
         raise ValueError(f"{name} must be a list of names (got {type(values).__name__}).")
-    unknown = [v for v in values if v not in allowed]
+    unknown = [v for v in values if allowed is not None and v not in allowed]
     if unknown:
         raise ValueError(f"Unknown {name}: {', '.join(unknown)}. Choose from: {', '.join(allowed)}.")
     return list(values)

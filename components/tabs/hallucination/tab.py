@@ -150,8 +150,8 @@ def auroc_view(task):
 @ui_errors
 def probe_api(question: str, model: str, probes: list[str], context: str | None = None, n_samples: int = 5) -> dict:
     """JSON API ``/probe``: ``{"answer", "probes": {name: {..., "score"}}, "elapsed_ms", "notices"}``."""
-    question, model = check_text(question, "question"), check_optional_text(model, "model")
-    probes = None if probes is None else check_choices(probes, "probes", list(H.PROBES))
+    question, model = check_text(question, "question", allow_empty=True), check_optional_text(model, "model")
+    probes = None if probes is None else check_choices(probes, "probes", None)
     n_samples = check_int(n_samples, "n_samples", minimum=1)  # above the cap: capped with a notice by H.run
     return H.run(question, model, probes, check_optional_text(context, "context"), n_samples).to_dict()
 
@@ -160,7 +160,7 @@ def probe_api(question: str, model: str, probes: list[str], context: str | None 
 def attribute_api(question: str, model: str, method: str = "feature_ablation", unit: str = "word",
                   target: str | None = None) -> dict:
     """JSON API ``/attribute``: segments of the question with their attribution to the answer (nats)."""
-    question, model = check_text(question, "question"), check_optional_text(model, "model")
+    question, model = check_text(question, "question", allow_empty=True), check_optional_text(model, "model")
     method, unit = check_text(method, "method"), check_text(unit, "unit")  # names checked by attribute()
     target = check_optional_text(target, "target")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
