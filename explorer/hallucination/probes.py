@@ -162,7 +162,8 @@ class HallucinationResult:
             could not run).
         objects: rich results for figures (``samples``, ``logit_lens``, ``grounded``, ``attribution``).
         elapsed_ms: name -> wall time of each probe, ms (``"answer"`` for the greedy answer).
-        notices: messages about capped inputs (samples, context length).
+        notices: messages about capped inputs (samples, context length), an answer cut short by the time cap
+            and probes skipped by the run's time cap.
     """
 
     question: str
@@ -174,8 +175,10 @@ class HallucinationResult:
     notices: tuple = ()
 
     def to_dict(self) -> dict:
-        """The JSON shape of ``/probe``: ``{"answer", "probes": {name: {...}}, "elapsed_ms", "notices"}``."""
-        return {"question": self.question, "answer": self.answer.text, "probes": self.probes,
+        """The JSON shape of ``/probe``: ``{"answer", "answer_cut_short", "probes": {name: {...}}, "elapsed_ms",
+        "notices"}`` (``answer_cut_short``: the time cap stopped the answer before it ended)."""
+        return {"question": self.question, "answer": self.answer.text,
+                "answer_cut_short": bool(self.answer.stopped_by_time), "probes": self.probes,
                 "elapsed_ms": {k: round(v, 1) for k, v in self.elapsed_ms.items()}, "notices": list(self.notices)}
 
 
@@ -237,6 +240,9 @@ def iter_run(question: str, model: str | None = None, probes=None, context: str 
     started = time.perf_counter()
     answer = generate_answer(engine, question, max_seconds=limits.max_probe_seconds)
     timings = {"answer": (time.perf_counter() - started) * 1000}
+    if answer.stopped_by_time:
+        notices.append(f"The answer was cut short by the {limits.max_probe_seconds:.0f} s time cap; the probes "
+                       "score the part that was generated.")
     inp = ProbeInput(engine, question, answer, context, n_samples, seed, limits.max_probe_seconds)
     results: dict = {}
 
@@ -245,9 +251,14 @@ def iter_run(question: str, model: str | None = None, probes=None, context: str 
                                    tuple(notices))
 
     yield "answer", snapshot()
+    skipped: list[str] = []
     for name in names:
         if time.perf_counter() - started > limits.max_run_seconds:
             results[name] = {"skipped": f"the run passed its time cap of {limits.max_run_seconds:.0f} s"}
+            skipped.append(name)
+            notices[:] = [n for n in notices if not n.startswith("Skipped by the time cap")]
+            notices.append(f"Skipped by the time cap ({limits.max_run_seconds:.0f} s): {', '.join(skipped)}.")
+            yield name, snapshot()  # every probe ends in a yielded snapshot, skipped ones included
             continue
         t0 = time.perf_counter()
         try:

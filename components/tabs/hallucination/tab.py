@@ -32,7 +32,8 @@ def _fmt(value, digits: int = 3) -> str:
 
 def summary_markdown(result: H.HallucinationResult) -> str:
     """One line per probe with its main numbers (or its error / skip message)."""
-    lines = [f"**Answer:** {result.answer.text or '(empty)'}"]
+    cut = " *(cut short by the time cap)*" if result.answer.stopped_by_time else ""
+    lines = [f"**Answer:** {result.answer.text or '(empty)'}{cut}"]
     for name, out in result.probes.items():
         label = H.PROBES[name].label
         if "error" in out or "skipped" in out:
@@ -73,9 +74,11 @@ def run_probes(question, model, probes, n_samples, seed, context, view, compare_
     names = H.check_probes(probes)
     other = second_model(model, compare_with)
     steps = len(names) + 1
+    shown: set[str] = set()
     for i, (name, result) in enumerate(H.iter_run(question, model, names, context, int(n_samples), int(seed))):
-        if i == 0:
-            for notice in result.notices:
+        for notice in result.notices:  # caps, a cut answer, skipped probes: each said once, when it happens
+            if notice not in shown:
+                shown.add(notice)
                 gr.Warning(notice)
         upcoming = names[i] if i < len(names) else None
         label = f"running {H.PROBES[upcoming].label}" if upcoming else "done"
