@@ -8,6 +8,7 @@ near a ``yield``; when Gradio closes the handler, a stop flag is set and the wor
 """
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from typing import Callable, Iterator
@@ -39,7 +40,10 @@ class StopFlag:
 
 def iterate_in_thread(produce: Callable[[StopFlag], Iterator], heartbeat_s: float = 0.5) -> Iterator:
     """Yield the items of ``produce(flag)`` computed in a worker thread, and ``None`` every ``heartbeat_s``
-    seconds while waiting. Errors in the worker are re-raised here. Closing this generator sets the flag."""
+    seconds while waiting. Errors in the worker are re-raised here. Closing this generator sets the flag.
+
+    The worker runs in a copy of the caller's context, so ``gr.Progress`` and ``gr.Warning`` called inside
+    ``produce`` find the request (Gradio keeps it in context variables, which a new thread does not inherit)."""
     flag, items = StopFlag(), queue.Queue()
 
     def worker():
@@ -55,7 +59,8 @@ def iterate_in_thread(produce: Callable[[StopFlag], Iterator], heartbeat_s: floa
         finally:
             items.put(("done", None))
 
-    thread = threading.Thread(target=worker, name="stoppable-task", daemon=True)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(worker,), name="stoppable-task",
+                              daemon=True)
     thread.start()
     try:
         while True:

@@ -40,3 +40,21 @@ def test_worker_errors_reach_the_consumer():
     with pytest.raises(ValueError, match="bad input"):
         list(gen)
 
+
+
+def test_the_worker_sees_the_request_context_so_progress_and_warnings_reach_the_page():
+    """gr.Progress / gr.Warning find their event through Gradio's context variables; a bare thread loses them."""
+    from gradio.context import LocalContext
+
+    token = LocalContext.event_id.set("event-123")
+    try:
+        seen = []
+
+        def produce(flag):
+            seen.append(LocalContext.event_id.get(None))
+            yield 1
+
+        assert [x for x in iterate_in_thread(produce) if x is not None] == [1]
+    finally:
+        LocalContext.event_id.reset(token)
+    assert seen == ["event-123"]

@@ -4,6 +4,9 @@ slider or picker re-renders from it without running the model again. ``/decode``
 """
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import gradio as gr
 
 from components.compare import label, model_notice, second_model
@@ -12,6 +15,7 @@ from components.stoppable import iterate_in_thread
 from components.tabs.decoding.figures import columns_html, empty_figure, step_figure, temperature_figure
 from components.tabs.decoding.views import beam_tree_figure, speculative_figure, speculative_html
 from explorer import decoding
+from explorer.core.config import get_limits
 from explorer.core.validation import check_optional_text, check_records, check_text
 from explorer.decoding.speculative import DRAFTERS, run_speculative
 from explorer.decoding.strategies import MAX_STRATEGIES, PRESETS, STRATEGIES, new_seed
@@ -92,21 +96,35 @@ def _outputs(result, rows, temperature):
 
 
 RUN_OUTPUTS = 9  # components a decoding run updates: state, columns, table, column, step, plots, beam picker, tree
+_clock = time.perf_counter  # seconds; replaced in tests
+
+
+class _TimeCapReached(Exception):
+    """Raised inside the decoding worker once ``Limits.max_run_seconds`` is spent."""
 
 
 @ui_errors
 def _run(prompt, model, rows, max_new_tokens, temperature, progress=gr.Progress()):
+    """Decode the table's strategies column by column, with progress per token and the run-time cap
+    (``Limits.max_run_seconds``): a run past it keeps the finished columns and says it was cut short."""
     strategies, notices = rows_to_strategies(rows)
     for notice in notices:
         gr.Warning(notice)
-    done = [0]
+    done, cut, last = [0], [False], [None]
+    cap = get_limits().max_run_seconds
+    started = _clock()
 
     def produce(flag):
         def on_step(step, total):
             flag.check()  # Stop ends the run at the next token, not at the end of the column
+            if _clock() - started > cap:
+                raise _TimeCapReached()
             progress((done[0] + step / total) / len(strategies), desc=f"column {done[0] + 1}/{len(strategies)}")
 
-        yield from decoding.iter_runs(prompt, model or None, strategies, max_new_tokens, on_step=on_step)
+        try:
+            yield from decoding.iter_runs(prompt, model or None, strategies, max_new_tokens, on_step=on_step)
+        except _TimeCapReached:
+            cut[0] = True
 
     for result in iterate_in_thread(produce):
         if result is None:  # heartbeat while a column is being generated
@@ -115,8 +133,17 @@ def _run(prompt, model, rows, max_new_tokens, temperature, progress=gr.Progress(
         if done[0] == 0:
             for notice in result.notices:
                 gr.Warning(notice)
-        done[0] = len(result.runs)
+        done[0], last[0] = len(result.runs), result
         yield _outputs(result, rows, temperature)
+    if cut[0]:
+        notice = (f"Cut short by the {cap:g} s run-time cap (max_run_seconds): {done[0]} of {len(strategies)} "
+                  "column(s) finished; the column being generated was stopped and the rest were not run.")
+        if last[0] is None:
+            raise ValueError(notice)
+        gr.Warning(notice)
+        yield _outputs(dataclasses.replace(last[0], notices=last[0].notices + (notice,)), rows, temperature)
+    else:
+        progress(1.0, desc="done")
 
 
 @ui_errors
