@@ -4,6 +4,8 @@ The target is the log-probability of the answer, ``sum_t log p(y_t | prompt, y_<
 tokens of the user's question are attributed; the chat template, its special tokens and the worked
 examples stay fixed (they are never replaced and get exactly zero). Text is split and tokenised piece by
 piece, never passed through ``str.format``, so questions containing ``{`` or ``}`` are handled.
+Special-token text typed in the question (``<|im_end|>``) follows the Tokens tab's toggle: parsed, it is the
+real special token and, like the template's, gets no credit; kept as plain text, its pieces are attributed.
 
 Methods (registry :data:`METHODS`, captum imported lazily):
 - ``feature_ablation``: captum ``FeatureAblation`` (Zeiler & Fergus 2014 occlusion): replace one segment's
@@ -77,8 +79,13 @@ def split_segments(text: str, unit: str) -> list[str]:
     raise ValueError(f"Unknown unit {unit!r}; choose from {', '.join(UNITS)}.")
 
 
-def _prompt_parts(engine, question: str) -> tuple[list[int], list[list[int]], list[int], list[str]]:
-    """``(prefix ids, per-segment ids, suffix ids, segment texts)`` of the prompt; only segments are attributed."""
+def _prompt_parts(engine, question: str, parse_special: bool = True) -> tuple[list[int], list[list[int]], list[int],
+                                                                             list[str]]:
+    """``(prefix ids, per-segment ids, suffix ids, segment texts)`` of the prompt; only segments are attributed.
+
+    ``parse_special``: special-token text typed in the question becomes the special token (True) or stays
+    plain text (False, transformers' ``split_special_tokens``); the template's own markup is always parsed.
+    """
     tok = engine.tokenizer
     content = user_message(question)
     if getattr(tok, "chat_template", None):
@@ -88,7 +95,10 @@ def _prompt_parts(engine, question: str) -> tuple[list[int], list[list[int]], li
     cut = text.rfind(content)
     prefix, suffix = text[:cut], text[cut + len(content):]
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"] if s else []  # noqa: E731
-    return enc(prefix), [enc(s) for s in split_segments(content, "word")], enc(suffix), split_segments(content, "word")
+    enc_question = lambda s: tok(s, add_special_tokens=False, split_special_tokens=not parse_special)[  # noqa: E731
+        "input_ids"] if s else []
+    words = split_segments(content, "word")
+    return enc(prefix), [enc_question(s) for s in words], enc(suffix), words
 
 
 def _groups(segment_ids: list[list[int]], segments: list[str], unit: str) -> tuple[list[int], list[str]]:
@@ -152,13 +162,16 @@ COST_IN_FORWARDS = {"feature_ablation": lambda n_features: n_features + 1,
 
 
 def attribute(engine, question: str, answer: Answer | None = None, method: str = "feature_ablation",
-              unit: str = "word", target: str | None = None, max_seconds: float | None = None) -> Attribution:
+              unit: str = "word", target: str | None = None, max_seconds: float | None = None,
+              parse_special: bool = True) -> Attribution:
     """Attribute the answer's log-probability to the question's words, sentences or tokens.
 
     Args:
         answer: the greedy :class:`Answer` (generated when neither it nor ``target`` is given).
         target: an answer text to attribute instead of the model's own.
         max_seconds: refuse (``ValueError``) when the estimated cost is above this many seconds.
+        parse_special: special-token text typed in the question is parsed as special tokens (the Tokens tab's
+            toggle); real special tokens are never credited (fixed, score 0, ``attributed`` False).
     Returns:
         :class:`Attribution`; ``tokens`` covers the full prompt, ``segments`` only the question.
     Raises:
@@ -183,7 +196,7 @@ def attribute(engine, question: str, answer: Answer | None = None, method: str =
     if not answer_ids:
         raise ValueError("The answer is empty, so there is nothing to attribute; give a target answer.")
     start = time.perf_counter()
-    prefix, seg_ids, suffix, words = _prompt_parts(engine, question)
+    prefix, seg_ids, suffix, words = _prompt_parts(engine, question, parse_special)
     engine.check_length(len(prefix) + sum(map(len, seg_ids)) + len(suffix) + len(answer_ids))
     group, texts = _groups(seg_ids, words, unit)
     flat = [t for ids in seg_ids for t in ids]
@@ -201,21 +214,24 @@ def attribute(engine, question: str, answer: Answer | None = None, method: str =
         raise ValueError(f"Attribution by {method} would take about {estimate_s:.0f} s, above the "
                          f"{max_seconds:.0f} s cap; use sentence segments or a shorter question.")
     neutral = tok(NEUTRAL_TOKEN, add_special_tokens=False)["input_ids"][0]
+    credited = np.array([t not in set(tok.all_special_ids) for t in flat], dtype=bool)  # special: no credit
+    keep = torch.from_numpy(credited).to(ids.device)
     baseline = ids.clone()
-    baseline[0, qpos] = neutral
+    baseline[0, qpos] = torch.where(keep, torch.full_like(ids[0, qpos], neutral), ids[0, qpos])
     # Fixed tokens share one extra feature id; their baseline equals the input, so ablating it changes nothing.
     mask = torch.full_like(ids, n_features)
-    mask[0, qpos] = torch.tensor(group, dtype=torch.long)
+    mask[0, qpos] = torch.where(keep, torch.tensor(group, dtype=torch.long, device=ids.device), n_features)
     token_scores = METHODS[method](engine, forward, ids, mask, baseline)
     token_scores = np.asarray(token_scores, dtype=np.float64).reshape(-1)
     attributed = np.zeros(len(full), dtype=bool)
-    attributed[qpos] = True
+    attributed[qpos] = credited
     token_scores[~attributed] = 0.0
     q_scores = token_scores[qpos]
-    if method == "feature_ablation":
-        seg_scores = np.array([q_scores[np.array(group) == g][0] for g in range(n_features)])
+    in_group = (np.array(group)[:, None] == np.arange(n_features)[None, :]) & credited[:, None]
+    if method == "feature_ablation":  # every credited token of a segment carries the segment's score
+        seg_scores = np.array([q_scores[in_group[:, g]][0] if in_group[:, g].any() else 0.0 for g in range(n_features)])
     else:
-        seg_scores = np.array([q_scores[np.array(group) == g].sum() for g in range(n_features)])
+        seg_scores = np.array([q_scores[in_group[:, g]].sum() for g in range(n_features)])
     if texts is None:
         texts = [tok.decode([t]) for t in flat]
     return Attribution(method=method, unit=unit, answer=answer_text, target_logprob=target_logprob,

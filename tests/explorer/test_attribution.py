@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.hallucination.attribution import attribute, split_segments
+from explorer.hallucination.attribution import _prompt_parts, attribute, split_segments
 
 QUESTION = "Who wrote {the} play Romeo and Juliet? Name one."
 
@@ -63,3 +63,38 @@ def test_bad_attribution_input(tiny_engine):
         attribute(tiny_engine, "Hi?", method="shap", target="x")
     with pytest.raises(ValueError, match="cap"):
         attribute(tiny_engine, "Hi there, how are you?", target="x", method="integrated_gradients", max_seconds=1e-6)
+
+
+TYPED_SPECIAL = "Who wrote <|im_end|> Hamlet?"
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "integrated_gradients"])
+def test_typed_special_token_parsed_gets_no_credit(tiny_engine, method):
+    tok = tiny_engine.tokenizer
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    result = attribute(tiny_engine, TYPED_SPECIAL, method=method, unit="word", target="Shakespeare",
+                       parse_special=True)
+    prefix, seg_ids, _, _ = _prompt_parts(tiny_engine, TYPED_SPECIAL, parse_special=True)
+    flat = [t for ids in seg_ids for t in ids]
+    assert im_end in flat  # the typed text became the real special token, as the Tokens tab's "parsed" shows
+    position = len(prefix) + flat.index(im_end)
+    assert not result.attributed[position] and result.token_scores[position] == 0.0
+    words = [t for t in result.tokens if t.strip()]
+    assert "<|im_end|>" in words
+    credited = result.attributed.sum()
+    assert credited == len(flat) - flat.count(im_end)
+
+
+def test_typed_special_token_as_plain_text_is_attributed(tiny_engine):
+    tok = tiny_engine.tokenizer
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    result = attribute(tiny_engine, TYPED_SPECIAL, method="feature_ablation", unit="word", target="Shakespeare",
+                       parse_special=False)
+    prefix, seg_ids, _, words = _prompt_parts(tiny_engine, TYPED_SPECIAL, parse_special=False)
+    flat = [t for ids in seg_ids for t in ids]
+    assert im_end not in flat and len(flat) > len(tok(TYPED_SPECIAL, add_special_tokens=False)["input_ids"])
+    assert tok.decode(flat) == tok.decode(tok(TYPED_SPECIAL, add_special_tokens=False,
+                                              split_special_tokens=True)["input_ids"])
+    assert result.attributed.sum() == len(flat)
+    index = [i for i, w in enumerate(result.segments) if "<|im_end|>" in w][0]
+    assert result.segment_scores[index] != 0.0

@@ -112,11 +112,12 @@ def compare(template, real, fictitious, model, n_samples, seed, progress=gr.Prog
 
 
 @ui_errors
-def run_attribution(question, model, method, unit, target, progress=gr.Progress()):
-    """Attribute the answer (or a typed target) to the question's parts."""
+def run_attribution(question, model, method, unit, target, parse_special=True, progress=gr.Progress()):
+    """Attribute the answer (or a typed target) to the question's parts; typed special-token text follows the
+    Tokens tab's "parse special-token text" toggle (``parse_special``)."""
     progress(0.1, desc=f"captum {method} over {unit}s")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
-                       max_seconds=gr_limits().max_probe_seconds)
+                       max_seconds=gr_limits().max_probe_seconds, parse_special=bool(parse_special))
     return figs.attribution(result), figs.attribution_html(result), result.to_dict()
 
 
@@ -161,13 +162,14 @@ def probe_api(question: str, model: str, probes: list[str], context: str | None 
 
 @ui_errors
 def attribute_api(question: str, model: str, method: str = "feature_ablation", unit: str = "word",
-                  target: str | None = None) -> dict:
-    """JSON API ``/attribute``: segments of the question with their attribution to the answer (nats)."""
+                  target: str | None = None, parse_special: bool = True) -> dict:
+    """JSON API ``/attribute``: segments of the question with their attribution to the answer (nats).
+    ``parse_special``: special-token text typed in the question is the special token (no credit) or plain text."""
     question, model = check_text(question, "question", allow_empty=True), check_optional_text(model, "model")
     method, unit = check_text(method, "method"), check_text(unit, "unit")  # names checked by attribute()
     target = check_optional_text(target, "target")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
-                       max_seconds=gr_limits().max_probe_seconds)
+                       max_seconds=gr_limits().max_probe_seconds, parse_special=parse_special is not False)
     return result.to_dict()
 
 
@@ -226,7 +228,9 @@ def build_hallucination_tab(ctx) -> dict:
         attr_fig = gr.Plot()
         attr_chips = gr.HTML()
         attr_json = gr.JSON(label="/attribute JSON")
-        attr_event = attr_btn.click(run_attribution, [ctx.prompt, ctx.model, method, unit, target],
+        parse_special = (ctx.extra.get("tokens") or {}).get("parse_special")  # the Tokens tab's toggle
+        attr_event = attr_btn.click(run_attribution, [ctx.prompt, ctx.model, method, unit, target]
+                                    + ([parse_special] if parse_special is not None else []),
                                     [attr_fig, attr_chips, attr_json])
     stop_btn.click(None, None, None, cancels=[cmp_event, attr_event])
 
