@@ -51,6 +51,18 @@ def items() -> list[dict]:
     return out
 
 
+def _record_collection(path: str) -> None:
+    """Append this collection's command, date, library versions and settings to ``<results>.meta.json``."""
+    from explorer.core.provenance import run_meta
+
+    meta_path = os.path.splitext(path)[0] + ".meta.json"
+    meta = json.load(open(meta_path, encoding="utf-8")) if os.path.exists(meta_path) else {"runs": []}
+    meta["runs"].append(run_meta("bench/bench_hallucination.py", None, {
+        "model": MODEL, "probes": list(BENCH_PROBES), "n_samples": N_SAMPLES, "seed": SEED}))
+    with open(meta_path, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=1)
+
+
 def collect(path: str = RESULTS_FILE, limit: int | None = None, only: str | None = None, reverse: bool = False) -> None:
     """Answer and score every item not yet in ``path``; append one JSON line per item.
 
@@ -58,6 +70,7 @@ def collect(path: str = RESULTS_FILE, limit: int | None = None, only: str | None
     re-read before each item, so an item stored by the other process is skipped; ``reverse`` walks the list
     from the end so a second process on the same set meets the first in the middle.
     """
+    _record_collection(path)
     done = {r["id"] for r in load_results(path)}
     todo = [it for it in items() if it["id"] not in done and only in (None, it["set"])]
     todo = (todo[::-1] if reverse else todo)[:limit]

@@ -16,6 +16,7 @@ from common import report  # noqa: E402
 
 from explorer import quantization  # noqa: E402
 from explorer.core.engine import get_engine  # noqa: E402
+from explorer.core.provenance import run_meta  # noqa: E402
 from explorer.quantization.methods import METHODS, clear_variants, get_variant  # noqa: E402
 from explorer.quantization.quality import PRECOMPUTED_PATH  # noqa: E402
 
@@ -67,7 +68,11 @@ def main(argv=None) -> None:
         report(f"passage_rms_dp_{name}", s.rms_dp_pct, "% points")
         report(f"passage_ppl_{name}", s.ppl, "ppl", s.ppl_ref, "reference")
     if args.write:
-        PRECOMPUTED_PATH.write_text(json.dumps(quantization.passage_dict(pq)), encoding="utf-8")
+        data = quantization.passage_dict(pq)
+        data["meta"] = run_meta("bench/bench_quantization.py", argv, {
+            "model": engine.name, "device": str(engine.device), "dtype": str(engine.dtype).replace("torch.", ""),
+            "methods": list(variants), "window": args.window, "tokens_timed": args.tokens})
+        PRECOMPUTED_PATH.write_text(json.dumps(data), encoding="utf-8")
         print(f"# wrote {PRECOMPUTED_PATH}", flush=True)
 
 

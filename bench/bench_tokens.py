@@ -98,7 +98,7 @@ def main() -> None:
     report("tokenize_api_p50", percentile(api, 50), "ms", baseline=percentile(direct, 50), baseline_name="in_process_p50")
     report("tokenize_api_p95", percentile(api, 95), "ms", baseline=percentile(direct, 95), baseline_name="in_process_p95")
     rss = _child(_RSS)["rss"] / 2**20
-    report("rss_after_start", rss, "MB", baseline=1536, baseline_name="target", target="<= 1,536 MB")
+    report("rss_after_start", rss, "MB", target="<= 1,536 MB")  # a target, not a measured baseline
 
 
 if __name__ == "__main__":

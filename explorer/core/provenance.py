@@ -62,3 +62,38 @@ def stored(path: str, command: str, when: float | None = None, model: str = "") 
 def simulated(source: str, model: str = "") -> Provenance:
     """An illustration computed from real inputs (not a measurement of the thing shown)."""
     return Provenance("simulated", source, model=model)
+
+
+META_PACKAGES = ("torch", "transformers", "bitsandbytes", "sentence-transformers", "tokenizers", "numpy")
+
+
+def run_meta(script: str, argv: list[str] | None, settings: dict) -> dict:
+    """How a stored table was made: ``{"command", "date" (UTC, ISO 8601), "versions": {package: version},
+    "settings"}``; ``command`` is ``python <script> <argv>`` (``argv=None``: this process's arguments)."""
+    import datetime
+    import platform
+    import shlex
+    from importlib import metadata
+
+    import sys
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    versions = {"python": platform.python_version()}
+    for package in META_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"command": " ".join(["python", script] + [shlex.quote(a) for a in args]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions, "settings": dict(settings)}
+
+
+def meta_line(meta: dict | None) -> str:
+    """One readable line from :func:`run_meta`'s dict: command, date, library versions, settings."""
+    if not meta:
+        return "how it was made (date, library versions) was not recorded"
+    versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
+    settings = ", ".join(f"{k}={v}" for k, v in meta.get("settings", {}).items())
+    return (f"made by `{meta.get('command', '?')}` on {meta.get('date', '?')[:19].replace('T', ' ')} UTC"
+            f" ({versions}){'; settings: ' + settings if settings else ''}")

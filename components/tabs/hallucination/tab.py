@@ -8,6 +8,7 @@ curves recomputed from the stored bench results, without the model).
 from __future__ import annotations
 
 import functools
+import json
 import os
 
 import gradio as gr
@@ -18,6 +19,7 @@ from components.tabs.hallucination import figures as figs
 from explorer import hallucination as H
 from explorer.hallucination.attribution import METHODS, UNITS, attribute
 from explorer.core.engine import get_engine
+from explorer.core.provenance import meta_line
 from explorer.core.validation import check_choices, check_int, check_optional_text, check_text
 from explorer.hallucination.evaluation import RESULTS_FILE, auroc_table, load_results, scores_from_probes
 
@@ -139,6 +141,22 @@ def stored_rows(task: str):
     return _rows(task, stamp)
 
 
+COLLECT_COMMAND = "python bench/bench_hallucination.py collect"
+
+
+def collection_note(task: str) -> str:
+    """How the stored records of ``task`` were collected: model, samples, seed (from the records themselves),
+    and the command, dates and library versions from the sidecar ``bench_results.meta.json`` when recorded."""
+    records = [r for r in load_results() if r.get("set") == task]
+    values = lambda key: ", ".join(str(v) for v in sorted({r.get(key) for r in records}, key=str))  # noqa: E731
+    note = (f"Collected by `{COLLECT_COMMAND}` with {values('n_samples')} samples per question, seed "
+            f"{values('seed')}, model {values('model')} (this tab's live probes default to 5 samples). ")
+    meta_path = os.path.splitext(RESULTS_FILE)[0] + ".meta.json"
+    runs = json.load(open(meta_path, encoding="utf-8")).get("runs", []) if os.path.exists(meta_path) else []
+    return note + (f"Last collection {meta_line(runs[-1])}." if runs else
+                   "Dates and library versions of these records were not recorded.")
+
+
 @ui_errors
 def auroc_view(task):
     """AUROC table and ROC curves from the stored bench results (no model)."""
@@ -147,7 +165,8 @@ def auroc_view(task):
         return figs.auroc_frame([]), None, "No stored bench results yet: run `python bench/bench_hallucination.py collect`."
     n = rows[0].n
     text = (f"{n} items, {rows[0].n_positive} positives; AUROC 0.5 = no better than chance. "
-            "Computed from `data/hallucination/bench_results.jsonl` by `explorer.hallucination_eval`.")
+            f"Computed from `data/hallucination/bench_results.jsonl` by `explorer.hallucination.evaluation`. "
+            + collection_note(task))
     return figs.auroc_frame(rows), figs.roc_curves(rows, f"ROC curves: detecting {rows[0].task}s"), text
 
 

@@ -12,6 +12,7 @@ from components.compare import label, second_model
 from components.errors import ui_errors
 from components.tabs.quantization import figures as fig
 from explorer import quantization
+from explorer.core.provenance import meta_line
 from explorer.core.validation import check_choices, check_optional_text, check_text
 from explorer.quantization.quality import load_precomputed
 from explorer.quantization.methods import BLOCK_SIZES, COMPUTE_DTYPES, METHODS, QuantOptions, get_variant
@@ -82,12 +83,21 @@ def _passage(model, methods, max_tokens, smooth, threshold, block, double, compu
     return data, _passage_note(data, live=True), fig.passage_rows(data), fig.passage_figure(data, int(smooth))
 
 
+WRITE_COMMAND = "python bench/bench_quantization.py --write"
+
+
 def _passage_note(data, live: bool) -> str:
+    """Where the passage table comes from: computed live, or stored with the command, date and versions."""
     if data is None:
-        return "No stored table yet: run `python bench/bench_quantization.py` or press *Compute live*."
-    where = "computed live" if live else "stored by `bench/bench_quantization.py`"
+        return f"No stored table yet: run `{WRITE_COMMAND}` or press *Compute live*."
+    if live:
+        return (f"Reference passage ({data['n_tokens']} tokens of {data['model']}, windows of {data['window']}, "
+                f"computed live on {data['device']}).")
+    how = meta_line(data.get("meta"))
+    if not data.get("meta"):
+        how += f"; `{WRITE_COMMAND}` rewrites the table and records them"
     return (f"Reference passage ({data['n_tokens']} tokens of {data['model']}, windows of {data['window']}, "
-            f"{where} on {data['device']}).")
+            f"stored on {data['device']}): {how}.")
 
 
 def _smooth(data, smooth):
