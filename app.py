@@ -11,6 +11,7 @@ import gradio as gr
 
 from components import compare, scenes
 from components import share
+from components import theme
 from components.context import AppContext
 from components.gpu import wrap_for_zero_gpu
 from components.registry import public_api_names, tab_specs
@@ -21,7 +22,7 @@ DEFAULT_PROMPT = "The capital of France is"
 SPACE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CSS = """
 .tok-chip{display:inline-block;border-radius:4px;padding:1px 3px;margin:1px;font-family:monospace;white-space:pre}
-""" + share.CSS
+""" + share.CSS + theme.CSS
 
 
 def build_demo(initial_model: str | None = None) -> gr.Blocks:
@@ -55,6 +56,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
                 tab_items.append((spec.key, tab))
         share.wire(demo, ctx, bar, tab_items)
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
+    theme.theme_plots(demo)  # every figure follows the light/dark page theme
     hide_internal_endpoints(demo)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     wrap_for_zero_gpu(demo, limits)

@@ -116,3 +116,28 @@ def test_compare_with_gemma_in_the_kv_cache_tab(page, app_url, test_output_dir):
                           ".map(trace => trace.name).join(' | ')")
     assert "smollm2-135m-instruct" in names and "gemma-3-270m" in names
     page.screenshot(path=os.path.join(test_output_dir, "compare-kv-cache.png"), full_page=True)
+
+
+def test_dark_theme_recolours_figures(page, app_url, test_output_dir):
+    """With the light/dark switch on dark, figures have no white box and their axis text is light (issue 13.7)."""
+    page.goto(app_url, wait_until="domcontentloaded")
+    page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("() => !!document.querySelector('#tokens-main-plot .js-plotly-plot .xtick text')",
+                           timeout=60_000)
+    style = """() => { const svg = document.querySelector('#tokens-main-plot .js-plotly-plot .main-svg');
+        const bg = svg.querySelector('.bg');
+        return {dark: document.body.classList.contains('dark'), paper: getComputedStyle(svg).backgroundColor,
+                plot: bg ? getComputedStyle(bg).fill : 'none',
+                text: getComputedStyle(svg.querySelector('.xtick text')).fill}; }"""
+    if page.evaluate(style)["dark"]:
+        page.locator("#theme-toggle").click()
+    light = page.evaluate(style)
+    page.locator("#theme-toggle").click()
+    page.wait_for_function("() => document.body.classList.contains('dark')", timeout=10_000)
+    dark = page.evaluate(style)
+    page.screenshot(path=os.path.join(test_output_dir, "dark-theme.png"), full_page=False)
+    for look in (light, dark):
+        assert look["paper"] in ("rgba(0, 0, 0, 0)", "transparent"), look
+        assert look["plot"] in ("rgba(0, 0, 0, 0)", "transparent", "none"), look
+    channels = lambda rgb: [int(c) for c in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]  # noqa: E731
+    assert sum(channels(dark["text"])) > 600 > sum(channels(light["text"])), (light, dark)
