@@ -108,7 +108,8 @@ def settings_from_dict(values: dict | None, max_steps: int) -> tuple[LoraSetting
     """Build :class:`LoraSettings` from a dict; missing keys take the defaults.
 
     Returns:
-        ``(settings, notices)``; ``notices`` says what was capped (steps above ``max_steps``).
+        ``(settings, notices)``; ``notices`` says what was capped (steps above ``max_steps``) or adapted
+        (``warmup_steps`` lowered to ``steps - 1`` when the run is not longer than its warm-up).
     Raises:
         ValueError: unknown keys, values of the wrong type or out of range, unknown scheduler or modules.
     """
@@ -149,6 +150,12 @@ def settings_from_dict(values: dict | None, max_steps: int) -> tuple[LoraSetting
     if settings.steps > max_steps:
         notices.append(f"steps capped at {max_steps} (asked for {settings.steps}).")
         settings = replace(settings, steps=max_steps)
+    if settings.warmup_steps >= settings.steps and settings.warmup_steps > 0:
+        # transformers' warm-up starts at learning rate 0, so a run no longer than its warm-up barely trains
+        adapted = settings.steps - 1
+        notices.append(f"warmup_steps lowered from {settings.warmup_steps} to {adapted}: with {settings.steps} step(s) "
+                       "the warm-up would keep training at or near learning rate 0.")
+        settings = replace(settings, warmup_steps=adapted)
     return settings, notices
 
 

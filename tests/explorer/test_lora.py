@@ -149,3 +149,18 @@ def test_chat_messages_flatten_to_one_row_per_assistant_turn():
                 {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"},
                 {"role": "assistant", "content": "a2"}]
     assert pairs_from_messages(messages) == [{"prompt": "q1", "response": "a1"}, {"prompt": "q2", "response": "a2"}]
+
+
+def test_a_one_step_run_adapts_the_warm_up_and_says_so(tiny_engine):
+    """Default warm-up (2 steps) on a 1-step run would train at learning rate 0 (transformers' linear warm-up
+    starts at 0); the warm-up is lowered to steps - 1 with a notice, and the step trains at the full rate."""
+    settings, notices = settings_from_dict({"steps": 1}, 300)
+    assert settings.warmup_steps == 0 and any("warmup_steps" in n and "learning rate 0" in n for n in notices)
+    settings, notices = settings_from_dict({"steps": 3, "warmup_steps": 5}, 300)
+    assert settings.warmup_steps == 2 and notices
+    assert settings_from_dict({"steps": 10}, 300) == (LoraSettings(steps=10), [])
+    run = lora.start_run("warmup-owner", PAIRS, {"steps": 1, "batch_size": 2, "r": 4, "target_modules": ["q"],
+                                                 "learning_rate": 1e-3}, engine=tiny_engine)
+    snap = lora.wait(run, timeout_s=120)
+    assert snap.steps_done == 1 and snap.learning_rate[0] == pytest.approx(1e-3)
+    assert any("warmup_steps" in n for n in snap.notices)
