@@ -32,6 +32,8 @@ class Limits:
         max_run_seconds: wall-clock seconds one long task may run (float, seconds).
         max_adapter_bytes: bytes of an uploaded LoRA adapter file (bytes).
         max_probe_seconds: wall-clock seconds one hallucination probe may run (float, seconds).
+        lora_idle_seconds: a LoRA run that no page has polled for this long stops (float, seconds); a reload
+            within that time re-attaches to it.
         max_quantized_bytes: weight bytes of quantised model copies kept in memory at once (bytes);
             the least recently used copy is dropped beyond it.
         max_position_offset: positions the Positions tab may shift a passage or a query/key pair by (tokens).
@@ -58,6 +60,7 @@ class Limits:
     max_run_seconds: float = 600.0
     max_adapter_bytes: int = 200_000_000
     max_probe_seconds: float = 60.0
+    lora_idle_seconds: float = 300.0
     max_quantized_bytes: int = 4 * 2**30
     max_position_offset: int = 1_000_000
     max_attention_cost_tokens: int = 2048

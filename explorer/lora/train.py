@@ -86,6 +86,7 @@ class LoraRun:
     records: list = field(default_factory=list)
     started: float = field(default_factory=time.time)
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    last_polled: float = field(default_factory=time.monotonic)  # time.monotonic() of the last snapshot()/wait()
     thread: threading.Thread | None = field(default=None, repr=False)
 
 
@@ -141,7 +142,9 @@ def smooth(values: np.ndarray, beta: float = EMA_BETA) -> np.ndarray:
 
 
 def snapshot(run: LoraRun) -> RunSnapshot:
-    """A frozen copy of ``run``'s state and per-step figures."""
+    """A frozen copy of ``run``'s state and per-step figures. Reading it counts as a page polling the run
+    (a run nobody polls for ``Limits.lora_idle_seconds`` stops)."""
+    run.last_polled = time.monotonic()
     records = list(run.records)
     loss = np.array([r.loss for r in records], dtype=float)
     step_s = np.array([r.step_s for r in records], dtype=float)
@@ -199,6 +202,10 @@ def _train(run: LoraRun, tokenized: list) -> None:
     for step in range(s.steps):
         if run.stop_event.is_set():
             run.status, run.message = "stopped", f"Stopped after {step} of {s.steps} steps; the adapter keeps step {step}."
+            return
+        if time.monotonic() - run.last_polled > limits.lora_idle_seconds:
+            run.status, run.message = "stopped", (f"Stopped after {step} steps: no page polled the run for "
+                                                  f"{limits.lora_idle_seconds:.0f} s; the adapter keeps step {step}.")
             return
         if time.perf_counter() - start > limits.max_run_seconds:
             run.status, run.message = "stopped", (f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after "
@@ -376,9 +383,15 @@ def stop(owner: str) -> LoraRun | None:
 
 
 def wait(run: LoraRun, timeout_s: float | None = None) -> RunSnapshot:
-    """Block until ``run`` finishes (or ``timeout_s`` seconds pass) and return its snapshot."""
-    if run.thread is not None:
-        run.thread.join(timeout_s)
+    """Block until ``run`` finishes (or ``timeout_s`` seconds pass) and return its snapshot. A caller blocked
+    here is watching the run, so it is not stopped as idle."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while run.thread is not None and run.thread.is_alive():
+        run.last_polled = time.monotonic()
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        run.thread.join(1.0 if left is None else min(1.0, left))
     return snapshot(run)
 
 

@@ -164,3 +164,18 @@ def test_a_one_step_run_adapts_the_warm_up_and_says_so(tiny_engine):
     snap = lora.wait(run, timeout_s=120)
     assert snap.steps_done == 1 and snap.learning_rate[0] == pytest.approx(1e-3)
     assert any("warmup_steps" in n for n in snap.notices)
+
+
+def test_a_run_no_page_polls_stops_on_its_own(tiny_engine, monkeypatch):
+    """A run nobody polls (page closed, reload never came) stops after Limits.lora_idle_seconds."""
+    import dataclasses
+
+    from explorer.core.config import get_limits
+    from explorer.lora import train as lora_train
+
+    assert get_limits().lora_idle_seconds == 300.0
+    monkeypatch.setattr(lora_train, "get_limits", lambda: dataclasses.replace(get_limits(), lora_idle_seconds=0.0))
+    run = lora.start_run("idle-owner", PAIRS, {"steps": 50, "batch_size": 2, "r": 4, "target_modules": ["q"]},
+                         engine=tiny_engine)
+    run.thread.join(120)  # nobody calls snapshot() or wait(): no page is watching
+    assert run.status == "stopped" and "polled" in run.message and len(run.records) < 50
