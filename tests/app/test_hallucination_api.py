@@ -15,6 +15,17 @@ def test_probe_returns_answer_and_scores(client, smollm2):
     out = client.predict(QUESTION, MODEL, ["token_confidence", "sequence", "semantic_entropy"], None, 3,
                          api_name="/probe")
     assert out["answer"] == generate_answer(smollm2, QUESTION).text and "Paris" in out["answer"]
+    # independent reference: transformers' generate on the same prompt, cut at end-of-turn or a newline
+    import torch
+
+    from explorer.hallucination.answer import prompt_ids
+
+    ids = prompt_ids(smollm2, QUESTION)
+    with torch.no_grad():
+        new = smollm2.model.generate(torch.tensor([ids]), max_new_tokens=16, do_sample=False, temperature=None,
+                                     top_p=None, top_k=None)[0, len(ids):]
+    reference = smollm2.tokenizer.decode(new, skip_special_tokens=True).split("\n")[0].strip()
+    assert out["answer"] == reference and out["answer_cut_short"] is False
     probes = out["probes"]
     assert set(probes) == {"token_confidence", "sequence", "semantic_entropy"}
     tc = probes["token_confidence"]

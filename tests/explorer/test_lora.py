@@ -101,6 +101,20 @@ def test_training_leaves_the_shared_model_untouched(tiny_engine):
     np.testing.assert_allclose(snap.learning_rate, [0, 0.005, 0.01, 0.0075, 0.005, 0.0025], atol=1e-9)
 
 
+def _argmax_text(model, tokenizer, ids: list[int], n: int) -> str:
+    """Independent greedy reference: argmax of a plain forward pass per token (no generate, no cache)."""
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    out = []
+    with torch.no_grad():
+        for _ in range(n):
+            token = int(model(torch.tensor([ids + out])).logits[0, -1].argmax())
+            out.append(token)
+            if token in eos:
+                break
+    return tokenizer.decode(out, skip_special_tokens=True).strip()
+
+
 def test_stop_keeps_last_step_adapter_and_one_run_per_session(tiny_engine):
     gate = threading.Event()
     run = lora.start_run("stopper", PAIRS, {**FAST, "steps": 200}, engine=tiny_engine)
@@ -113,7 +127,12 @@ def test_stop_keeps_last_step_adapter_and_one_run_per_session(tiny_engine):
     snap = lora.wait(run)
     assert snap.status == "stopped" and 2 <= snap.steps_done < 200 and str(snap.steps_done) in snap.message
     base, adapted = generate(run, "Name the king of Veloria.", max_new_tokens=3)
-    assert isinstance(base, str) and isinstance(adapted, str)
+    ids = tiny_engine.chat_ids("Name the king of Veloria.")
+    assert base == _argmax_text(tiny_engine.model, tiny_engine.tokenizer, ids, 3)
+    from explorer.lora.train import adapter_active
+
+    with tiny_engine.session(), adapter_active(run) as model:
+        assert adapted == _argmax_text(model, tiny_engine.tokenizer, ids, 3)
     with pytest.raises(ValueError, match="No LoRA run"):
         lora.get_run(run.run_id, "someone-else")
 

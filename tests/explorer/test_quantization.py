@@ -184,9 +184,11 @@ def test_cache_drops_least_recently_used_beyond_the_byte_budget(monkeypatch):
 
 def test_greedy_loop_matches_transformers_generate(tiny_engine):
     ids = tiny_engine.encode("Once upon a time")
-    new, tokens_per_s, prefill_ms = quantization.greedy_generate(tiny_engine, ids, 6)
+    new, tokens_per_s, prefill_ms = quantization.greedy_generate(tiny_engine, ids, 12)
     with tiny_engine.session():
-        expected = tiny_engine.model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False,
+        expected = tiny_engine.model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False,
                                               eos_token_id=None)[0, len(ids):].tolist()
-    assert new == expected[:len(new)] and len(new) >= 1
+    # the loop runs all 12 tokens unless it meets an end-of-sequence id, and then stops right after it
+    stops = [i for i, t in enumerate(expected) if t in tiny_engine.eos_token_ids()]
+    assert new == expected[:stops[0] + 1 if stops else 12] and len(new) >= (min(stops) + 1 if stops else 12)
     assert tokens_per_s > 0 and prefill_ms > 0
