@@ -127,6 +127,11 @@ def test_real_vs_invented_entity(smollm2):
                                     probes=["sequence"], engine=smollm2)
     assert real.question == "Who was Marie Curie? {Answer briefly}" and "Zorvak" in fake.question
     assert real.probes["sequence"]["n_tokens"] > 0 and fake.probes["sequence"]["n_tokens"] > 0
+    # the two compared: each side equals its own run, and the two answers differ (a small model is not
+    # reliably surer about the real person: its mean entropy was higher for Marie Curie here)
+    alone = H.run("Who was Zorvak Melindrel? {Answer briefly}", probes=["sequence"], engine=smollm2)
+    assert fake.answer.text == alone.answer.text and fake.probes["sequence"] == pytest.approx(alone.probes["sequence"])
+    assert real.answer.text != fake.answer.text
     with pytest.raises(ValueError, match="{entity}"):
         H.compare_entities("Who was Marie Curie?", "a", "b", engine=smollm2)
     with pytest.raises(ValueError, match="both"):
