@@ -181,7 +181,10 @@ def load_stored(path: str = STORE) -> Comparison | None:
         doc = json.load(handle)
     prov = stored(os.path.relpath(path, os.path.dirname(os.path.dirname(path))), doc.get("command", ""),
                   when=doc.get("unix_time"), model=doc["result"]["model"])
-    return from_api(doc["result"], prov)
+    result = from_api(doc["result"], prov)
+    if doc.get("note"):
+        result.settings["note"] = doc["note"]  # e.g. how busy the machine was while measuring
+    return result
 
 
 def write_stored(result: Comparison, command: str, path: str = STORE) -> str:
@@ -195,7 +198,8 @@ def write_stored(result: Comparison, command: str, path: str = STORE) -> str:
     doc = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "unix_time": time.time(),
            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                         "python": platform.python_version()},
-           "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+           "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                       "load_average_1_5_15_min_at_end": list(os.getloadavg())},
            "result": result.to_api()}
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(doc, handle, indent=1)

@@ -46,8 +46,9 @@ def comparison_summary(data: dict, kind: str) -> str:
             f"**{data['speedup_continuous_over_static']:.1f}x** over static and "
             f"**{data['speedup_continuous_over_one_at_a_time']:.1f}x** over one at a time. Same tokens from all "
             f"three: **{data['same_tokens']}**. Beside it, the handbook's figure: *{data['handbook']}*. On a few "
-            "CPU cores a pass costs more nearly in proportion to the tokens it carries than on a GPU, so the gain "
-            "measured here is the one to expect on a CPU Space.")
+            "CPU cores a pass costs more nearly in proportion to the tokens it carries than on a GPU, which "
+            "changes the size of the gain."
+            + (f"\n\n_Note: {data['settings']['note']}_" if data.get("settings", {}).get("note") else ""))
 
 
 def build_serving_tab(ctx) -> dict:
