@@ -49,11 +49,13 @@ def _plain_args(args: tuple) -> tuple:
 
 def _model_of(args: tuple) -> str:
     """The model a request runs on: the first argument naming an embedded model or a Hub id, else ``""``."""
+    import re
+
     from models.registry import embedded_names
 
     names = set(embedded_names())
     for a in args:
-        if isinstance(a, str) and (a in names or (a.count("/") == 1 and " " not in a and len(a) < 100)):
+        if isinstance(a, str) and (a in names or re.fullmatch(r"[\w.-]{1,96}/[\w.-]{1,96}", a)):
             return a
     return ""
 
