@@ -103,9 +103,12 @@ class TurnLock:
             if self._owner == me:
                 self._depth += 1
                 return True
-            if self._owner is None and not self._waiting:
+            free = self._owner is None and not self._waiting
+            if free:
                 self._grant(me, kind)
-                return self._take_raw()
+        if free:
+            return self._take_raw()  # outside the condition: code holding the raw lock directly only delays us
+        with self._cond:
             if not blocking:
                 return False
             ticket = next(_TICKETS)
