@@ -88,6 +88,24 @@ class Stats:
                 self.leaks.append(f"greedy ids changed at {n} tokens: {out['token_ids']} vs {baseline[:n]}")
 
 
+def _client(url: str, stats: "Stats | None" = None):
+    """A new gradio_client session; connecting is retried (a starved server answers slowly) and a failure to
+    connect at all is counted under ``/connect``."""
+    from gradio_client import Client
+
+    for attempt in range(6):
+        try:
+            return Client(url, verbose=False)
+        except Exception as exc:  # noqa: BLE001
+            if attempt == 5:
+                if stats is not None:
+                    with stats.lock:
+                        stats.errors["/connect"].append(f"{type(exc).__name__}: {exc}"[:300])
+                        stats.latency_ms["/connect"].append(0.0)
+                return None
+            time.sleep(2 + 2 * attempt)
+
+
 def _lora_dataset():
     rows = [json.loads(line) for line in open(os.path.join(ROOT, "data", "lora", "fictional_facts.jsonl"),
                                               encoding="utf-8")]
@@ -95,10 +113,10 @@ def _lora_dataset():
 
 
 def _follow(url, stats, stop_at, index, scene_at, scene_s, presenter_done):
-    from gradio_client import Client
-
     rng = random.Random(index)
-    client = Client(url, verbose=False)
+    client = _client(url, stats)
+    if client is None:
+        return
     seen = -1
     while time.time() < stop_at:
         current = int((time.time() - scene_at) // scene_s)
@@ -121,10 +139,10 @@ def _follow(url, stats, stop_at, index, scene_at, scene_s, presenter_done):
 
 
 def _free(url, stats, stop_at, index, prompts, baseline):
-    from gradio_client import Client
-
     rng = random.Random(1000 + index)
-    client = Client(url, verbose=False)
+    client = _client(url, stats)
+    if client is None:
+        return
     kinds = ["greedy", "greedy", "sampled", "attention", "probe", "tokenize", "tokenize", "isolation"]
     while time.time() < stop_at:
         time.sleep(rng.uniform(10, 20))
@@ -148,9 +166,9 @@ def _free(url, stats, stop_at, index, prompts, baseline):
 
 
 def _lora_session(url, stats, result):
-    from gradio_client import Client
-
-    client = Client(url, verbose=False)
+    client = _client(url, stats)
+    if client is None:
+        return
     start = time.perf_counter()
     out = stats.call(client, "/lora_train", _lora_dataset(), {"steps": 30, "seed": 0})
     result["seconds"] = time.perf_counter() - start
@@ -241,6 +259,7 @@ def main() -> int:
         started = time.perf_counter()
         for t in threads:
             t.start()
+            time.sleep(0.25)  # sessions open one after another, as a room arrives
         for t in threads:
             t.join(timeout=args.seconds + 900)
         wall = time.perf_counter() - started
