@@ -6,9 +6,11 @@ turn runs, so code that takes the raw lock still serialises), but when the model
 wait, it picks the next one by kind instead of by luck:
 
 - ``"interactive"`` turns (a user's forward pass or decode step) go first;
-- ``"training"`` turns (a LoRA optimiser step) still get at least one turn in three while interactive work
-  waits (after two interactive turns granted while training waited, the oldest training waiter goes next),
-  so a run finishes even in a busy room.
+- ``"training"`` turns (a LoRA optimiser step) still get at least one turn in three, counted in model time:
+  once two interactive turns have run while training waited *and* they took at least twice as long as the
+  last training step, the oldest training waiter goes next. So a run keeps a third of the model and finishes
+  (within about 3x its time alone) even in a busy room, while a long optimiser step cannot take two thirds
+  of the time from users whose steps are short.
 
 A waiter whose wait exceeds ``Limits.max_wait_seconds`` gets :class:`ModelBusy` (a ``ValueError`` with a
 readable message, shown as an error rather than a spinner). The lock also counts what the Serving lens shows:
@@ -78,6 +80,8 @@ class TurnLock:
         self._depth = 0
         self._waiting: dict[int, tuple[str, int]] = {}  # ticket -> (kind, thread id)
         self._interactive_in_a_row = 0
+        self._interactive_ms = 0.0  # interactive model time since the last training turn
+        self._last_training_ms = 0.0
         self._hold_ms = {"interactive": 50.0, "training": 500.0}  # moving averages for the wait estimate
         self._started: float = 0.0
         self._owner_kind = "interactive"
@@ -158,6 +162,10 @@ class TurnLock:
             held = (time.monotonic() - self._started) * 1000.0
             kind = self._owner_kind
             self._hold_ms[kind] = 0.8 * self._hold_ms[kind] + 0.2 * held
+            if kind == "training":
+                self._last_training_ms = held
+            else:
+                self._interactive_ms += held
             self._owner = None
             self.raw.release()
             self._cond.notify_all()
@@ -184,8 +192,9 @@ class TurnLock:
         if not self._waiting:
             return None
         by_kind = {k: [t for t, (kk, _) in sorted(self._waiting.items()) if kk == k] for k in KINDS}
-        if by_kind["training"] and (not by_kind["interactive"]
-                                    or self._interactive_in_a_row >= TRAINING_SHARE - 1):
+        owed = (self._interactive_in_a_row >= TRAINING_SHARE - 1
+                and self._interactive_ms >= (TRAINING_SHARE - 1) * self._last_training_ms)
+        if by_kind["training"] and (not by_kind["interactive"] or owed):
             return by_kind["training"][0]
         return by_kind["interactive"][0] if by_kind["interactive"] else by_kind["training"][0]
 
@@ -201,7 +210,7 @@ class TurnLock:
     def _grant(self, me: int, kind: str) -> None:
         training_waits = any(k == "training" for k, _ in self._waiting.values())
         if kind == "training":
-            self._interactive_in_a_row = 0
+            self._interactive_in_a_row, self._interactive_ms = 0, 0.0
         elif training_waits:
             self._interactive_in_a_row += 1
         self._owner, self._depth, self._owner_kind = me, 1, kind

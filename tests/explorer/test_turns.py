@@ -8,13 +8,14 @@ from explorer.core import turns
 from explorer.core.turns import ModelBusy, TurnLock
 
 
-def _queue_up(lock, kinds, order, started):
+def _queue_up(lock, kinds, order, hold_s=0.0):
     """Start one thread per kind that waits for a turn and logs its kind when it gets it."""
     threads = []
     for i, kind in enumerate(kinds):
         def work(kind=kind, i=i):
             with lock.turn(kind):
                 order.append((kind, i))
+                time.sleep(hold_s if kind == "interactive" else 0.0)
         t = threading.Thread(target=work)
         t.start()
         threads.append(t)
@@ -29,13 +30,28 @@ def test_interactive_goes_before_waiting_training_but_training_gets_one_in_three
     order = []
     with lock.turn("training"):  # a training step runs; others arrive meanwhile
         threads = _queue_up(lock, ["training", "interactive", "interactive", "interactive", "interactive",
-                                   "training"], order, None)
+                                   "training"], order, hold_s=0.05)
+        lock._started = time.monotonic()  # count this step as short (queueing the others is not its work)
     for t in threads:
         t.join(10)
     kinds = [k for k, _ in order]
     assert kinds[0] == "interactive"  # the user who arrived after the training step goes first
     assert kinds == ["interactive", "interactive", "training", "interactive", "interactive", "training"]
     assert lock.granted == {"interactive": 4, "training": 3}
+
+
+def test_a_long_training_step_does_not_take_two_thirds_of_the_time():
+    """Training is owed its turn only after interactive work used twice the last training step's time."""
+    lock = TurnLock(name="test")
+    order = []
+    with lock.turn("training"):
+        time.sleep(0.3)  # a long optimiser step
+        threads = _queue_up(lock, ["training"] + ["interactive"] * 4, order, hold_s=0.25)
+    for t in threads:
+        t.join(10)
+    kinds = [k for k, _ in order]
+    # two short interactive turns (0.5 s) are not yet twice the 0.3+ s step: a third runs before training
+    assert kinds[:3] == ["interactive"] * 3 and "training" in kinds
 
 
 def test_reentrant_and_wait_cap():
