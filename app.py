@@ -15,6 +15,7 @@ from components import theme
 from components.context import AppContext
 from components.gpu import wrap_for_zero_gpu
 from components.registry import public_api_names, tab_specs
+from components.serving import build_recompute, wire_serving
 from explorer.core.config import get_limits
 from models.registry import DEFAULT_MODEL, embedded_names
 
@@ -37,6 +38,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
                                 allow_custom_value=True, scale=1, elem_id="model",
                                 info="Embedded models work offline; type a Hub id (owner/name) when online.")
             compare_model = compare.build_picker()
+            build_recompute()
         notice = gr.Markdown(compare.model_notice(initial_model), elem_id="model-notice")
         ctx = AppContext(prompt=prompt, model=model, limits=limits, compare_model=compare_model)
         compare.wire_notice(ctx, notice)
@@ -58,6 +60,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
     theme.theme_plots(demo)  # every figure follows the light/dark page theme
     hide_internal_endpoints(demo)
+    wire_serving(demo, specs)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     wrap_for_zero_gpu(demo, limits)
     return demo

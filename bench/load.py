@@ -1,18 +1,24 @@
-"""Load and isolation: the app under 20 concurrent gradio_client sessions for 2 minutes.
+"""Load, fairness and isolation: the app under N gradio_client sessions, in two mixes.
 
-Starts ``app.py`` in a child process on a loopback port, then runs N client sessions (threads, each
-its own ``gradio_client.Client`` and so its own Gradio session) over a mix of endpoints:
-``/tokenize``, ``/attention``, ``/decode``, ``/probe``, and one session that trains a LoRA adapter
-(``/lora_train``) and asks for base vs adapted answers (``/lora_generate``).
+Starts ``app.py`` in a child process on a loopback port (``--no-batching`` sets ``LLM_EXPLORER_BATCHING=0``),
+then runs N client sessions (threads, each its own ``gradio_client.Client`` and so its own Gradio session):
 
-Isolation: before the run, the greedy answer of a fixed prompt is recorded; during and after the
-LoRA run, the other sessions' greedy answers must equal it token for token (one session's adapter
-never changes another session's outputs), while the training session's adapted answer differs.
+- ``--mix follow``: a room following a presenter who changes scene every ``--scene-seconds`` (30 s); after each
+  change every session sends that scene's requests (same prompts and settings) within 0-5 s. Scenes: tokenize,
+  attention, KV cache, greedy decoding (``/decode`` and the batched ``/generate``, 32 tokens), LoRA (the presenter
+  trains once; followers ask the base model the scene's question). Before the room arrives one visitor walks
+  through every scene alone: the forward passes the room adds are compared with that visitor's.
+- ``--mix free``: sessions with distinct prompts (``bench/load_prompts.txt``, 200+ written for this bench),
+  pausing 10-20 s between requests as a reader does: greedy (``/generate``) and seeded sampled (``/decode``)
+  32-token decodes, attention, probes, tokenize; one session trains a 30-step LoRA run, timed alone first.
 
-Prints per endpoint: requests, errors, p50/p95 latency (ms); totals; peak resident memory of the
-server (MB); the isolation verdict. Bounded in time and requests; traffic goes only to 127.0.0.1.
+Isolation: greedy answers of a fixed prompt (different lengths, so no two are one cached result) must be
+prefixes of the answer recorded before the run; a session's adapter or seed never changes another's output.
 
-Usage: ``python bench/load.py [--clients 20] [--seconds 120]``
+Prints per endpoint requests, errors, p50/p95 (ms), then model forward passes, generated tokens/s, cache and
+coalescing hits (from ``/serving_stats``), peak RSS of the server, and the isolation verdict.
+
+Usage: ``python bench/load.py --mix follow|free --clients N --seconds S [--no-batching]``
 """
 from __future__ import annotations
 
@@ -29,12 +35,17 @@ from collections import defaultdict
 
 from common import ROOT, percentile, report
 
-PROMPT = "The capital of France is"
-GREEDY = [{"name": "greedy"}]
-MIX = [  # (endpoint, weight)
-    ("/tokenize", 4), ("/attention", 2), ("/decode", 3), ("/probe", 1),
-]
-MAX_REQUESTS_PER_CLIENT = 400
+MODEL = "smollm2-135m-instruct"
+ISOLATION_PROMPT = "Name the largest planet in the solar system."
+LORA_PROMPT = "Who founded the city of Velmora?"
+SCENES = {  # name -> requests every follower sends: (endpoint, args)
+    "tokens": [("/tokenize", ("Tokens, heads and caches: 🍓 strawberry unbelievable", None))],
+    "attention": [("/attention", ("The capital of France is Paris, a city on the Seine", MODEL, 3, 2))],
+    "kv_cache": [("/kv_cache", ("The capital of France is", MODEL, 16))],
+    "decoding": [("/decode", ("Write one sentence about the sea.", MODEL, [{"name": "greedy"}], 32)),
+                 ("/generate", ("Write one sentence about the sea.", MODEL, 32))],
+    "lora": [("/generate", (LORA_PROMPT, MODEL, 32))],
+}
 
 
 def _free_port() -> int:
@@ -43,78 +54,126 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _call(client, endpoint: str):
-    if endpoint == "/tokenize":
-        return client.predict("Tokens, heads and caches: " + "🍓 strawberry " * random.randint(1, 20), None,
-                              api_name="/tokenize")
-    if endpoint == "/attention":
-        return client.predict(PROMPT + " a city on the Seine", "smollm2-135m-instruct", 3, 2, api_name="/attention")
-    if endpoint == "/decode":
-        return client.predict(PROMPT, "smollm2-135m-instruct", GREEDY, 8, api_name="/decode")
-    if endpoint == "/probe":
-        return client.predict("What is the capital of Italy?", "smollm2-135m-instruct", ["token_confidence", "sequence"],
-                              None, 2, api_name="/probe")
-    raise ValueError(endpoint)
-
-
 class Stats:
-    """Thread-safe latency and error counts per endpoint."""
+    """Thread-safe latency and error counts per endpoint, isolation leaks."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.latency_ms: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, list[str]] = defaultdict(list)
         self.leaks: list[str] = []
-        self.greedy_checks = 0
+        self.checks = 0
 
-    def add(self, endpoint: str, ms: float, error: str | None = None):
-        with self.lock:
-            self.latency_ms[endpoint].append(ms)
-            if error:
-                self.errors[endpoint].append(error)
-
-
-def _worker(url: str, stop_at: float, stats: Stats, baseline_ids: list[int], seed: int):
-    from gradio_client import Client
-
-    rng = random.Random(seed)
-    client = Client(url, verbose=False)
-    endpoints = [e for e, w in MIX for _ in range(w)]
-    for _ in range(MAX_REQUESTS_PER_CLIENT):
-        if time.time() >= stop_at:
-            break
-        endpoint = rng.choice(endpoints)
+    def call(self, client, endpoint: str, *args):
         start = time.perf_counter()
         try:
-            out = _call(client, endpoint)
-            stats.add(endpoint, (time.perf_counter() - start) * 1000)
-            if endpoint == "/decode":
-                ids = out["runs"][0]["token_ids"]
-                with stats.lock:
-                    stats.greedy_checks += 1
-                    if ids != baseline_ids:
-                        stats.leaks.append(f"greedy ids changed: {ids} != {baseline_ids}")
+            out = client.predict(*args, api_name=endpoint)
         except Exception as exc:  # noqa: BLE001 - every failure is counted and printed
-            stats.add(endpoint, (time.perf_counter() - start) * 1000, f"{type(exc).__name__}: {exc}"[:300])
+            with self.lock:
+                self.latency_ms[endpoint].append((time.perf_counter() - start) * 1000)
+                self.errors[endpoint].append(f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        with self.lock:
+            self.latency_ms[endpoint].append((time.perf_counter() - start) * 1000)
+        return out
+
+    def check_isolation(self, client, baseline: list[int], rng: random.Random):
+        n = rng.randint(20, 40)
+        out = self.call(client, "/generate", ISOLATION_PROMPT, MODEL, n)
+        if out is None:
+            return
+        with self.lock:
+            self.checks += 1
+            if out["token_ids"] != baseline[:len(out["token_ids"])]:
+                self.leaks.append(f"greedy ids changed at {n} tokens: {out['token_ids']} vs {baseline[:n]}")
 
 
-def _lora_session(url: str, stats: Stats, result: dict, steps: int):
+def _client(url: str, stats: "Stats | None" = None):
+    """A new gradio_client session; connecting is retried (a starved server answers slowly) and a failure to
+    connect at all is counted under ``/connect``."""
     from gradio_client import Client
 
-    client = Client(url, verbose=False)
-    rows = [json.loads(line) for line in open(os.path.join(ROOT, "data", "lora", "fictional_facts.jsonl"), encoding="utf-8")]
-    dataset = [{"prompt": r["prompt"], "response": r["response"]} for r in rows if "prompt" in r]
+    for attempt in range(6):
+        try:
+            return Client(url, verbose=False)
+        except Exception as exc:  # noqa: BLE001
+            if attempt == 5:
+                if stats is not None:
+                    with stats.lock:
+                        stats.errors["/connect"].append(f"{type(exc).__name__}: {exc}"[:300])
+                        stats.latency_ms["/connect"].append(0.0)
+                return None
+            time.sleep(2 + 2 * attempt)
+
+
+def _lora_dataset():
+    rows = [json.loads(line) for line in open(os.path.join(ROOT, "data", "lora", "fictional_facts.jsonl"),
+                                              encoding="utf-8")]
+    return [{"prompt": r["prompt"], "response": r["response"]} for r in rows if "prompt" in r]
+
+
+def _follow(url, stats, stop_at, index, scene_at, scene_s, presenter_done):
+    rng = random.Random(index)
+    client = _client(url, stats)
+    if client is None:
+        return
+    seen = -1
+    while time.time() < stop_at:
+        current = int((time.time() - scene_at) // scene_s)
+        if current == seen:
+            time.sleep(0.2)
+            continue
+        seen = current
+        name = list(SCENES)[current % len(SCENES)]
+        if index == 0 and name == "lora" and not presenter_done.is_set():
+            presenter_done.set()  # the presenter trains once
+            out = stats.call(client, "/lora_train", _lora_dataset(), {"steps": 30, "seed": 0})
+            if out:
+                stats.call(client, "/lora_generate", out["run_id"], LORA_PROMPT)
+        elif index != 0:
+            time.sleep(rng.uniform(0, 5))
+        for endpoint, args in SCENES[name]:
+            if time.time() >= stop_at:
+                break
+            stats.call(client, endpoint, *args)
+
+
+def _free(url, stats, stop_at, index, prompts, baseline):
+    rng = random.Random(1000 + index)
+    client = _client(url, stats)
+    if client is None:
+        return
+    kinds = ["greedy", "greedy", "sampled", "attention", "probe", "tokenize", "tokenize", "isolation"]
+    while time.time() < stop_at:
+        time.sleep(rng.uniform(10, 20))
+        if time.time() >= stop_at:
+            break
+        prompt = rng.choice(prompts)
+        kind = rng.choice(kinds)
+        if kind == "greedy":
+            stats.call(client, "/generate", prompt, MODEL, 32)
+        elif kind == "sampled":
+            stats.call(client, "/decode", prompt, MODEL, [{"name": "sampling", "temperature": 0.7, "top_p": 0.95,
+                                                          "seed": rng.randint(0, 10**6)}], 32)
+        elif kind == "attention":
+            stats.call(client, "/attention", prompt, MODEL, 3, 2)
+        elif kind == "probe":
+            stats.call(client, "/probe", prompt, MODEL, ["token_confidence"], None, 2)
+        elif kind == "tokenize":
+            stats.call(client, "/tokenize", prompt, None)
+        else:
+            stats.check_isolation(client, baseline, rng)
+
+
+def _lora_session(url, stats, result):
+    client = _client(url, stats)
+    if client is None:
+        return
     start = time.perf_counter()
-    try:
-        out = client.predict(dataset, {"steps": steps, "seed": 0}, api_name="/lora_train")
-        stats.add("/lora_train", (time.perf_counter() - start) * 1000)
-        result["losses"] = out["losses"]
-        start = time.perf_counter()
-        answer = client.predict(out["run_id"], dataset[0]["prompt"], api_name="/lora_generate")
-        stats.add("/lora_generate", (time.perf_counter() - start) * 1000)
-        result["answers"] = answer
-    except Exception as exc:  # noqa: BLE001
-        stats.add("/lora_train", (time.perf_counter() - start) * 1000, f"{type(exc).__name__}: {exc}"[:300])
+    out = stats.call(client, "/lora_train", _lora_dataset(), {"steps": 30, "seed": 0})
+    result["seconds"] = time.perf_counter() - start
+    if out:
+        result["answers"] = stats.call(client, "/lora_generate", out["run_id"], _lora_dataset()[0]["prompt"])
 
 
 def _watch_memory(pid: int, stop: threading.Event, peak: list[int]):
@@ -130,48 +189,82 @@ def _watch_memory(pid: int, stop: threading.Event, peak: list[int]):
         time.sleep(0.5)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--lora-steps", type=int, default=30)
-    args = parser.parse_args()
-
+def _start_server(batching: bool):
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": ROOT}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": ROOT,
+           "LLM_EXPLORER_BATCHING": "1" if batching else "0"}
     server = subprocess.Popen([sys.executable, os.path.join(ROOT, "app.py"), "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    peak, stop = [0], threading.Event()
-    watcher = threading.Thread(target=_watch_memory, args=(server.pid, stop, peak), daemon=True)
-    watcher.start()
-    try:
-        from gradio_client import Client
+    return server, f"http://127.0.0.1:{port}/"
 
-        deadline = time.time() + 300
-        while True:
-            try:
-                probe = Client(url, verbose=False)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.time() > deadline or server.poll() is not None:
-                    print(server.stderr.read()[-3000:] if server.poll() is not None else "server did not start")
-                    return 1
-                time.sleep(2)
-        baseline = probe.predict(PROMPT, "smollm2-135m-instruct", GREEDY, 8, api_name="/decode")["runs"][0]["token_ids"]
-        stats, lora_result = Stats(), {}
+
+def _connect(url, server):
+    from gradio_client import Client
+
+    deadline = time.time() + 300
+    while True:
+        try:
+            return Client(url, verbose=False)
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError(server.stderr.read()[-3000:] if server.poll() is not None else "server did not start")
+            time.sleep(2)
+
+
+def _model_totals(stats_now: dict) -> tuple[int, int]:
+    row = stats_now["per_model"].get(MODEL, {})
+    return int(row.get("forward_passes", 0)), int(row.get("tokens", 0))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mix", choices=("follow", "free"), default="follow")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--no-batching", action="store_true", help="greedy /generate one sequence at a time")
+    parser.add_argument("--scene-seconds", type=float, default=30.0)
+    parser.add_argument("--skip-lora-alone", action="store_true", help="free mix: do not time the LoRA run alone")
+    args = parser.parse_args()
+
+    server, url = _start_server(not args.no_batching)
+    peak, stop = [0], threading.Event()
+    threading.Thread(target=_watch_memory, args=(server.pid, stop, peak), daemon=True).start()
+    stats, lora_result, solo = Stats(), {}, {}
+    try:
+        probe = _connect(url, server)
+        baseline = probe.predict(ISOLATION_PROMPT, MODEL, 48, api_name="/generate")["token_ids"]
+        lora_alone = None
+        if args.mix == "follow":
+            before = _model_totals(probe.predict(api_name="/serving_stats"))
+            for requests in SCENES.values():  # one visitor walks through every scene alone
+                for endpoint, scene_args in requests:
+                    probe.predict(*scene_args, api_name=endpoint)
+            solo["passes"] = _model_totals(probe.predict(api_name="/serving_stats"))[0] - before[0]
+        elif not args.skip_lora_alone:
+            alone = {}
+            _lora_session(url, Stats(), alone)
+            lora_alone = alone.get("seconds")
+        start_stats = probe.predict(api_name="/serving_stats")
         stop_at = time.time() + args.seconds
-        threads = [threading.Thread(target=_lora_session, args=(url, stats, lora_result, args.lora_steps))]
-        threads += [threading.Thread(target=_worker, args=(url, stop_at, stats, baseline, i)) for i in range(args.clients - 1)]
+        if args.mix == "follow":
+            scene_at, presenter_done = time.time(), threading.Event()
+            threads = [threading.Thread(target=_follow, args=(url, stats, stop_at, i, scene_at, args.scene_seconds,
+                                                               presenter_done)) for i in range(args.clients)]
+        else:
+            prompts = [p.strip() for p in open(os.path.join(ROOT, "bench", "load_prompts.txt"), encoding="utf-8")
+                       if p.strip()]
+            threads = [threading.Thread(target=_lora_session, args=(url, stats, lora_result))]
+            threads += [threading.Thread(target=_free, args=(url, stats, stop_at, i, prompts, baseline))
+                        for i in range(args.clients - 1)]
         started = time.perf_counter()
         for t in threads:
             t.start()
+            time.sleep(0.25)  # sessions open one after another, as a room arrives
         for t in threads:
             t.join(timeout=args.seconds + 900)
         wall = time.perf_counter() - started
-        after = probe.predict(PROMPT, "smollm2-135m-instruct", GREEDY, 8, api_name="/decode")["runs"][0]["token_ids"]
-        if after != baseline:
-            stats.leaks.append(f"greedy ids after the run changed: {after} != {baseline}")
+        end_stats = probe.predict(api_name="/serving_stats")
+        stats.check_isolation(probe, baseline, random.Random(7))
         crashed = server.poll() is not None
     finally:
         stop.set()
@@ -189,18 +282,27 @@ def main() -> int:
               f"p95 {percentile(values, 95):.0f} ms", flush=True)
         for err in errs[:3]:
             print(f"  error: {err}")
-    report("load_requests", total, "requests", target=f"{args.clients} sessions for {args.seconds:.0f} s")
+    passes0, tokens0 = _model_totals(start_stats)
+    passes1, tokens1 = _model_totals(end_stats)
+    mode = "one at a time (--no-batching)" if args.no_batching else "continuous batching"
+    report("load_requests", total, "requests", target=f"{args.clients} sessions, mix {args.mix}, {args.seconds:.0f} s")
     report("load_errors", errors, "errors", target="0")
-    report("load_wall", wall, "s")
-    report("server_peak_rss", peak[0] / 2**20, "MB")
+    if args.mix == "follow" and solo.get("passes"):
+        report("forward_passes", solo["passes"] + passes1 - passes0, "passes (one visitor first, then the room)",
+               baseline=solo["passes"], baseline_name="one visitor through every scene",
+               target="within 2x of one visitor's")
+    else:
+        report("forward_passes", passes1 - passes0, "passes")
+    report("generated_tokens_per_s", (tokens1 - tokens0) / wall, "tokens/s",
+           target=f"{mode}; free mix: >= 3x the --no-batching run")
+    report("cache_hits", end_stats["cache_hits"] - start_stats["cache_hits"], "requests")
+    report("coalesced", end_stats["coalesced"] - start_stats["coalesced"], "requests")
+    if lora_result.get("seconds"):
+        report("lora_train_30_steps", lora_result["seconds"], "s", baseline=lora_alone, baseline_name="alone",
+               target="within 3x of alone")
+    report("server_peak_rss", peak[0] / 2**20, "MB", target="<= 4096 MB")
     print(f"server_crashed: {crashed}")
-    losses = lora_result.get("losses") or []
-    if losses:
-        print(f"lora_run: {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-    answers = lora_result.get("answers") or {}
-    if answers:
-        print(f"lora_own_session_changed: {answers.get('base') != answers.get('adapted')}")
-    print(f"isolation: {stats.greedy_checks} greedy checks by other sessions, {len(stats.leaks)} leaks"
+    print(f"isolation: {stats.checks} greedy checks, {len(stats.leaks)} leaks"
           + ("" if not stats.leaks else f" (first: {stats.leaks[0]})"))
     return 0 if (errors == 0 and not crashed and not stats.leaks) else 1
 

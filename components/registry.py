@@ -27,6 +27,8 @@ class TabSpec:
         share_params: names (keys of ``build``'s dict) of the settings kept in a share link.
         gpu_seconds: ``gpu_seconds(limits) -> int``, the GPU time a model-running handler of this tab
             asks for on ZeroGPU; ``None`` for a tab that never runs a model.
+        cached: handlers (``api_name`` or function name) whose result depends only on their inputs; identical
+            requests are then computed once and served from the result cache (``components/serving.py``).
     """
 
     key: str
@@ -36,6 +38,7 @@ class TabSpec:
     api_names: tuple[str, ...] = ()
     share_params: tuple[str, ...] = ()
     gpu_seconds: Callable[[Any], int] | None = field(default=None)
+    cached: tuple[str, ...] = ()
 
 
 def tab_specs() -> list[TabSpec]:

@@ -56,6 +56,8 @@ SCENES: list[Scene] = [
            "hallucination.context": "The Salt Orchard is a 1987 novel by the Welsh writer Carys Penhallow about a "
                                     "family of fruit growers on a flooded coast.",
            "hallucination.probes": "token_confidence,sequence,grounded"}),
+    Scene("A room asks at once", "Serving: identical requests computed once, generations batched across users",
+          {"tab": "serving", "prompt": "Write one sentence about the sea."}),
 ]
 
 

@@ -43,6 +43,14 @@ class Limits:
         max_needle_tokens: haystack length (tokens) of a live needle-in-a-haystack grid.
         max_needle_cells: cells (lengths x depths) of a live needle-in-a-haystack grid.
         queue_size: requests waiting in Gradio's queue before "busy" is answered.
+        result_cache_bytes: bytes of finished results kept for identical requests (LRU; 0 turns the cache off).
+        max_wait_seconds: seconds a request waits for a turn on the model before it ends with a "busy" message
+            (float, seconds).
+        max_requests_per_session: requests one browser session or client may have in flight at once.
+        batch_blocks: KV cache blocks of the continuous-batching engine (each ``batch_page_size`` tokens for every
+            layer), which bounds its memory.
+        batch_page_size: tokens per block of the continuous-batching KV cache.
+        batching: 1 runs greedy ``/generate`` requests through continuous batching, 0 one sequence at a time.
         concurrency: requests Gradio runs at once.
         hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
     """
@@ -69,6 +77,12 @@ class Limits:
     max_needle_tokens: int = 1024
     max_needle_cells: int = 16
     queue_size: int = 64
+    result_cache_bytes: int = 256 * 2**20
+    max_wait_seconds: float = 120.0
+    max_requests_per_session: int = 3
+    batch_blocks: int = 64
+    batch_page_size: int = 64
+    batching: int = 1
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from explorer.core.config import get_limits
+from explorer.core.turns import turn_lock
 from models.loading import LoadedModel, load_model
 from models.registry import DEFAULT_MODEL
 
@@ -56,7 +57,8 @@ class Engine:
 
     Attributes:
         loaded: the shared :class:`models.loading.LoadedModel`.
-        model, tokenizer, device, dtype, lock, spec: shortcuts to ``loaded``'s fields.
+        model, tokenizer, device, dtype, spec: shortcuts to ``loaded``'s fields.
+        lock: the model's :class:`explorer.core.turns.TurnLock` (re-entrant, wraps ``loaded.lock``).
     """
 
     def __init__(self, loaded: LoadedModel):
@@ -65,7 +67,7 @@ class Engine:
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
         self.dtype = loaded.dtype
-        self.lock = loaded.lock
+        self.lock = turn_lock(loaded.lock, loaded.spec.name)  # fair turns (explorer/core/turns.py)
         self.spec = loaded.spec
 
     @property
@@ -84,14 +86,19 @@ class Engine:
         return self.spec.kind == "causal-lm"
 
     @contextlib.contextmanager
-    def session(self, grad: bool = False) -> Iterator["Engine"]:
-        """Hold the model's lock (and ``torch.inference_mode`` unless ``grad``) for one step of work.
+    def session(self, grad: bool = False, kind: str | None = None) -> Iterator["Engine"]:
+        """Hold one turn on the model (and ``torch.inference_mode`` unless ``grad``) for one step of work.
 
         Keep the block short (one forward pass or one training step) so other users interleave.
+        ``kind`` is the turn's priority (``"interactive"`` or ``"training"``, see ``explorer/core/turns.py``);
+        by default ``"training"`` when ``grad`` (an optimiser step), else the context's kind (interactive).
+
+        Raises:
+            explorer.core.turns.ModelBusy: the turn did not come within ``Limits.max_wait_seconds``.
         """
         import torch
 
-        with self.lock:
+        with self.lock.turn(kind or ("training" if grad else None)):
             if grad:
                 yield self
             else:
@@ -231,6 +238,7 @@ class Engine:
             token = int(select(logits, index))
             finished = stop_at_eos and token in eos
             cache = output.past_key_values if output.past_key_values is not None else cache
+            self.lock.record(tokens=1, batch_size=1)
             yield Step(index=index, logits=logits, token=token, finished=finished, cache=cache, output=output,
                        ms=ms, input_ids=feed)
             if finished:

@@ -7,4 +7,5 @@ SPEC = TabSpec(
     api_names=('attention',),
     share_params=('stat', 'hide_sink', 'mode', 'layer', 'head', 'layer_b', 'head_b', 'new_tokens'),
     gpu_seconds=lambda limits: int(min(600, 30 + 0.25 * limits.max_new_tokens * max(1, limits.max_samples // 2))),
+    cached=('attention', '_capture'),
 )

@@ -7,4 +7,5 @@ SPEC = TabSpec(
     api_names=('decode',),
     share_params=('preset', 'max_new_tokens', 'temperature'),
     gpu_seconds=lambda limits: int(min(600, 30 + 0.25 * limits.max_new_tokens * max(1, limits.max_samples // 2))),
+    cached=('decode', '_run'),
 )

@@ -7,4 +7,5 @@ SPEC = TabSpec(
     api_names=('probe', 'attribute'),
     share_params=('probes', 'n_samples', 'seed', 'context'),
     gpu_seconds=lambda limits: int(limits.max_probe_seconds * 4),
+    cached=('probe', 'run_probes'),
 )

@@ -7,4 +7,5 @@ SPEC = TabSpec(
     api_names=('tokenize',),
     share_params=('selected', 'parse_special', 'show_ids'),
     gpu_seconds=None,
+    cached=('tokenize', 'show_tokens'),
 )

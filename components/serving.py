@@ -1,0 +1,219 @@
+"""Serving a room, wired once for every tab: result cache and coalescing, request counts, per-session limits.
+
+:func:`wire_serving` walks the built page's event handlers (as ``components/gpu.py`` does for ZeroGPU) and
+wraps, for each tab, the handlers its ``TabSpec.cached`` names (deterministic: same inputs, same result) with
+the result cache of :mod:`explorer.serving.cache`, and every public JSON API and cached handler with request
+counting (``/serving_stats``) and the per-session limit on requests in flight. A tab opts in by naming its
+handlers (``api_name`` or function name); nothing else in the tab changes.
+
+A result served from the cache (or shared with an identical request in flight) carries provenance kind
+``cached`` and the page says "cached, computed N s ago"; **Recompute** (beside the model picker) makes this
+session's next request compute afresh and replace the stored result.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+
+import gradio as gr
+
+from explorer.core.config import get_limits
+from explorer.core import turns
+from explorer.serving import stats
+from explorer.serving.cache import code_version, make_key, mark_served, result_cache
+
+UNCOUNTED = {"serving_stats"}  # polling the numbers is not a request to count
+_REFRESH: set[str] = set()  # sessions whose next cached request recomputes
+_NOTICED: dict[str, float] = {}  # event id -> when the wait notice was shown
+_GUARD = threading.Lock()
+
+
+def _request():
+    from gradio.context import LocalContext
+
+    return LocalContext.request.get(None)
+
+
+def _session() -> str | None:
+    request = _request()
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def _plain_args(args: tuple) -> tuple:
+    """Handler arguments without gradio's injected objects (progress, request, event data)."""
+    skip = (gr.Progress, gr.Request, gr.EventData)
+    return tuple(a for a in args if not isinstance(a, skip))
+
+
+def _model_of(args: tuple) -> str:
+    """The model a request runs on: the first argument naming an embedded model or a Hub id, else ``""``."""
+    import re
+
+    from models.registry import embedded_names
+
+    names = set(embedded_names())
+    for a in args:
+        if isinstance(a, str) and (a in names or re.fullmatch(r"[\w.-]{1,96}/[\w.-]{1,96}", a)):
+            return a
+    return ""
+
+
+def deterministic(args: tuple) -> bool:
+    """False when the arguments ask for sampling without a seed (a fresh random seed each time): such a
+    request is never cached. Looks at strategy dicts (``{"name": "sampling", "seed": ...}``) and at table rows
+    whose first cell is ``sampling`` and last cell (the seed column) is blank."""
+    def walk(value) -> bool:
+        if isinstance(value, dict):
+            if str(value.get("name", "")).lower() == "sampling" and value.get("seed") in (None, ""):
+                return False
+            return all(walk(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            if value and isinstance(value[0], str) and value[0].strip().lower() == "sampling":
+                return str(value[-1]).strip() not in ("", "None")
+            return all(walk(v) for v in value)
+        if hasattr(value, "values") and hasattr(value, "columns"):  # DataFrame rows
+            return walk(value.values.tolist())
+        return True
+
+    return walk(list(args))
+
+
+def _notice(served, model: str) -> None:
+    if served.how == "computed":
+        return
+    age = served.age_s
+    when = f"{age:.0f} s ago" if age < 120 else f"{age / 60:.0f} min ago"
+    what = "cached, computed " + when if served.how == "cached" else "shared with an identical request just computed"
+    gr.Info(f"Result {what} for identical inputs{' on ' + model if model else ''}. Press Recompute (top of the page) "
+            "to run it again.")
+
+
+def _wait_notice(model: str, ahead: int, estimate_s: float) -> None:
+    """Tell a user waiting for a turn on the model their place, once per request."""
+    from gradio.context import LocalContext
+
+    event = LocalContext.event_id.get(None)
+    if event is None:
+        return
+    with _GUARD:
+        if event in _NOTICED:
+            return
+        _NOTICED[event] = time.time()
+        if len(_NOTICED) > 5000:
+            for key in sorted(_NOTICED, key=_NOTICED.get)[:2500]:
+                _NOTICED.pop(key, None)
+    try:
+        gr.Info(f"Waiting for the model: {ahead} ahead, about {max(1, round(estimate_s))} s.")
+    except Exception:  # noqa: BLE001 - outside a request context there is nobody to tell
+        pass
+
+
+def serve(fn, lens: str, endpoint: str, cache: bool):
+    """Wrap a handler: count it, apply the per-session limit, and (``cache``) answer identical requests once.
+
+    The wrapper keeps ``fn``'s signature (gradio reads it for ``gr.Progress`` / ``gr.Request`` parameters) and
+    its kind (plain function or generator).
+    """
+    version = code_version(lens) if cache else ""
+    limit = get_limits().max_requests_per_session
+
+    def begin(args):
+        plain = _plain_args(args)
+        model, session = _model_of(plain), _session()
+        try:
+            stats.request_started(model, session, limit)
+        except stats.TooManyRequests as exc:
+            raise gr.Error(str(exc)) from None
+        use_cache = cache and get_limits().result_cache_bytes > 0 and deterministic(plain)
+        key = make_key(lens, endpoint, plain) if use_cache else None
+        refresh = False
+        if use_cache and session is not None:
+            with _GUARD:
+                refresh = session in _REFRESH
+                _REFRESH.discard(session)
+        return model, session, key, refresh
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped_gen(*args, **kwargs):
+            model, session, key, refresh = begin(args)
+            try:
+                if key is None:
+                    yield from fn(*args, **kwargs)
+                    return
+                for item, served in result_cache().stream(key, lambda: fn(*args, **kwargs), version, refresh):
+                    _notice(served, model)
+                    yield mark_served(item, served)
+            except (turns.ModelBusy, stats.TooManyRequests) as exc:
+                raise gr.Error(str(exc)) from None
+            finally:
+                stats.request_finished(model, session)
+
+        return wrapped_gen
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        model, session, key, refresh = begin(args)
+        try:
+            if key is None:
+                return fn(*args, **kwargs)
+            value, served = result_cache().call(key, lambda: fn(*args, **kwargs), version, refresh)
+            _notice(served, model)
+            return mark_served(value, served)
+        except (turns.ModelBusy, stats.TooManyRequests) as exc:
+            raise gr.Error(str(exc)) from None
+        finally:
+            stats.request_finished(model, session)
+
+    return wrapped
+
+
+def _tab_key(fn) -> str | None:
+    module = getattr(inspect.unwrap(fn), "__module__", "") or ""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["components", "tabs"] else None
+
+
+def wire_serving(demo, specs) -> int:
+    """Wrap ``demo``'s handlers as the module docstring says; returns how many were wrapped.
+
+    Args:
+        specs: the tabs' :class:`components.registry.TabSpec` (``cached`` and ``api_names`` are read).
+    """
+    by_key = {spec.key: spec for spec in specs}
+    wrapped = 0
+    for block_fn in demo.fns.values():
+        fn = block_fn.fn
+        if fn is None or inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            continue
+        key = _tab_key(fn)
+        spec = by_key.get(key)
+        if spec is None:
+            continue
+        names = {block_fn.api_name, getattr(inspect.unwrap(fn), "__name__", None)}
+        cached = bool(names & set(getattr(spec, "cached", ())))
+        public = block_fn.api_name in spec.api_names and block_fn.api_name not in UNCOUNTED
+        if cached or public:
+            block_fn.fn = serve(fn, key, str(block_fn.api_name or fn.__name__), cached)
+            wrapped += 1
+    if _wait_notice not in turns.WAIT_LISTENERS:
+        turns.WAIT_LISTENERS.append(_wait_notice)
+    return wrapped
+
+
+def build_recompute() -> gr.Button:
+    """The **Recompute** button: this session's next cached request computes afresh (and replaces the stored
+    result)."""
+    button = gr.Button("Recompute", size="sm", elem_id="serving-recompute", scale=0, min_width=110)
+
+    def arm(request: gr.Request):
+        session = getattr(request, "session_hash", None)
+        if session:
+            with _GUARD:
+                _REFRESH.add(session)
+        gr.Info("Your next run computes afresh instead of using a cached result.")
+
+    button.click(arm, None, None, api_visibility="private")
+    return button
