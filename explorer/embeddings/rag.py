@@ -2,8 +2,8 @@
 beside the answer to the bare question; which retrieved sentences the answer drew on; accuracy on the labelled
 questions with and without retrieval (Lewis et al. 2020, RAG).
 
-The answer is greedy through ``engine.steps`` on the model's chat template (the instruction as system turn and two
-worked examples, one answered from a passage and one declined) and stops at end-of-turn or a newline.
+The answer is greedy through ``engine.steps`` on the model's chat template (a short-answer system turn and three
+worked examples, one of them declined; the passages and the instruction to use them sit in the last user turn) and stops at end-of-turn or a newline.
 A question the passages cannot answer should get "I don't know": that is what counts as correct for the
 unanswerable questions in ``questions.json``.
 """
@@ -21,32 +21,26 @@ from explorer.embeddings.search import search
 
 MAX_NEW_TOKENS = 16
 MAX_RAG_K = 8
-RAG_INSTRUCTION = ("Answer the question in a few words using only the passages. If the passages do not "
-                   "contain the answer, say \"I don't know\".")
+RAG_INSTRUCTION = "Use these passages to answer. If they do not contain the answer, say \"I don't know\"."
 BARE_INSTRUCTION = "Answer the question in a few words. If you do not know the answer, say \"I don't know\"."
 REFUSALS = ("don't know", "do not know", "not know", "no information", "not mentioned", "does not say",
             "doesn't say", "not provided", "cannot answer", "can't answer", "not contain", "doesn't contain",
             "unknown", "not specified", "no mention", "not available")
 
 
-# Worked examples shown before every question (user turn, answer): they fix the short-answer format and show
-# a small model both using a passage and declining when the passages do not hold the answer.
-RAG_EXAMPLES: tuple[tuple[str, str], ...] = (
-    ("Passages:\n[1] Lindor is a lake town. It was founded in 1390 by Amy Ross, a fisher.\n"
-     "[2] Parvel is known for its blue pottery.\n\nQuestion: Who founded Lindor?", "Amy Ross"),
-    ("Passages:\n[1] Tarnby holds a kite race every spring.\n[2] Oskel is a mining town in the north.\n\n"
-     "Question: How many people live in Tarnby?", "I don't know"),
-)
-BARE_EXAMPLES: tuple[tuple[str, str], ...] = (
+# Worked examples shown before every question (user turn, answer): they fix the short-answer format. They carry
+# no passages: with passage examples a 135M model copies the example's answer instead of reading its own passages.
+EXAMPLES: tuple[tuple[str, str], ...] = (
     ("Question: What is the capital of Italy?", "Rome"),
+    ("Question: Who wrote Hamlet?", "William Shakespeare"),
     ("Question: Who was the first baker of the village of Qwertmoor?", "I don't know"),
 )
 
 
 def rag_prompt(question: str, passages: list[str]) -> str:
-    """The user turn with the numbered passages (``[1] ...``) before the question."""
+    """The user turn: the instruction, the numbered passages (``[1] ...``, best first), then the question."""
     lines = "\n".join(f"[{i + 1}] {p}" for i, p in enumerate(passages))
-    return f"Passages:\n{lines}\n\nQuestion: {question}"
+    return f"{RAG_INSTRUCTION}\nPassages:\n{lines}\n\nQuestion: {question}"
 
 
 def bare_prompt(question: str) -> str:
@@ -55,14 +49,15 @@ def bare_prompt(question: str) -> str:
 
 
 def prompt_ids(engine, user: str, retrieval: bool = True) -> list[int]:
-    """Chat-template ids: the instruction as system turn, two worked examples, then ``user``.
+    """Chat-template ids: the short-answer instruction as system turn, three worked examples, then ``user``.
+
+    ``retrieval`` is kept for callers that frame the two prompts differently; both share the examples today.
 
     Raises:
         ValueError: the prompt is longer than the token caps.
     """
-    examples = RAG_EXAMPLES if retrieval else BARE_EXAMPLES
-    messages = [{"role": "system", "content": RAG_INSTRUCTION if retrieval else BARE_INSTRUCTION}]
-    for question, answer in examples:
+    messages = [{"role": "system", "content": BARE_INSTRUCTION}]
+    for question, answer in EXAMPLES:
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     messages.append({"role": "user", "content": user})
     tok = engine.tokenizer

@@ -83,10 +83,22 @@ class Hit:
         return {"text": self.text, "score": round(self.score, 6), "rank": self.rank}
 
 
+_VECTORS: dict[str, np.ndarray] = {}
+_VECTORS_CAP = 50_000
+
+
 def _embed(texts: list[str]) -> np.ndarray:
+    """MiniLM vectors ``(n, 384)`` of ``texts``, remembered per text (rebuilding a collection re-embeds nothing)."""
     from models.embedder import embed
 
-    return embed(texts)
+    missing = list(dict.fromkeys(t for t in texts if t not in _VECTORS))
+    if missing:
+        if len(_VECTORS) + len(missing) > _VECTORS_CAP:
+            _VECTORS.clear()
+        _VECTORS.update(zip(missing, embed(missing)))
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    return np.stack([_VECTORS[t] for t in texts]).astype(np.float32)
 
 
 def _corpus_fingerprint() -> str:
@@ -196,9 +208,12 @@ class VectorStore:
         return self._create(name, chunks, self.embed_fn([c.text for c in chunks]), metric,
                             {"fingerprint": fingerprint, "chunk_size": chunk_size or 0})
 
-    def _create(self, name: str, chunks: list[Chunk], vectors: np.ndarray, metric: str, metadata: dict):
+    def _create(self, name: str, chunks: list[Chunk], vectors: np.ndarray, metric: str, metadata: dict,
+                hnsw: dict | None = None):
+        """A new collection of ``chunks`` with their ``vectors`` (n, d); ``hnsw`` overrides :data:`HNSW`."""
         col = self.client().create_collection(
-            name, configuration={"hnsw": {"space": METRICS[metric], **HNSW}}, metadata=metadata, embedding_function=None)
+            name, configuration={"hnsw": {"space": METRICS[metric], **(hnsw or HNSW)}}, metadata=metadata,
+            embedding_function=None)
         for start in range(0, len(chunks), 1000):
             part = chunks[start:start + 1000]
             col.add(ids=[c.id for c in part], embeddings=np.asarray(vectors[start:start + 1000], dtype=np.float32),

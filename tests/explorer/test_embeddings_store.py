@@ -7,7 +7,8 @@ import socket
 import numpy as np
 import pytest
 
-from explorer.embeddings import corpus, search as search_mod, store as store_mod
+from explorer.embeddings import corpus, store as store_mod
+from explorer.embeddings.search import recall_by_chunk_size, search
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_similarity_conversions():
 
 
 def test_recall_comes_from_the_labelled_queries(store):
-    result = search_mod.recall_by_chunk_size((0, 8), ks=(1, 5))
+    result = recall_by_chunk_size((0, 8), ks=(1, 5))
     queries = corpus.load_queries()
     qv = store.embed_fn([q["query"] for q in queries])
     for row, size in zip(result.recall, (0, 8)):
@@ -67,22 +68,22 @@ def test_chunking_keeps_every_word():
 
 def test_adhoc_documents_are_searched_and_deleted(store):
     docs = ["The cat sat on the mat.", "Stock markets fell sharply today.", "A kitten naps on a rug."]
-    result = search_mod.search("a sleeping cat", 2, "cosine", docs)
+    result = search("a sleeping cat", 2, "cosine", docs)
     assert [h.text for h in result.hits] == [docs[0], docs[2]] or [h.text for h in result.hits] == [docs[2], docs[0]]
     assert not [c for c in store.client().list_collections() if c.name.startswith("adhoc-")]
 
 
 def test_bad_input_has_clear_messages(store):
     with pytest.raises(ValueError, match="empty"):
-        search_mod.search("cat", 1, "cosine", [])
+        search("cat", 1, "cosine", [])
     with pytest.raises(ValueError, match="larger than the collection"):
-        search_mod.search("cat", 3, "cosine", ["one", "two"])
+        search("cat", 3, "cosine", ["one", "two"])
     with pytest.raises(ValueError, match="over the cap"):
-        search_mod.search("cat", 1, "cosine", ["x" * (store_mod.MAX_PASSAGE_CHARS + 1)])
+        search("cat", 1, "cosine", ["x" * (store_mod.MAX_PASSAGE_CHARS + 1)])
     with pytest.raises(ValueError, match="Unknown metric"):
-        search_mod.search("cat", 1, "manhattan")
+        search("cat", 1, "manhattan")
     with pytest.raises(ValueError, match="query"):
-        search_mod.search("   ", 1)
+        search("   ", 1)
     session = store_mod.SessionPassages()
     with pytest.raises(ValueError, match="Too many"):
         session.add([f"passage {i}" for i in range(store_mod.MAX_USER_PASSAGES + 1)])
@@ -93,10 +94,10 @@ def test_user_passages_never_reach_another_session(store):
     secret = "Zorbland is a moon village whose mayor is Ada Quist."
     alice.add([secret])
     query = "Who is the mayor of Zorbland?"
-    assert search_mod.search(query, 3, "cosine", session=alice).hits[0].text == secret
+    assert search(query, 3, "cosine", session=alice).hits[0].text == secret
     for metric in store_mod.METRICS:
-        assert secret not in [h.text for h in search_mod.search(query, 50, metric, session=bob).hits]
-        assert secret not in [h.text for h in search_mod.search(query, 50, metric).hits]
+        assert secret not in [h.text for h in search(query, 50, metric, session=bob).hits]
+        assert secret not in [h.text for h in search(query, 50, metric).hits]
     alice.drop()
     assert not [c for c in store.client().list_collections() if c.name.startswith("user-")]
 
@@ -112,7 +113,7 @@ def test_corrupted_store_is_rebuilt_with_a_notice(tmp_path, monkeypatch):
     (path / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
     broken = store_mod.VectorStore(path=str(path))
     monkeypatch.setattr(store_mod, "_STORE", broken)
-    result = search_mod.search("Who founded Velmora?", 1)
+    result = search("Who founded Velmora?", 1)
     assert "Brennick" in result.hits[0].text
     assert result.notices and "rebuilt" in result.notices[0]
 
@@ -123,5 +124,5 @@ def test_nothing_reaches_the_network(store, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    result = search_mod.search("Which festival is celebrated in Quillhaven?", 3, "dot")
+    result = search("Which festival is celebrated in Quillhaven?", 3, "dot")
     assert any("Feast of Ropes" in h.text for h in result.hits)
