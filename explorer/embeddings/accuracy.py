@@ -59,7 +59,7 @@ def sample_questions(n_per_group: int = 2) -> list[dict]:
     return [q for g in GROUPS for q in [q for q in questions if q["source"] == g][:n_per_group]]
 
 
-def evaluate(questions: list[dict] | None = None, model: str | None = None, k: int = 3, progress=None,
+def evaluate(questions: list[dict] | None = None, model: str | None = None, k: int = 1, progress=None,
              should_stop=None) -> AccuracyResult:
     """Answer every question with and without retrieval and score both (:func:`explorer.embeddings.rag.is_correct`).
 

@@ -2,10 +2,11 @@
 beside the answer to the bare question; which retrieved sentences the answer drew on; accuracy on the labelled
 questions with and without retrieval (Lewis et al. 2020, RAG).
 
-The answer is greedy through ``engine.steps`` on the model's chat template (a short-answer system turn and three
-worked examples, one of them declined; the passages and the instruction to use them sit in the last user turn) and stops at end-of-turn or a newline.
-A question the passages cannot answer should get "I don't know": that is what counts as correct for the
-unanswerable questions in ``questions.json``.
+The answer is greedy through ``engine.steps`` on the model's chat template (three worked short answers, then the
+passages and the question in the last user turn) and stops at end-of-turn or a newline.
+A question the passages cannot answer should get "I don't know" (or "not mentioned" ...): that is what counts as
+correct for the unanswerable questions in ``questions.json``; the prompt does not ask for it, so the measurement
+shows whether the model declines on its own.
 """
 from __future__ import annotations
 
@@ -19,21 +20,22 @@ from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_int, check_text
 from explorer.embeddings.search import search
 
-MAX_NEW_TOKENS = 16
+MAX_NEW_TOKENS = 24
 MAX_RAG_K = 8
-RAG_INSTRUCTION = "Use these passages to answer. If they do not contain the answer, say \"I don't know\"."
-BARE_INSTRUCTION = "Answer the question in a few words. If you do not know the answer, say \"I don't know\"."
+RAG_INSTRUCTION = "Use these passages to answer."
 REFUSALS = ("don't know", "do not know", "not know", "no information", "not mentioned", "does not say",
             "doesn't say", "not provided", "cannot answer", "can't answer", "not contain", "doesn't contain",
             "unknown", "not specified", "no mention", "not available")
 
 
-# Worked examples shown before every question (user turn, answer): they fix the short-answer format. They carry
-# no passages: with passage examples a 135M model copies the example's answer instead of reading its own passages.
+# Worked examples shown before every question (question, answer), as in the Hallucination lens: they fix the
+# short-answer format. They carry no passages and no "I don't know", and there is no extra system instruction:
+# with any of those a 135M model copied the example's answer or declined instead of reading its own passages
+# (tried on "Who founded Velmora?" on 2026-12-01).
 EXAMPLES: tuple[tuple[str, str], ...] = (
-    ("Question: What is the capital of Italy?", "Rome"),
-    ("Question: Who wrote Hamlet?", "William Shakespeare"),
-    ("Question: Who was the first baker of the village of Qwertmoor?", "I don't know"),
+    ("What is the capital of Italy?", "Rome"),
+    ("Who wrote Hamlet?", "William Shakespeare"),
+    ("How many days are in a week?", "Seven"),
 )
 
 
@@ -45,18 +47,18 @@ def rag_prompt(question: str, passages: list[str]) -> str:
 
 def bare_prompt(question: str) -> str:
     """The user turn without retrieval."""
-    return f"Question: {question}"
+    return question
 
 
 def prompt_ids(engine, user: str, retrieval: bool = True) -> list[int]:
-    """Chat-template ids: the short-answer instruction as system turn, three worked examples, then ``user``.
+    """Chat-template ids: three worked examples (the template's default system turn), then ``user``.
 
     ``retrieval`` is kept for callers that frame the two prompts differently; both share the examples today.
 
     Raises:
         ValueError: the prompt is longer than the token caps.
     """
-    messages = [{"role": "system", "content": BARE_INSTRUCTION}]
+    messages = []
     for question, answer in EXAMPLES:
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     messages.append({"role": "user", "content": user})
@@ -140,7 +142,7 @@ class RagResult:
                 "notices": list(self.notices), "provenance": self.provenance.to_api() if self.provenance else None}
 
 
-def answer_question(question: str, model: str | None = None, k: int = 3, metric: str = "cosine",
+def answer_question(question: str, model: str | None = None, k: int = 1, metric: str = "cosine",
                     chunk_size: int | None = None, session=None, with_bare: bool = True) -> RagResult:
     """Retrieve ``k`` passages for ``question`` and answer it with them (and without, when ``with_bare``).
 

@@ -14,7 +14,7 @@ def test_embeddings_tab_answers_from_retrieved_passages(page, client, test_outpu
     page.wait_for_function("() => document.querySelector('#embeddings-answers').innerText.includes('With retrieval')",
                            timeout=60_000)
     answers = page.locator("#embeddings-answers").inner_text()
-    expected = client.predict("Who founded Velmora?", "smollm2-135m-instruct", 3, api_name="/rag")
+    expected = client.predict("Who founded Velmora?", "smollm2-135m-instruct", 1, api_name="/rag")
     assert expected["answer"] in answers and expected["answer_without_retrieval"] in answers
     assert "Brennick" in page.locator("#embeddings-passages").inner_text()
     page.screenshot(path=os.path.join(test_output_dir, "tab-embeddings.png"), full_page=True)

@@ -41,10 +41,11 @@ def _question_section(ctx) -> dict:
     gr.Markdown("Type a question. It is embedded with MiniLM, the most similar chunks are fetched from a local "
                 "**Chroma** database (cosine, dot product and Euclidean side by side), the top ones go into the "
                 "prompt, and SmolLM2 answers greedily, beside its answer without them. Many places in the corpus "
-                "are invented (Velmora, Quillhaven, Brannock Isle ...), so the model can only know them from the passages.")
+                "are invented (Velmora, Quillhaven, Brannock Isle ...), so the model can only know them from the passages. SmolLM2-135M reads one passage well; with several
+                similar ones it often loses track (try k = 3).")
     with gr.Row():
         question = gr.Textbox("Who founded Velmora?", label="question", scale=3)
-        k = gr.Slider(1, emb.rag.MAX_RAG_K, value=3, step=1, label="k (passages in the prompt)")
+        k = gr.Slider(1, emb.rag.MAX_RAG_K, value=1, step=1, label="k (passages in the prompt)")
         metric = gr.Radio(list(emb.METRICS), value="cosine", label="metric used for the prompt")
         chunk = gr.Dropdown(CHUNK_CHOICES, value=0, label="chunk size")
     run = gr.Button("Retrieve and answer", variant="primary", elem_id="embeddings-run")
@@ -255,7 +256,7 @@ def _wire(ctx, p: dict) -> None:
     @ui_errors
     def live(n, progress=gr.Progress()):
         questions = emb_accuracy.sample_questions(int(n))
-        result = emb_accuracy.evaluate(questions, "smollm2-135m-instruct",
+        result = emb_accuracy.evaluate(questions, "smollm2-135m-instruct", 1,
                                        progress=lambda i, total, q: progress(i / total, desc=q))
         return (f"Live sample of {len(result.rows)} questions ({result.provenance.kind}).",
                 figs.accuracy_figure(result), figs.accuracy_rows(result))
@@ -285,7 +286,7 @@ def _register_apis() -> None:
         documents None = the built-in corpus, a list = an ad-hoc collection for this call."""
         return _api(lambda: emb.search(query, k, metric, documents, chunk_size).to_api())()
 
-    def rag(question: str, model: str = "smollm2-135m-instruct", k: int = 3) -> dict:
+    def rag(question: str, model: str = "smollm2-135m-instruct", k: int = 1) -> dict:
         """JSON API: ``{"answer", "answer_without_retrieval", "passages": [{"text", "score", "rank"}]}``."""
         return _api(lambda: emb.answer_question(question, model or None, k).to_api())()
 
