@@ -41,8 +41,8 @@ def _question_section(ctx) -> dict:
     gr.Markdown("Type a question. It is embedded with MiniLM, the most similar chunks are fetched from a local "
                 "**Chroma** database (cosine, dot product and Euclidean side by side), the top ones go into the "
                 "prompt, and SmolLM2 answers greedily, beside its answer without them. Many places in the corpus "
-                "are invented (Velmora, Quillhaven, Brannock Isle ...), so the model can only know them from the passages. SmolLM2-135M reads one passage well; with several
-                similar ones it often loses track (try k = 3).")
+                "are invented (Velmora, Quillhaven, Brannock Isle ...), so the model can only know them from the passages. "
+                "SmolLM2-135M reads one passage well; with several similar ones it often loses track (try k = 3).")
     with gr.Row():
         question = gr.Textbox("Who founded Velmora?", label="question", scale=3)
         k = gr.Slider(1, emb.rag.MAX_RAG_K, value=1, step=1, label="k (passages in the prompt)")
