@@ -1,4 +1,4 @@
-# LLM Explorer: `make run` serves the app offline at http://127.0.0.1:7860, `make test` runs every test.
+# LLM Explorer: `make run` serves the app offline at http://127.0.0.1:7860, `make test` checks the layering (lint-imports) and runs every test.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -21,6 +21,7 @@ run: $(STAMP)
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} $(PY) app.py
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
 test-fast: $(STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from models.registry import EMBEDDED, is_valid_hub_id
+from models.settings import hub_allow_list
 
 HUB_TIMEOUT_S = 5.0
 _OFFER = "Use one of the embedded models instead: " + ", ".join(EMBEDDED) + "."
@@ -21,9 +22,7 @@ def hub_offline() -> bool:
 
 def allowed(model_id: str) -> bool:
     """True when the configured allow-list (``LLM_EXPLORER_HUB_ALLOW_LIST``) is empty or holds the id."""
-    from explorer.core.config import get_limits
-
-    allow = get_limits().hub_allow_list
+    allow = hub_allow_list()
     return not allow or model_id in allow
 
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from explorer.core.config import cache_dir
 from models import hub
 from models.registry import (GEMMA, ModelSpec, gemma_licence_files, minilm_path, resolve,
                              smollm2_gguf_path)
+from models.settings import cache_dir
 
 _CACHE_MARKER = "llm-explorer.json"
 CACHE_FORMAT = 2  # bump when the converted folder's layout changes; older folders are then rebuilt
@@ -343,15 +343,3 @@ def load_model(name: str | ModelSpec, dtype: str | None = None, quantization: st
         with _GLOBAL:
             _MODELS[key] = loaded
         return loaded
-
-
-def loaded_models() -> list[LoadedModel]:
-    """Every model loaded so far in this process."""
-    with _GLOBAL:
-        return list(_MODELS.values())
-
-
-def unload(name: str, dtype: str | None = None, quantization: str | None = None) -> None:
-    """Forget a cached model (the next ``load_model`` loads it again). Used by tests and to free memory."""
-    with _GLOBAL:
-        _MODELS.pop((name, dtype, quantization), None)

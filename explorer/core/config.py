@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
+from models.settings import cache_dir, split_list  # noqa: F401  (cache_dir re-exported: models owns it)
+
 ENV_PREFIX = "LLM_EXPLORER_"
 
 
@@ -86,17 +88,13 @@ class Limits:
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()
 
-    def env_names(self) -> dict[str, str]:
-        """Map each field name to the environment variable that overrides it."""
-        return {f.name: ENV_PREFIX + f.name.upper() for f in fields(self)}
-
 
 def _parse(field: dataclasses.Field, raw: str):
     if field.type in ("int", int):
         return int(raw)
     if field.type in ("float", float):
         return float(raw)
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return split_list(raw)
 
 
 @lru_cache(maxsize=1)
@@ -116,18 +114,6 @@ def get_limits() -> Limits:
         except ValueError as exc:
             raise ValueError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not valid: {exc}") from exc
     return Limits(**overrides)
-
-
-def cache_dir() -> str:
-    """Folder for converted models and other derived files.
-
-    ``LLM_EXPLORER_CACHE`` if set, else ``~/.cache/llm-explorer`` (``XDG_CACHE_HOME`` respected).
-    """
-    root = os.environ.get("LLM_EXPLORER_CACHE")
-    if root:
-        return root
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "llm-explorer")
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
