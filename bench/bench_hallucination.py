@@ -80,7 +80,7 @@ def collect(path: str = RESULTS_FILE, limit: int | None = None, only: str | None
             continue
         start = time.perf_counter()
         result = H.run(it["question"], MODEL, BENCH_PROBES, n_samples=N_SAMPLES, seed=SEED)
-        data = result.to_dict()
+        data = result.to_api()
         record = {"id": it["id"], "set": it["set"], "question": it["question"], "answer": data["answer"],
                   "model": MODEL, "n_samples": N_SAMPLES, "seed": SEED,
                   "scores": scores_from_probes(data["probes"]),

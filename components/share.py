@@ -159,12 +159,12 @@ def result_file(result, key: str) -> str:
 
 
 def add_download(key: str, parts: dict) -> None:
-    """Under a tab: a button that downloads its stored result (``parts["result"]``, or ``parts["state"]``) as JSON.
+    """Under a tab: a button that downloads its stored result (``parts["result"]``, a ``gr.State``) as JSON.
 
     Raises:
         TypeError: the tab exposes no ``gr.State`` holding its result, so it would have no download.
     """
-    state = parts.get("result", parts.get("state"))
+    state = parts.get("result")
     if not isinstance(state, gr.State):
         raise TypeError(f"Tab {key!r} must return its last result as a gr.State under \"result\" in its build "
                         "dict, for 'Download result (JSON)'.")

@@ -184,15 +184,17 @@ class Engine:
         """Run one forward pass of ``model`` (default: the shared model) under the lock and return its output.
 
         Args:
-            ids: token ids, ``(n,)`` or ``(1, n)``; moved to the engine's device.
+            ids: token ids, ``(n,)`` or ``(batch, n)``; moved to the engine's device. ``None`` when
+                ``forward_kwargs`` carries ``inputs_embeds`` ``(batch, n, hidden)`` instead (attribution).
             model: another module tree that shares this engine's lock (a quantised copy, a LoRA shadow).
             grad: keep autograd on (training, attribution); otherwise ``torch.inference_mode``.
             **forward_kwargs: passed to the model (``output_attentions``, ``past_key_values``, ``labels`` ...).
         Returns:
             the model output (``logits`` ``(1, n, vocab)`` unless ``logits_to_keep`` says otherwise).
         """
+        inputs = {} if ids is None else {"input_ids": self.as_input(ids)}
         with self.session(grad=grad):
-            return (model or self.model)(input_ids=self.as_input(ids), **forward_kwargs)
+            return (model or self.model)(**inputs, **forward_kwargs)
 
     def steps(self, ids, max_new_tokens: int, select: Callable[[Any, int], int] = greedy,
               forward_kwargs: dict | None = None, cache=None, model=None, stop_at_eos: bool = True,

@@ -157,8 +157,9 @@ def generate_answer(engine, question: str, context: str | None = None, max_new_t
                     max_seconds: float | None = None) -> Answer:
     """Greedy answer to ``question`` with the raw distribution at every answer token.
 
-    Uses ``model.generate(do_sample=False, output_logits=True)``: the statistics come from the raw
-    logits (temperature 1, no top-k/top-p), so they describe the model itself.
+    Steps the model with :meth:`Engine.steps` (one locked forward pass per token, greedy) and stops at an
+    end-of-turn token, a newline or ``max_new_tokens``. The statistics come from the raw logits
+    (temperature 1, no top-k/top-p), so they describe the model itself.
 
     Raises:
         ValueError: empty question or prompt too long.
@@ -167,21 +168,20 @@ def generate_answer(engine, question: str, context: str | None = None, max_new_t
 
     ids = prompt_ids(engine, question, context)
     start = time.perf_counter()
-    with engine.session():
-        out = engine.model.generate(
-            torch.tensor([ids], device=engine.device), attention_mask=torch.ones(1, len(ids), dtype=torch.long,
-                                                                                 device=engine.device),
-            max_new_tokens=max_new_tokens, do_sample=False, output_logits=True, return_dict_in_generate=True,
-            eos_token_id=stop_ids(engine), pad_token_id=stop_ids(engine)[0], max_time=max_seconds,
-            temperature=None, top_p=None, top_k=None)
+    new, logits, stopped_by_time = [], [], False
+    for step in engine.steps(ids, max_new_tokens, eos_ids=set(stop_ids(engine))):
+        new.append(step.token)
+        logits.append(step.logits)
+        if step.finished or "\n" in engine.tokenizer.decode([step.token]):
+            break
+        if max_seconds and time.perf_counter() - start > max_seconds and len(new) < max_new_tokens:
+            stopped_by_time = True
+            break
     elapsed_ms = (time.perf_counter() - start) * 1000
-    new = out.sequences[0, len(ids):].tolist()
     n = _cut(engine, new)
-    stopped_by_time = bool(max_seconds) and n == len(new) and len(new) < max_new_tokens
     new = new[:n]
     if new:
-        logits = torch.cat([step[0:1] for step in out.logits[:n]], dim=0).cpu()
-        logprob, entropy, rank, top_ids, top_probs = token_stats(logits, new)
+        logprob, entropy, rank, top_ids, top_probs = token_stats(torch.stack(logits[:n]), new)
     else:
         logprob = entropy = np.zeros(0)
         rank = np.zeros(0, dtype=np.int64)

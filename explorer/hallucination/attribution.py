@@ -10,17 +10,22 @@ real special token and, like the template's, gets no credit; kept as plain text,
 Methods (registry :data:`METHODS`, captum imported lazily):
 - ``feature_ablation``: captum ``FeatureAblation`` (Zeiler & Fergus 2014 occlusion): replace one segment's
   tokens with a neutral token and measure the drop of the target; one forward pass per segment.
-- ``integrated_gradients``: captum ``LayerIntegratedGradients`` on the token embeddings (Sundararajan et al.
-  2017): integrate gradients from a baseline where the question's tokens are the neutral token. Fixed
-  tokens equal their baseline, so their attribution is exactly zero; segment scores sum token scores.
+- ``integrated_gradients``: captum ``IntegratedGradients`` on the prompt's ``inputs_embeds`` (Sundararajan
+  et al. 2017): integrate gradients from a baseline where the question's tokens are the neutral token's
+  embedding. Fixed tokens equal their baseline, so their attribution is exactly zero; segment scores sum
+  token scores. Attributing the embeddings passed in (instead of captum's ``LayerIntegratedGradients``,
+  which hooks the shared embedding layer for the whole ``attribute()`` call) leaves no hook on the shared
+  model, and every forward pass takes the model's lock on its own (:meth:`Engine.forward`).
 """
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from explorer.core.provenance import Provenance, measured
 
 from explorer.hallucination.answer import Answer, check_question, prompt_messages, user_message
 
@@ -43,6 +48,7 @@ class Attribution:
         token_scores: ``np.ndarray`` (T,) attribution per prompt token (0 for fixed tokens).
         attributed: ``np.ndarray`` (T,) bool, True for the question's tokens.
         elapsed_ms: wall time, ms.
+        provenance: measured (captum method named in its source).
     """
 
     method: str
@@ -55,10 +61,12 @@ class Attribution:
     token_scores: np.ndarray
     attributed: np.ndarray
     elapsed_ms: float
+    provenance: Provenance = field(default_factory=lambda: measured("captum attribution"))
 
-    def to_dict(self) -> dict:
-        """JSON shape of ``/attribute``."""
-        return {"method": self.method, "unit": self.unit, "answer": self.answer,
+    def to_api(self) -> dict:
+        """JSON shape of ``/attribute``: method, unit, answer, target_logprob (nats), segments, scores (nats),
+        tokens, token_scores, attributed, elapsed_ms, provenance."""
+        return {"provenance": self.provenance.to_api(), "method": self.method, "unit": self.unit, "answer": self.answer,
                 "target_logprob": self.target_logprob, "segments": list(self.segments),
                 "scores": self.segment_scores.round(6).tolist(), "tokens": list(self.tokens),
                 "token_scores": self.token_scores.round(6).tolist(), "attributed": self.attributed.tolist(),
@@ -122,38 +130,73 @@ def _groups(segment_ids: list[list[int]], segments: list[str], unit: str) -> tup
 
 
 def _target_fn(engine, answer_ids: list[int]):
-    """``forward(prompt_ids (B, T)) -> (B,)`` log-probability of ``answer_ids`` after each prompt."""
+    """``forward(prompt_ids (B, T)) -> (B,)`` log-probability of ``answer_ids`` after each prompt (nats).
+
+    Each call is one locked forward pass (:meth:`Engine.forward`).
+    """
     import torch
 
     answer = torch.tensor(answer_ids, dtype=torch.long, device=engine.device)
 
     def forward(prompt: "torch.Tensor") -> "torch.Tensor":
         batch = prompt.shape[0]
-        ids = torch.cat([prompt.long(), answer.expand(batch, -1)], dim=1)
+        ids = torch.cat([prompt.long().to(engine.device), answer.expand(batch, -1)], dim=1)
         keep = answer.numel() + 1  # logits only where the answer is predicted
-        logits = engine.model(ids, use_cache=False, logits_to_keep=keep).logits[:, :-1].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        return logp.gather(2, answer.expand(batch, -1).unsqueeze(2)).squeeze(2).sum(1)
+        logits = engine.forward(ids, use_cache=False, logits_to_keep=keep).logits[:, :-1].float()
+        return _answer_logprob(logits, answer)
 
     return forward
 
 
-def _feature_ablation(engine, forward, ids, mask, baseline_ids):
+def _answer_logprob(logits, answer) -> "torch.Tensor":
+    """Sum over answer positions of ``log softmax(logits)[answer token]``: ``(B, n, vocab), (n,) -> (B,)``."""
+    import torch
+
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp.gather(2, answer.expand(logits.shape[0], -1).unsqueeze(2)).squeeze(2).sum(1)
+
+
+def _embeddings(engine, ids):
+    """Input embeddings of ``ids`` ``(B, T)`` -> ``(B, T, hidden)``, detached (a lookup under the lock)."""
+    import torch
+
+    with engine.session(grad=True), torch.no_grad():
+        return engine.model.get_input_embeddings()(ids.to(engine.device)).detach()
+
+
+def _embeds_target_fn(engine, answer_ids: list[int]):
+    """``forward(prompt_embeds (B, T, hidden)) -> (B,)`` log-probability of ``answer_ids`` (nats), differentiable
+    in the embeddings; each call is one locked forward pass with autograd on."""
+    import torch
+
+    answer = torch.tensor(answer_ids, dtype=torch.long, device=engine.device)
+    answer_embeds = _embeddings(engine, answer.unsqueeze(0))
+
+    def forward(embeds: "torch.Tensor") -> "torch.Tensor":
+        batch = embeds.shape[0]
+        full = torch.cat([embeds, answer_embeds.expand(batch, -1, -1).to(embeds.dtype)], dim=1)
+        logits = engine.forward(None, grad=True, inputs_embeds=full, use_cache=False,
+                                logits_to_keep=answer.numel() + 1).logits[:, :-1].float()
+        return _answer_logprob(logits, answer)
+
+    return forward
+
+
+def _feature_ablation(engine, answer_ids, ids, mask, baseline_ids):
     from captum.attr import FeatureAblation
 
-    with engine.session():
-        attr = FeatureAblation(forward).attribute(ids, baselines=baseline_ids, feature_mask=mask,
-                                                  perturbations_per_eval=4)
+    attr = FeatureAblation(_target_fn(engine, answer_ids)).attribute(ids, baselines=baseline_ids, feature_mask=mask,
+                                                                     perturbations_per_eval=4)
     return attr[0].detach().float().cpu().numpy()
 
 
-def _integrated_gradients(engine, forward, ids, mask, baseline_ids):
-    from captum.attr import LayerIntegratedGradients
+def _integrated_gradients(engine, answer_ids, ids, mask, baseline_ids):
+    from captum.attr import IntegratedGradients
 
-    with engine.session(grad=True):
-        lig = LayerIntegratedGradients(forward, engine.model.get_input_embeddings())
-        attr = lig.attribute(ids, baselines=baseline_ids, n_steps=IG_STEPS, internal_batch_size=4)
-    return attr[0, :ids.shape[1]].sum(-1).detach().float().cpu().numpy()  # hook also sees the answer tokens
+    inputs, baselines = _embeddings(engine, ids), _embeddings(engine, baseline_ids)
+    attr = IntegratedGradients(_embeds_target_fn(engine, answer_ids)).attribute(
+        inputs, baselines=baselines, n_steps=IG_STEPS, internal_batch_size=4)
+    return attr[0].sum(-1).detach().float().cpu().numpy()
 
 
 METHODS = {"feature_ablation": _feature_ablation, "integrated_gradients": _integrated_gradients}
@@ -202,12 +245,10 @@ def attribute(engine, question: str, answer: Answer | None = None, method: str =
     flat = [t for ids in seg_ids for t in ids]
     full = prefix + flat + suffix
     qpos = slice(len(prefix), len(prefix) + len(flat))
-    forward = _target_fn(engine, answer_ids)
     ids = torch.tensor([full], device=engine.device)
-    with engine.session():
-        t0 = time.perf_counter()
-        target_logprob = float(forward(ids)[0])
-        one_forward_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    target_logprob = float(_target_fn(engine, answer_ids)(ids)[0])
+    one_forward_s = time.perf_counter() - t0
     n_features = max(group) + 1 if group else 0
     estimate_s = one_forward_s * COST_IN_FORWARDS[method](n_features)
     if max_seconds and estimate_s > max_seconds:
@@ -221,7 +262,7 @@ def attribute(engine, question: str, answer: Answer | None = None, method: str =
     # Fixed tokens share one extra feature id; their baseline equals the input, so ablating it changes nothing.
     mask = torch.full_like(ids, n_features)
     mask[0, qpos] = torch.where(keep, torch.tensor(group, dtype=torch.long, device=ids.device), n_features)
-    token_scores = METHODS[method](engine, forward, ids, mask, baseline)
+    token_scores = METHODS[method](engine, answer_ids, ids, mask, baseline)
     token_scores = np.asarray(token_scores, dtype=np.float64).reshape(-1)
     attributed = np.zeros(len(full), dtype=bool)
     attributed[qpos] = credited
@@ -237,4 +278,6 @@ def attribute(engine, question: str, answer: Answer | None = None, method: str =
     return Attribution(method=method, unit=unit, answer=answer_text, target_logprob=target_logprob,
                        segments=texts, segment_scores=seg_scores, tokens=[tok.decode([t]) for t in full],
                        token_scores=token_scores, attributed=attributed,
-                       elapsed_ms=(time.perf_counter() - start) * 1000)
+                       elapsed_ms=(time.perf_counter() - start) * 1000,
+                       provenance=measured(f"captum {method} over {unit}s, {len(answer_ids)} answer tokens",
+                                           model=engine.name))

@@ -13,8 +13,6 @@ label, every probe's score), so this module recomputes the table and ROC curves 
 """
 from __future__ import annotations
 
-from explorer.core.config import data_path
-
 import json
 import math
 import os
@@ -22,19 +20,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.core.config import data_path
+from explorer.core.provenance import Provenance, stored
+from explorer.hallucination.probes import PROBES
+
 DATA_DIR = data_path("hallucination")
 RESULTS_FILE = os.path.join(DATA_DIR, "bench_results.jsonl")
 
-# Score label -> (probe name, key in the probe's dict). Every score is oriented "higher = more likely wrong".
-SCORES: dict[str, tuple[str, str]] = {
-    "token confidence: max surprisal": ("token_confidence", "max_surprisal"),
-    "sequence: perplexity": ("sequence", "perplexity"),
-    "sequence: mean entropy": ("sequence", "mean_entropy"),
-    "samples: semantic entropy": ("semantic_entropy", "semantic_entropy"),
-    "samples: 1 - greedy agreement": ("semantic_entropy", "disagreement"),
-    "P(True): 1 - P(True)": ("p_true", "score"),
-    "logit lens: mean first layer": ("logit_lens", "mean_first_layer_fraction"),
-}
+COLLECT_COMMAND = "python bench/bench_hallucination.py collect"
+
+# Score label -> (probe name, key in the probe's dict), read from each probe's own ``auroc_scores`` in the
+# registry. Every score is oriented "higher = more likely wrong".
+SCORES: dict[str, tuple[str, str]] = {label: (name, key) for name, probe in PROBES.items()
+                                      for label, key in probe.auroc_scores}
 
 
 def load_questions(path: str | None = None) -> list[dict]:
@@ -185,12 +183,41 @@ def auroc_table(records: list[dict], task: str = "questions", n_boot: int = 1000
     return rows
 
 
+@dataclass(frozen=True)
+class StoredTable:
+    """The AUROC table recomputed from the stored bench results.
+
+    Attributes:
+        task: ``"questions"`` or ``"entities"``; rows: one :class:`AurocRow` per score (empty without results).
+        provenance: ``stored``: the results file and the command that wrote it, ``when`` = the file's mtime.
+    """
+
+    task: str
+    rows: list
+    provenance: Provenance
+
+    def to_api(self) -> dict:
+        """JSON: ``{"task", "rows": [{"score", "task", "n", "n_positive", "auroc", "low", "high", "shuffled"}],
+        "provenance"}``."""
+        return {"task": self.task, "provenance": self.provenance.to_api(),
+                "rows": [{"score": r.score, "task": r.task, "n": r.n, "n_positive": r.n_positive, "auroc": r.auroc,
+                          "low": r.low, "high": r.high, "shuffled": r.shuffled} for r in self.rows]}
+
+
+def stored_table(task: str = "questions", path: str | None = None) -> StoredTable:
+    """:func:`auroc_table` of the stored results at ``path`` (default :data:`RESULTS_FILE`) with its provenance."""
+    path = path or RESULTS_FILE
+    when = os.path.getmtime(path) if os.path.exists(path) else None
+    rel = os.path.relpath(path, os.path.dirname(os.path.dirname(DATA_DIR)))
+    return StoredTable(task, auroc_table(load_results(path), task), stored(rel, COLLECT_COMMAND, when=when))
+
+
 def scores_from_probes(probes: dict) -> dict:
     """Flatten a ``/probe`` result's probe dicts into ``{score label: value}`` (``None`` when missing)."""
     out = {}
     for label, (probe, key) in SCORES.items():
         value = (probes.get(probe) or {}).get(key)
-        if key == "disagreement":
+        if key == "disagreement" and value is None:  # results stored before the probe reported it
             agreement = (probes.get(probe) or {}).get("greedy_agreement")
             value = None if agreement is None else 1.0 - agreement
         out[label] = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)

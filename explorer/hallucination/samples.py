@@ -123,39 +123,60 @@ def cluster_answers(samples: list[str], greedy: str | None = None, threshold: fl
                           stopped_by_time=stopped_by_time)
 
 
+def sampler(seed: int, temperature: float = TEMPERATURE, top_p: float = TOP_P):
+    """A ``select(logits (vocab,), step) -> token id`` for :meth:`Engine.steps` that samples with temperature and
+    nucleus (top-p, Holtzman et al. 2020) filtering, using transformers' own logits warpers, from a private
+    CPU ``torch.Generator`` seeded with ``seed`` (the global RNG is never read or seeded)."""
+    import torch
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    generator = torch.Generator().manual_seed(int(seed))
+    warpers = [TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)]
+
+    def select(logits, _step: int) -> int:
+        scores = logits.float().unsqueeze(0)
+        for warp in warpers:
+            scores = warp(None, scores)
+        return int(torch.multinomial(torch.softmax(scores, dim=-1)[0], 1, generator=generator))
+
+    return select
+
+
 def sample_answers(engine, question: str, n_samples: int = 5, seed: int = 0, context: str | None = None,
                    max_new_tokens: int = 16, max_seconds: float | None = None,
                    temperature: float = TEMPERATURE, top_p: float = TOP_P) -> tuple[list[str], bool]:
-    """Draw ``n_samples`` answers in one batched ``generate`` call with a fixed seed.
+    """Draw ``n_samples`` answers one after the other with :meth:`Engine.steps` (one locked pass per token).
 
-    The global RNG is forked so the seed does not leak into other users' requests.
+    Every sample draws from one private generator seeded with ``seed`` (:func:`sampler`), so the same seed gives
+    the same samples and nothing leaks into other users' requests, on CPU and CUDA alike.
 
     Returns:
-        ``(texts, stopped_by_time)``: N answer strings (cut at end-of-turn or newline).
+        ``(texts, stopped_by_time)``: answer strings (cut at end-of-turn or newline); fewer than ``n_samples``
+        when ``max_seconds`` ran out (then ``stopped_by_time`` is True).
     Raises:
         ValueError: empty question, too long a prompt, or ``n_samples < 1``.
     """
-    import torch
-
     if n_samples < 1:
         raise ValueError("Ask for at least one sample.")
     ids = prompt_ids(engine, question, context)
-    stops = stop_ids(engine)
+    stops = set(stop_ids(engine))
+    select = sampler(seed, temperature, top_p)
     start = time.perf_counter()
-    with engine.session(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        out = engine.model.generate(
-            torch.tensor([ids], device=engine.device), attention_mask=torch.ones(1, len(ids), dtype=torch.long,
-                                                                                 device=engine.device),
-            do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n_samples,
-            max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=stops[0], max_time=max_seconds)
-    elapsed = time.perf_counter() - start
-    texts = []
-    for row in out[:, len(ids):].tolist():
-        n = _cut(engine, row)
-        texts.append(engine.tokenizer.decode(row[:n], skip_special_tokens=True).strip())
-    longest = out.shape[1] - len(ids)
-    stopped = bool(max_seconds) and elapsed >= max_seconds and longest < max_new_tokens
+    texts, stopped = [], False
+    for _ in range(int(n_samples)):
+        tokens = []
+        for step in engine.steps(ids, max_new_tokens, select=select, eos_ids=stops):
+            tokens.append(step.token)
+            if step.finished or "\n" in engine.tokenizer.decode([step.token]):
+                break
+            if max_seconds and time.perf_counter() - start > max_seconds:
+                stopped = True
+                break
+        n = _cut(engine, tokens)
+        texts.append(engine.tokenizer.decode(tokens[:n], skip_special_tokens=True).strip())
+        if stopped or (max_seconds and time.perf_counter() - start > max_seconds and len(texts) < n_samples):
+            stopped = True
+            break
     return texts, stopped
 
 

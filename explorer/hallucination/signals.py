@@ -97,12 +97,11 @@ def logit_lens(engine, answer: Answer) -> LogitLens:
     pos = list(range(start, ids.size - 1))
     targets = answer.answer_ids.tolist()
     norm, head = _final_norm_and_head(engine.model)
-    with engine.session():
-        out = engine.model(torch.from_numpy(ids).unsqueeze(0).to(engine.device), output_hidden_states=True, use_cache=False,
-                           logits_to_keep=len(pos) + 1)
-        hidden = out.hidden_states
-        own_top = out.logits[0, :-1].argmax(-1).cpu().numpy()
-        last = len(hidden) - 1
+    out = engine.forward(ids, output_hidden_states=True, use_cache=False, logits_to_keep=len(pos) + 1)
+    hidden = out.hidden_states
+    own_top = out.logits[0, :-1].argmax(-1).cpu().numpy()
+    last = len(hidden) - 1
+    with engine.session():  # the final norm and output layer: one more short pass over shared weights
         stacked = torch.stack([h[0, pos] if layer == last else norm(h[0, pos]) for layer, h in enumerate(hidden)])
         logp = torch.log_softmax(head(stacked).float(), dim=-1)  # (num_layers + 1, P, vocab), one matmul
         top = logp.max(-1)
@@ -143,10 +142,9 @@ def p_true(engine, question: str, answer_text: str) -> dict:
     text = P_TRUE_FORMAT.replace("{question}", question).replace("{answer}", answer_text or "(no answer)")
     ids = engine.chat_ids(text)
     true_ids, false_ids = _word_ids(engine.tokenizer, TRUE_WORDS), _word_ids(engine.tokenizer, FALSE_WORDS)
-    with engine.session():
-        logits = engine.model(torch.tensor([ids], device=engine.device), use_cache=False, logits_to_keep=1).logits[0, -1]
-        probs = torch.softmax(logits.float(), dim=-1)
-        pt, pf = float(probs[true_ids].sum()), float(probs[false_ids].sum())
+    logits = engine.forward(ids, use_cache=False, logits_to_keep=1).logits[0, -1]
+    probs = torch.softmax(logits.float(), dim=-1)
+    pt, pf = float(probs[true_ids].sum()), float(probs[false_ids].sum())
     return {"p_true": pt / (pt + pf) if pt + pf > 0 else 0.5, "mass": pt + pf, "prompt": text}
 
 
@@ -162,11 +160,9 @@ def answer_logprobs(engine, prompt: list[int] | np.ndarray, answer_ids: list[int
     if not answer_ids:
         return np.zeros(0)
     ids = prompt + answer_ids
-    with engine.session():
-        logits = engine.model(torch.tensor([ids], device=engine.device), use_cache=False,
-                              logits_to_keep=len(answer_ids) + 1).logits[0]
-        logp = torch.log_softmax(logits[:-1].float(), dim=-1)
-        return logp.gather(1, torch.tensor(answer_ids, device=logp.device).unsqueeze(1)).squeeze(1).cpu().numpy()
+    logits = engine.forward(ids, use_cache=False, logits_to_keep=len(answer_ids) + 1).logits[0]
+    logp = torch.log_softmax(logits[:-1].float(), dim=-1)
+    return logp.gather(1, torch.tensor(answer_ids, device=logp.device).unsqueeze(1)).squeeze(1).cpu().numpy()
 
 
 def context_reliance(engine, grounded: Answer, question: str) -> dict:

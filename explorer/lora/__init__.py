@@ -1,5 +1,17 @@
-"""LoRA lens: live PEFT fine-tunes on a shadow of the shared model, one owner per run.
+"""LoRA lens: live PEFT fine-tunes on a shadow of the shared model, one owner (session) per run.
 
-Where a change goes: train.py: runs, snapshots and the training loop; model.py: settings and the shadow model; data.py: datasets; infer.py: base vs adapted answers; adapter_io.py: adapter download/upload.
+Where a change goes:
+- lens.py: ``iter_run`` / ``run`` (Progress while training, then the snapshot) and ``to_api`` (``/lora_train`` JSON).
+- train.py: the run registry, snapshots and the training loop (one locked optimiser step at a time).
+- model.py: settings (PEFT / transformers names), the weight-sharing shadow, parameter counts, ‖BA‖, merge check.
+- data.py: datasets and the loss mask; infer.py: base vs adapted answers (adapter on inside its passes only);
+  adapter_io.py: adapter export and upload.
 """
-from explorer.lora.train import *  # noqa: F401,F403  (re-exports run, iter_run, results, to_api)
+from explorer.lora.lens import iter_run, run, to_api
+from explorer.lora.model import LoraSettings, settings_from_dict
+from explorer.lora.train import (MAX_SEQ_TOKENS, RUNNING, LoraRun, RunSnapshot, active_run, adapter_active, get_run,
+                                 preview, register, runs_for, snapshot, start_run, stop, wait)
+
+__all__ = ["iter_run", "run", "to_api", "LoraSettings", "settings_from_dict", "MAX_SEQ_TOKENS", "RUNNING", "LoraRun",
+           "RunSnapshot", "active_run", "adapter_active", "get_run", "preview", "register", "runs_for", "snapshot",
+           "start_run", "stop", "wait"]

@@ -1,8 +1,9 @@
 """Base vs adapted: answers side by side, the next-token shift, ‖BA‖ per layer and module, the merge check.
 
 "Base" is the run's shared base model exactly as every other tab sees it (the plain model, or the
-NF4 base for a QLoRA run); "adapted" is the same prompt through the run's adapter, enabled only for
-that pass under the model's lock (:func:`explorer.lora.adapter_active`). Greedy decoding on both
+NF4 base for a QLoRA run); "adapted" is the same prompt through the run's adapter, enabled only inside
+each of its forward passes under the model's lock (:class:`explorer.lora.train.AdaptedModel`). Both step
+the model through the engine, one locked pass at a time, so other users interleave. Greedy decoding on both
 sides, so a difference is the adapter's doing. The next-token shift compares
 ``softmax(logits)`` of both models at the first answer position (KL divergence in nats, Kullback &
 Leibler 1951).
@@ -57,22 +58,42 @@ class AdapterNorms:
     modules: tuple[str, ...]
 
 
-def _ids(run: LoraRun, prompt: str):
-    import torch
+class AdaptedModel:
+    """A stand-in for a model in :meth:`Engine.steps` / :meth:`Engine.forward`: each call is one pass through
+    ``run``'s shadow with its adapter enabled (:func:`adapter_active`) for that pass only, under the lock."""
 
+    def __init__(self, run: LoraRun):
+        self.run = run
+
+    @property
+    def config(self):
+        """The base model's ``transformers`` config (what ``Engine.steps`` builds its cache from)."""
+        if self.run.peft_model is None:
+            raise ValueError(f"Run {self.run.run_id} has no adapter (it failed and was discarded).")
+        return self.run.peft_model.config
+
+    def __call__(self, **kwargs):
+        with adapter_active(self.run) as model:
+            return model(**kwargs)
+
+
+def _ids(run: LoraRun, prompt: str) -> list[int]:
     if not str(prompt or "").strip():
         raise ValueError("Type a prompt to compare the base and adapted models.")
-    return torch.tensor([run.engine.chat_ids(prompt)], device=run.engine.device)
+    return run.engine.chat_ids(prompt)
 
 
-def _greedy(model, ids, max_new_tokens: int, tokenizer) -> str:
-    out = model.generate(input_ids=ids, attention_mask=ids.new_ones(ids.shape), max_new_tokens=max_new_tokens,
-                         do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+def _greedy(engine, ids: list[int], max_new_tokens: int, model=None) -> str:
+    """Greedy answer through :meth:`Engine.steps` (one locked pass per token), end-of-sequence dropped."""
+    tokens = [step.token for step in engine.steps(ids, max_new_tokens, model=model) if not step.finished]
+    return engine.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
 
 def generate(run: LoraRun, prompt: str, max_new_tokens: int = 24) -> tuple[str, str]:
     """Greedy answers ``(base, adapted)`` to ``prompt`` (chat template applied).
+
+    Both step the model one locked forward pass per token; the adapter is on only inside the adapted
+    run's passes (:class:`explorer.lora.train.AdaptedModel`).
 
     Raises:
         ValueError: empty or too long prompt, or a discarded adapter.
@@ -80,10 +101,8 @@ def generate(run: LoraRun, prompt: str, max_new_tokens: int = 24) -> tuple[str, 
     engine = run.engine
     max_new_tokens = max(1, min(int(max_new_tokens), get_limits().max_new_tokens))
     ids = _ids(run, prompt)
-    with engine.session():
-        base = _greedy(engine.model, ids, max_new_tokens, engine.tokenizer)
-    with engine.session(), adapter_active(run) as model:
-        adapted = _greedy(model, ids, max_new_tokens, engine.tokenizer)
+    base = _greedy(engine, ids, max_new_tokens)
+    adapted = _greedy(engine, ids, max_new_tokens, model=AdaptedModel(run))
     return base, adapted
 
 
@@ -108,10 +127,9 @@ def next_token_shift(run: LoraRun, prompt: str, top_k: int = 10) -> NextTokenShi
 
     engine = run.engine
     ids = _ids(run, prompt)
-    with engine.session():
-        base = torch.log_softmax(engine.model(input_ids=ids).logits[0, -1].float(), -1)
-    with engine.session(), adapter_active(run) as model:
-        adapted = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), -1)
+    base = torch.log_softmax(engine.forward(ids, logits_to_keep=1).logits[0, -1].float().cpu(), -1)
+    adapted = torch.log_softmax(
+        engine.forward(ids, model=AdaptedModel(run), logits_to_keep=1).logits[0, -1].float().cpu(), -1)
     kl = float((adapted.exp() * (adapted - base)).sum())
     k = max(1, min(int(top_k), 50))
     union = list(dict.fromkeys(torch.topk(adapted, k).indices.tolist() + torch.topk(base, k).indices.tolist()))
@@ -136,6 +154,6 @@ def merge_check(run: LoraRun, prompt: str) -> float:
     """
     if run.peft_model is None:
         raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
-    ids = _ids(run, prompt)
+    ids = run.engine.as_input(_ids(run, prompt))
     with run.engine.lock:
         return merge_delta_logits(run.peft_model, run.adapter_name, ids)

@@ -18,6 +18,7 @@ of MB), not another ~540 MB fp32 copy of SmolLM2. The frozen weights are only ev
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -260,18 +261,35 @@ def build_peft_model(engine, settings: LoraSettings, adapter_name: str):
     Must be called under ``engine.session(grad=True)`` (the shadow is taken from the shared model).
     The adapter's layers start disabled; :func:`explorer.lora.adapter_active` enables them for one pass.
 
+    ``A`` is drawn again from a private ``torch.Generator`` seeded with ``settings.seed`` (the same Kaiming-uniform
+    init PEFT uses, ``a = sqrt(5)``; ``B`` stays zero), so the global RNG is never seeded and a seed gives the
+    same adapter on any device.
+
     Returns:
         ``(peft_model, (trainable, all))`` with PEFT's own ``get_nb_trainable_parameters()`` count.
     """
-    import torch
     from peft import get_peft_model
 
-    torch.manual_seed(settings.seed)
     shadow = shadow_copy(engine.model)
     model = get_peft_model(shadow, peft_config(settings), adapter_name=adapter_name)
+    init_lora_a(model, adapter_name, settings.seed)
     counts = model.get_nb_trainable_parameters()
     model.base_model.disable_adapter_layers()
     return model, counts
+
+
+def init_lora_a(peft_model, adapter_name: str, seed: int) -> None:
+    """Draw every ``lora_A`` of ``adapter_name`` from ``kaiming_uniform_(a=sqrt(5))`` (PEFT's default init, after
+    ``nn.Linear``) with a private CPU generator seeded with ``seed``; the global RNG is untouched."""
+    import torch
+
+    generator = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for _, _, layer in lora_layers(peft_model, adapter_name):
+            weight = layer.lora_A[adapter_name].weight
+            fresh = torch.empty(weight.shape, dtype=torch.float32)
+            torch.nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
+            weight.copy_(fresh.to(device=weight.device, dtype=weight.dtype))
 
 
 def lora_layers(peft_model, adapter_name: str):

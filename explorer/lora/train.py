@@ -9,7 +9,7 @@ again through :func:`active_run`, because runs live here, not in the page.
 Adapters belong to their owner: :func:`get_run` refuses another owner's run id, and an adapter is
 enabled only inside :func:`adapter_active`, under the lock, and disabled again in ``finally``.
 
-Entry point: :func:`run` (blocking: start, wait, return the :class:`RunSnapshot`).
+Entry points: :func:`start_run` here; ``iter_run`` / ``run`` / ``to_api`` in :mod:`explorer.lora.lens`.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer.core.config import get_limits
+from explorer.core.provenance import Provenance, measured
 from explorer.lora.data import batch_order, collate, first_prompt, token_view, tokenize_dataset, validate_dataset
 from explorer.lora.model import (LoraSettings, base_engine, build_peft_model, count_parameters,
                                  settings_from_dict)
@@ -116,6 +117,7 @@ class RunSnapshot:
     remaining_s: float
     seconds_per_step: float
     notices: tuple[str, ...] = ()
+    provenance: Provenance = field(default_factory=lambda: measured("PEFT LoRA training"))
 
     @property
     def steps_done(self) -> int:
@@ -159,7 +161,10 @@ def snapshot(run: LoraRun) -> RunSnapshot:
         tokens_per_s=np.array([r.tokens / max(r.step_s, 1e-9) for r in records], dtype=float),
         elapsed_s=np.array([r.elapsed_s for r in records], dtype=float),
         remaining_s=float(wall * left), seconds_per_step=float(step_s.mean()) if records else 0.0,
-        notices=tuple(run.notices))
+        notices=tuple(run.notices),
+        provenance=measured(f"PEFT LoRA training on {run.dataset_name}: {len(records)} of {run.settings.steps} "
+                            f"optimiser steps{' (QLoRA, NF4 base)' if run.settings.qlora else ''}",
+                            model=run.settings.model))
 
 
 @contextlib.contextmanager
@@ -211,7 +216,7 @@ def _train(run: LoraRun, tokenized: list) -> None:
             run.status, run.message = "stopped", (f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after "
                                                   f"{step} steps; the adapter keeps step {step}.")
             return
-        batch = collate([tokenized[i] for i in order[step]], pad_id)
+        batch = {k: v.to(engine.device) for k, v in collate([tokenized[i] for i in order[step]], pad_id).items()}
         lr = scheduler.get_last_lr()[0]
         with engine.session(grad=True), torch.enable_grad(), adapter_active(run, train=True):
             t0 = time.perf_counter()
@@ -393,9 +398,3 @@ def wait(run: LoraRun, timeout_s: float | None = None) -> RunSnapshot:
             break
         run.thread.join(1.0 if left is None else min(1.0, left))
     return snapshot(run)
-
-
-def run(dataset: list, settings: dict | None = None, owner: str = "local", dataset_name: str = "custom",
-        engine=None) -> RunSnapshot:
-    """Train an adapter to completion and return its :class:`RunSnapshot` (see :func:`start_run` for errors)."""
-    return wait(start_run(owner, dataset, settings, dataset_name, engine))

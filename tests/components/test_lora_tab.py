@@ -29,8 +29,9 @@ def test_stream_reattaches_after_reload_and_renders(tiny_engine):
     reattached = lora.active_run(owner)
     assert reattached is run or run.status != lora.RUNNING
     outputs = list(stream(owner, run))
-    run_id, status, loss_fig, diag_fig, runs_fig, table, pick, _ = outputs[-1]
+    run_id, status, loss_fig, diag_fig, runs_fig, table, pick, snap = outputs[-1]
     assert run_id == run.run_id and "done" in status and "8/8" in status and "<progress" in status
+    assert snap.run_id == run.run_id and snap.steps_done == 8  # the tab's result state, for the JSON download
     assert len(loss_fig.data) == 3 and len(loss_fig.data[0].y) == 8
     assert len(diag_fig.data) == 2 and len(runs_fig.data) >= 1
     assert table.iloc[-1]["run"] == run.run_id and table.iloc[-1]["steps"] == "8/8"

@@ -92,7 +92,7 @@ def test_p_true_is_a_probability(smollm2):
 def test_run_reports_probes_and_bad_input(smollm2):
     result = H.run("What is the capital of France?", probes=["token_confidence", "sequence", "grounded"],
                    engine=smollm2)
-    data = result.to_dict()
+    data = result.to_api()
     assert set(data["probes"]) == {"token_confidence", "sequence", "grounded"}
     assert data["probes"]["sequence"]["score"] == pytest.approx(data["probes"]["sequence"]["perplexity"])
     assert "context passage" in data["probes"]["grounded"]["error"]

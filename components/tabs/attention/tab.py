@@ -270,4 +270,4 @@ def build_attention_tab(ctx) -> dict:
             "detail": detail, "lines": lines, "layer_b": layer_b, "head_b": head_b, "ab": ab,
             "new_tokens": new_tokens, "chat": chat, "timeline_mode": t_mode, "generate": generate,
             "timeline_stop": t_stop, "step": step, "timeline": timeline, "state": result_state,
-            "timeline_state": timeline_state}
+            "timeline_state": timeline_state, "result": result_state}

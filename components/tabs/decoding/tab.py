@@ -303,4 +303,4 @@ def build_decoding_tab(ctx) -> dict:
             "beam_plot": beam_plot, "method": method, "num_draft": num_draft, "ngram": ngram,
             "draft_model": draft_model, "spec_run": spec_run, "spec_stop": spec_stop, "spec_plot": spec_plot,
             "spec_tokens": spec_tokens, "spec_summary": spec_summary, "state": result_state, "spec_state": spec_state,
-            "compare_columns": compare_columns}
+            "compare_columns": compare_columns, "result": result_state}

@@ -97,7 +97,7 @@ def attribution(attr) -> go.Figure:
     fig = go.Figure(go.Bar(x=[f"{i}:{_vis(s.strip()) or s}" for i, s in enumerate(attr.segments)],
                            y=attr.segment_scores, marker_color=colours,
                            hovertext=[html.escape(s) for s in attr.segments]))
-    label = "feature ablation" if attr.method == "feature_ablation" else "layer integrated gradients"
+    label = "feature ablation" if attr.method == "feature_ablation" else "integrated gradients on the embeddings"
     fig.update_layout(title=f"Attribution ({label}, by {attr.unit}) of {attr.answer[:60]!r}<br>"
                             f"<sub>log p(answer) = {attr.target_logprob:.2f} nats</sub>",
                       yaxis_title="attribution (nats; + supports the answer)", height=340,
@@ -155,3 +155,63 @@ def roc_curves(rows, title: str = "ROC curves") -> go.Figure:
     fig.update_layout(title=title, xaxis_title="false-positive rate", yaxis_title="true-positive rate",
                       height=420, margin=dict(l=50, r=20, t=50, b=50), legend=dict(font=dict(size=10)))
     return fig
+
+
+def sequence_logprob(answer) -> go.Figure:
+    """Running log-probability of the greedy answer, token by token (nats); the last point is log p(answer)."""
+    labels = [f"{i}:{_vis(p)}" for i, p in enumerate(answer.pieces)]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=answer.logprob, name="log p(token)", marker_color="#90a4ae")
+    fig.add_scatter(x=labels, y=np.cumsum(answer.logprob), mode="lines+markers", name="running sum = log p(answer so far)",
+                    line=dict(color="#3949ab"))
+    total = float(answer.logprob.sum()) if answer.logprob.size else 0.0
+    fig.update_layout(title=f"Sequence log-probability {total:.2f} nats over {answer.logprob.size} tokens",
+                      yaxis_title="log-probability (nats)", xaxis_title="answer token", height=340,
+                      margin=dict(l=50, r=20, t=50, b=60))
+    return fig
+
+
+def p_true_bars(out: dict) -> go.Figure:
+    """P(True) against P(False) for the model's own answer, renormalised over the two words (Kadavath et al. 2022)."""
+    p = float(out.get("p_true", 0.5))
+    fig = go.Figure(go.Bar(x=["True", "False"], y=[p, 1 - p], marker_color=["#2e7d32", "#c62828"],
+                           text=[f"{p:.3f}", f"{1 - p:.3f}"], textposition="auto"))
+    fig.update_layout(title=f"Is its own answer true? P(True) = {p:.3f}<br><sub>mass on either word "
+                            f"{float(out.get('mass', 0)):.3f}</sub>", yaxis=dict(title="probability", range=[0, 1]),
+                      height=320, margin=dict(l=50, r=20, t=60, b=40))
+    return fig
+
+
+def grounded_pmi(grounded, out: dict) -> go.Figure:
+    """Per-token context reliance of the grounded answer: log p(y|context) - log p(y|no context) (nats)."""
+    pmi = list(out.get("token_pmi") or [])
+    labels = [f"{i}:{_vis(p)}" for i, p in enumerate(grounded.pieces[:len(pmi)])] if grounded else list(range(len(pmi)))
+    fig = go.Figure(go.Bar(x=labels, y=pmi, marker_color=["#2e7d32" if v >= 0 else "#c62828" for v in pmi]))
+    fig.update_layout(title=f"Context reliance {float(out.get('pmi_per_token', 0)):.3f} nats/token<br>"
+                            f"<sub>with context: {str(out.get('answer_with_context', ''))[:60]!r}</sub>",
+                      yaxis_title="PMI (nats; + the passage made it likelier)", xaxis_title="grounded answer token",
+                      height=340, margin=dict(l=50, r=20, t=60, b=60))
+    return fig
+
+
+# Figure kind (``Probe.figure`` in explorer.hallucination.probes) -> ``fn(result, probe name) -> go.Figure``.
+FIGURES = {
+    "token_confidence": lambda result, name: token_confidence(result.answer),
+    "sequence": lambda result, name: sequence_logprob(result.answer),
+    "sample_clusters": lambda result, name: sample_clusters(result.objects["samples"]),
+    "logit_lens": lambda result, name: logit_lens(result.objects["logit_lens"]),
+    "p_true": lambda result, name: p_true_bars(result.probes[name]),
+    "grounded": lambda result, name: grounded_pmi(result.objects.get("grounded"), result.probes[name]),
+    "attribution": lambda result, name: attribution(result.objects["attribution"]),
+}
+
+
+def probe_figure(result, name: str) -> go.Figure | None:
+    """The figure of probe ``name`` in ``result`` (a ``HallucinationResult``), drawn from the probe's own figure
+    kind; ``None`` when the probe did not run or ended with an error or skip."""
+    from explorer.hallucination.probes import PROBES
+
+    out = result.probes.get(name)
+    if out is None or "error" in out or "skipped" in out:
+        return None
+    return FIGURES[PROBES[name].figure](result, name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 
 import gradio as gr
 
@@ -19,81 +20,59 @@ from components.tabs.hallucination import figures as figs
 from explorer import hallucination as H
 from explorer.hallucination.attribution import METHODS, UNITS, attribute
 from explorer.core.engine import get_engine
+from explorer.core.progress import Progress
 from explorer.core.provenance import meta_line
 from explorer.core.validation import check_choices, check_int, check_optional_text, check_text
-from explorer.hallucination.evaluation import RESULTS_FILE, auroc_table, load_results, scores_from_probes
+from explorer.hallucination.evaluation import COLLECT_COMMAND, RESULTS_FILE, scores_from_probes, stored_table
 
 PROBE_CHOICES = [(p.label, name) for name, p in H.PROBES.items()]
 EXPLANATIONS = "\n".join(f"- **{p.label}** (`{name}`): {p.explanation}" for name, p in H.PROBES.items())
 TASKS = [("Wrong answers (questions)", "questions"), ("Invented entities", "entities")]
 
 
-def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def summary_markdown(result: H.HallucinationResult) -> str:
-    """One line per probe with its main numbers (or its error / skip message)."""
+    """The answer (flagged when the time cap cut it short), then one line per probe with its main numbers (each
+    probe's own summary) or its error / skip message."""
     cut = " *(cut short by the time cap)*" if result.answer.stopped_by_time else ""
-    lines = [f"**Answer:** {result.answer.text or '(empty)'}{cut}"]
-    for name, out in result.probes.items():
-        label = H.PROBES[name].label
-        if "error" in out or "skipped" in out:
-            lines.append(f"- **{label}**: {out.get('error') or out.get('skipped')}")
-            continue
-        detail = {
-            "token_confidence": lambda o: f"weakest token p = {_fmt(o['min_prob'])}, max surprisal {_fmt(o['max_surprisal'])} nats",
-            "sequence": lambda o: f"sequence p = {_fmt(o['sequence_prob'], 4)}, perplexity {_fmt(o['perplexity'])}, "
-                                  f"mean entropy {_fmt(o['mean_entropy'])} nats",
-            "semantic_entropy": lambda o: f"{len(o['clusters'])} meaning cluster(s) in {o['n_samples']} samples, "
-                                          f"semantic entropy {_fmt(o['semantic_entropy'])} of max {_fmt(o['max_entropy'])} nats, "
-                                          f"greedy agreement {_fmt(o['greedy_agreement'], 2)}",
-            "logit_lens": lambda o: f"first layers {o['first_layer']} of {o['num_layers']}",
-            "p_true": lambda o: f"P(True) = {_fmt(o['p_true'])} (mass on True/False {_fmt(o['mass'])})",
-            "grounded": lambda o: f"with context: {o['answer_with_context']!r}; without: {o['answer_without_context']!r}; "
-                                  f"reliance {_fmt(o['pmi_per_token'])} nats/token",
-            "attribution": lambda o: "strongest words: " + ", ".join(
-                f"{s.strip()!r} {v:+.2f}" for s, v in sorted(zip(o['segments'], o['scores']), key=lambda t: -t[1])[:3]),
-        }[name](out)
-        note = f" ({out['note']})" if out.get("note") else ""
-        lines.append(f"- **{label}**: {detail}{note}")
-    return "\n".join(lines)
+    return "\n".join([f"**Answer:** {result.answer.text or '(empty)'}{cut}", *H.summary_lines(result)])
 
 
-def _views(result: H.HallucinationResult, view: str):
-    objects = result.objects
+def _views(result: H.HallucinationResult, view: str, picked: str | None):
+    """The tab's plots from a result: token confidence (main), sample clusters, logit lens, attribution, and the
+    figure of the probe picked in "Figure of a probe" (each drawn from the probe's own figure kind)."""
     main = figs.token_confidence(result.answer, view)
-    clusters = figs.sample_clusters(objects["samples"]) if "samples" in objects else None
-    lens = figs.logit_lens(objects["logit_lens"]) if "logit_lens" in objects else None
-    attr = figs.attribution(objects["attribution"]) if "attribution" in objects else None
-    return main, clusters, lens, attr
+    fixed = [figs.probe_figure(result, name) for name in ("semantic_entropy", "logit_lens", "attribution")]
+    return (main, *fixed, figs.probe_figure(result, picked) if picked else None)
 
 
 @ui_errors
-def run_probes(question, model, probes, n_samples, seed, context, view, compare_with=None, progress=gr.Progress()):
+def run_probes(question, model, probes, n_samples, seed, context, view, compare_with=None, picked=None,
+               progress=gr.Progress()):
     """Stream the probes' results after each one (so Stop works between probes); then, with "Compare with",
-    the same probes on the second model (base vs instruct: its answer, P(True) ...) under the summary."""
+    the same probes on the second model (base vs instruct: its answer, P(True) ...) under the summary.
+    ``picked`` is the probe whose figure the "Figure of a probe" plot shows."""
     names = H.check_probes(probes)
     other = second_model(model, compare_with)
-    steps = len(names) + 1
     shown: set[str] = set()
-    for i, (name, result) in enumerate(H.iter_run(question, model, names, context, int(n_samples), int(seed))):
+    for item in H.iter_run(question, model, names, context, int(n_samples), int(seed)):
+        if isinstance(item, Progress):
+            result, label = item.partial, item.message
+            if names and label == f"running {H.PROBES['semantic_entropy'].label}":
+                label += f" (sampling {min(int(n_samples), gr_limits().max_samples)} answers)"
+            progress(item.fraction, desc=label)
+        else:
+            result = item
         for notice in result.notices:  # caps, a cut answer, skipped probes: each said once, when it happens
             if notice not in shown:
                 shown.add(notice)
                 gr.Warning(notice)
-        upcoming = names[i] if i < len(names) else None
-        label = f"running {H.PROBES[upcoming].label}" if upcoming else "done"
-        if upcoming == "semantic_entropy":
-            label += f" (sampling {min(int(n_samples), gr_limits().max_samples)} answers)"
-        progress((i + 1) / steps, desc=label)
-        yield (result, summary_markdown(result), *_views(result, view), result.to_dict())
+        yield (result, summary_markdown(result), *_views(result, view, picked), result.to_api())
     if other:
         progress(1.0, desc=f"the same probes on {other}")
         second = H.run(question, other, names, context, int(n_samples), int(seed))
         yield (result, summary_markdown(result) + f"\n\n**Compare with {model_label(other)}**\n\n"
                + summary_markdown(second) + (f"\n\n{note}" if (note := model_notice(other)) else ""),
-               *_views(result, view), result.to_dict())
+               *_views(result, view, picked), result.to_api())
 
 
 @ui_errors
@@ -103,11 +82,17 @@ def rerender(result, view):
 
 
 @ui_errors
+def rerender_probe(result, picked):
+    """Redraw the picked probe's figure from the stored result (no model run)."""
+    return figs.probe_figure(result, picked) if result is not None and picked else None
+
+
+@ui_errors
 def compare(template, real, fictitious, model, n_samples, seed, progress=gr.Progress()):
     """Real vs invented entity, same scalar probes, side by side."""
     progress(0.1, desc="asking about both entities")
     pair = H.compare_entities(template, real, fictitious, model, H.DEFAULT_PROBES, int(n_samples), int(seed))
-    named = {f"{name} (real)" if i == 0 else f"{name} (invented)": scores_from_probes(r.to_dict()["probes"])
+    named = {f"{name} (real)" if i == 0 else f"{name} (invented)": scores_from_probes(r.probes)
              for i, (name, r) in enumerate(zip((real.strip(), fictitious.strip()), pair))}
     answers = "\n".join(f"- **{n}**: {r.answer.text!r}" for n, r in zip(named, pair))
     return answers, figs.comparison_table(named), figs.probe_comparison(named, "Real vs invented entity")
@@ -120,7 +105,7 @@ def run_attribution(question, model, method, unit, target, parse_special=True, p
     progress(0.1, desc=f"captum {method} over {unit}s")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
                        max_seconds=gr_limits().max_probe_seconds, parse_special=bool(parse_special))
-    return figs.attribution(result), figs.attribution_html(result), result.to_dict()
+    return figs.attribution(result), figs.attribution_html(result), result.to_api()
 
 
 def gr_limits():
@@ -131,14 +116,18 @@ def gr_limits():
 
 
 @functools.lru_cache(maxsize=8)
-def _rows(task: str, stamp: tuple):
-    return auroc_table(load_results(), task)
+def _table(task: str, stamp: tuple):
+    return stored_table(task)
 
 
 def stored_rows(task: str):
     """AUROC rows of ``task`` from the stored results, cached until the results file changes."""
+    return _stored(task).rows
+
+
+def _stored(task: str):
     stamp = (os.path.getmtime(RESULTS_FILE), os.path.getsize(RESULTS_FILE)) if os.path.exists(RESULTS_FILE) else ()
-    return _rows(task, stamp)
+    return _table(task, stamp)
 
 
 COLLECT_COMMAND = "python bench/bench_hallucination.py collect"
@@ -159,13 +148,13 @@ def collection_note(task: str) -> str:
 
 @ui_errors
 def auroc_view(task):
-    """AUROC table and ROC curves from the stored bench results (no model)."""
-    rows = stored_rows(task)
+    """AUROC table and ROC curves from the stored bench results (no model), with where they come from."""
+    table = _stored(task)
+    rows = table.rows
     if not rows:
-        return figs.auroc_frame([]), None, "No stored bench results yet: run `python bench/bench_hallucination.py collect`."
-    n = rows[0].n
-    text = (f"{n} items, {rows[0].n_positive} positives; AUROC 0.5 = no better than chance. "
-            f"Computed from `data/hallucination/bench_results.jsonl` by `explorer.hallucination.evaluation`. "
+        return figs.auroc_frame([]), None, f"No stored bench results yet: run `{COLLECT_COMMAND}`."
+    text = (f"{rows[0].n} items, {rows[0].n_positive} positives; AUROC 0.5 = no better than chance. "
+            f"Stored results: `{table.provenance.source}`; recomputed by `explorer.hallucination.evaluation`. "
             + collection_note(task))
     return figs.auroc_frame(rows), figs.roc_curves(rows, f"ROC curves: detecting {rows[0].task}s"), text
 
@@ -176,7 +165,7 @@ def probe_api(question: str, model: str, probes: list[str], context: str | None 
     question, model = check_text(question, "question", allow_empty=True), check_optional_text(model, "model")
     probes = None if probes is None else check_choices(probes, "probes", None)
     n_samples = check_int(n_samples, "n_samples", minimum=1)  # above the cap: capped with a notice by H.run
-    return H.run(question, model, probes, check_optional_text(context, "context"), n_samples).to_dict()
+    return H.run(question, model, probes, check_optional_text(context, "context"), n_samples).to_api()
 
 
 @ui_errors
@@ -189,7 +178,7 @@ def attribute_api(question: str, model: str, method: str = "feature_ablation", u
     target = check_optional_text(target, "target")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
                        max_seconds=gr_limits().max_probe_seconds, parse_special=parse_special is not False)
-    return result.to_dict()
+    return result.to_api()
 
 
 def build_hallucination_tab(ctx) -> dict:
@@ -218,13 +207,18 @@ def build_hallucination_tab(ctx) -> dict:
         clusters_plot = gr.Plot(label="Agreement across samples")
         attr_plot = gr.Plot(label="Attribution (when ticked)")
     lens_plot = gr.Plot(label="Logit lens")
+    with gr.Row():
+        picked = gr.Dropdown(PROBE_CHOICES, value="sequence", label="Figure of a probe", scale=1)
+        probe_plot = gr.Plot(label="The picked probe's figure", scale=3)
     raw = gr.JSON(label="All numbers (the /probe JSON)")
     state = gr.State(None)
-    run_event = run_btn.click(run_probes, [ctx.prompt, ctx.model, probes, n_samples, seed, context, view]
-                              + ([ctx.compare_model] if ctx.compare_model is not None else []),
-                              [state, summary, main_plot, clusters_plot, lens_plot, attr_plot, raw])
+    compare_input = ctx.compare_model if ctx.compare_model is not None else gr.State(None)
+    run_event = run_btn.click(run_probes, [ctx.prompt, ctx.model, probes, n_samples, seed, context, view,
+                                           compare_input, picked],
+                              [state, summary, main_plot, clusters_plot, lens_plot, attr_plot, probe_plot, raw])
     stop_btn.click(None, None, None, cancels=[run_event])
     view.change(rerender, [state, view], main_plot)
+    picked.change(rerender_probe, [state, picked], probe_plot)
 
     with gr.Accordion("Real vs invented entity", open=False):
         with gr.Row():
@@ -267,5 +261,6 @@ def build_hallucination_tab(ctx) -> dict:
     gr.api(attribute_api, api_name="attribute")
     return {"probes": probes, "n_samples": n_samples, "seed": seed, "context": context, "run": run_btn,
             "stop": stop_btn, "summary": summary, "view": view, "main_plot": main_plot, "clusters_plot": clusters_plot,
-            "lens_plot": lens_plot, "attr_plot": attr_plot, "raw": raw, "state": state, "auroc_table": auroc_df,
+            "lens_plot": lens_plot, "attr_plot": attr_plot, "picked": picked, "probe_plot": probe_plot, "raw": raw,
+            "state": state, "result": state, "auroc_table": auroc_df,
             "roc_plot": roc_plot, "task": task}

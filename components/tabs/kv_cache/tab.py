@@ -113,7 +113,7 @@ def _growth_section(ctx) -> dict:
     step.release(replay, [state, step], [plot, table], api_visibility="private")
     return {"new_tokens": new_tokens, "run": run, "stop": stop, "plot": plot, "compare_plot": compare_plot,
             "summary": summary, "step": step,
-            "table": table, "state": state}
+            "table": table, "state": state, "result": state}
 
 
 def _compare_section(ctx) -> dict:

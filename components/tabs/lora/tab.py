@@ -306,8 +306,7 @@ def build_lora_tab(ctx) -> dict:
         snap = lora.run(dataset, settings, owner=owner_of(None, request), dataset_name="api")
         if snap.status == "failed":
             raise ValueError(snap.message)
-        return {"run_id": snap.run_id, "trainable_params": snap.trainable_params, "losses": snap.loss.tolist(),
-                "seconds_per_step": snap.seconds_per_step}
+        return lora.to_api(snap)
 
     @ui_errors
     def lora_generate(run_id: str, prompt: str, request: gr.Request = None) -> dict:

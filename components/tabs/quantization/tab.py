@@ -218,4 +218,5 @@ def build_quantization_tab(ctx) -> dict:
             "main_plot": main_plot, "diff": diff, "position": position, "dist": dist, "memory": memory,
             "bits": bits, "passage_table": passage_table, "passage_plot": passage_plot, "live": live,
             "method": method, "layer": layer, "projection": projection, "show": show, "hist": hist,
-            "scatter": scatter, "heatmap": heat, "outliers": outliers, "state": result_state}
+            "scatter": scatter, "heatmap": heat, "outliers": outliers, "state": result_state,
+            "result": result_state}

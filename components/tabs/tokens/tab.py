@@ -135,4 +135,5 @@ def build_tokens_tab(ctx) -> dict:
 
     gr.api(tokenize_api, api_name="tokenize")
     return {"selected": selected, "hub_id": hub_id, "parse_special": parse_special, "show_ids": show_ids, "run": run,
-            "chips": chips, "counts": counts, "plot": plot, "chat": chat, "table": table, "state": state}
+            "chips": chips, "counts": counts, "plot": plot, "chat": chat, "table": table, "state": state,
+            "result": state}
