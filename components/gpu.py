@@ -1,14 +1,17 @@
-"""ZeroGPU support: on a Hugging Face Space with ZeroGPU, run every handler inside ``@spaces.GPU``.
+"""ZeroGPU support: on a Hugging Face Space with ZeroGPU, run the handlers of model-running tabs inside ``@spaces.GPU``.
 
 ZeroGPU lends a GPU only inside functions decorated with ``spaces.GPU(duration=seconds)``
-(https://huggingface.co/docs/hub/spaces-zerogpu). The duration is derived from the configured caps,
-so a Space that tightens a cap also asks for less GPU time. Without the ``spaces`` package (or
-outside ZeroGPU) nothing is wrapped.
+(https://huggingface.co/docs/hub/spaces-zerogpu). Each tab says how long its handlers may need in its
+``TabSpec.gpu_seconds(limits)`` (derived from the caps, so a Space that tightens a cap also asks for less GPU
+time); a tab whose ``gpu_seconds`` is ``None`` (Tokens) never runs a model and is not wrapped, and neither are
+app-level handlers (share links, downloads). A handler belongs to the tab whose ``components/tabs/<key>/``
+module defines it. Without the ``spaces`` package (or outside ZeroGPU) nothing is wrapped.
 """
 from __future__ import annotations
 
 import os
 
+from components.registry import TabSpec, tab_specs
 from explorer.core.config import Limits
 
 
@@ -23,33 +26,29 @@ def zero_gpu_available() -> bool:
     return True
 
 
-def gpu_duration(fn_name: str, limits: Limits) -> int:
-    """Seconds of GPU to ask for a handler, from the caps.
-
-    Training gets ``max_run_seconds``; probes ``max_probe_seconds`` per probe (at most 4 at once);
-    generation ~0.25 s per allowed new token per sample; anything else 60 s.
-    """
-    name = fn_name.lower()
-    if "train" in name or "lora" in name:
-        return int(limits.max_run_seconds)
-    if "probe" in name or "attribut" in name or "halluc" in name:
-        return int(getattr(limits, "max_probe_seconds", 60) * 4)
-    if "decod" in name or "generat" in name or "kv" in name or "quant" in name:
-        return int(min(600, 30 + 0.25 * limits.max_new_tokens * max(1, limits.max_samples // 2)))
-    return 60
+def tab_of(fn) -> str | None:
+    """The tab key of a handler: ``<key>`` when ``fn`` is defined in ``components.tabs.<key>...``, else ``None``."""
+    parts = (getattr(fn, "__module__", None) or "").split(".")
+    return parts[2] if len(parts) >= 3 and parts[:2] == ["components", "tabs"] else None
 
 
-def wrap_for_zero_gpu(demo, limits: Limits) -> int:
-    """Wrap every event handler of ``demo`` in ``spaces.GPU`` when on ZeroGPU; returns how many were wrapped."""
+def gpu_durations(limits: Limits, specs: list[TabSpec] | None = None) -> dict[str, int]:
+    """``{tab key: seconds}`` for every tab that runs a model (``TabSpec.gpu_seconds`` set)."""
+    return {spec.key: int(spec.gpu_seconds(limits)) for spec in (specs if specs is not None else tab_specs())
+            if spec.gpu_seconds is not None}
+
+
+def wrap_for_zero_gpu(demo, limits: Limits, specs: list[TabSpec] | None = None) -> int:
+    """On ZeroGPU, wrap each handler of a model-running tab in ``spaces.GPU(duration=...)``; returns how many."""
     if not zero_gpu_available():
         return 0
     import spaces
 
+    durations = gpu_durations(limits, specs)
     wrapped = 0
     for block_fn in demo.fns.values():
-        if block_fn.fn is None:
-            continue
-        name = block_fn.api_name or getattr(block_fn.fn, "__name__", "")
-        block_fn.fn = spaces.GPU(duration=gpu_duration(str(name), limits))(block_fn.fn)
-        wrapped += 1
+        key = tab_of(block_fn.fn) if block_fn.fn is not None else None
+        if key in durations:
+            block_fn.fn = spaces.GPU(duration=durations[key])(block_fn.fn)
+            wrapped += 1
     return wrapped
