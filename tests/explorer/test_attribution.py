@@ -98,3 +98,66 @@ def test_typed_special_token_as_plain_text_is_attributed(tiny_engine):
     assert result.attributed.sum() == len(flat)
     index = [i for i, w in enumerate(result.segments) if "<|im_end|>" in w][0]
     assert result.segment_scores[index] != 0.0
+
+
+def _lock_free_on_every_pass(engine, monkeypatch) -> list[bool]:
+    """Patch ``engine.session`` to record, at each pass, whether another thread could take the model's lock."""
+    import contextlib
+    import threading
+
+    real, free = engine.session, []
+
+    @contextlib.contextmanager
+    def session(grad: bool = False):
+        got = []
+
+        def probe():
+            if engine.lock.acquire(timeout=5):
+                engine.lock.release()
+                got.append(True)
+
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join()
+        free.append(bool(got))
+        with real(grad=grad):
+            yield engine
+
+    monkeypatch.setattr(engine, "session", session)
+    return free
+
+
+@pytest.mark.parametrize("method", ["feature_ablation", "integrated_gradients"])
+def test_lock_is_free_between_passes_and_no_hook_stays(tiny_engine, monkeypatch, method):
+    free = _lock_free_on_every_pass(tiny_engine, monkeypatch)
+    attribute(tiny_engine, QUESTION, method=method, unit="sentence", target="Shakespeare")
+    assert len(free) >= 3 and all(free)  # several passes, the lock released between every two
+    embedding = tiny_engine.model.get_input_embeddings()
+    assert not embedding._forward_hooks and not embedding._forward_pre_hooks
+
+
+def test_integrated_gradients_equals_captums_layer_integrated_gradients(tiny_engine):
+    """IG on inputs_embeds gives captum's LayerIntegratedGradients-on-the-embedding-layer attributions."""
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    from explorer.hallucination.attribution import IG_STEPS, NEUTRAL_TOKEN, _prompt_parts
+
+    result = attribute(tiny_engine, QUESTION, method="integrated_gradients", unit="token", target="Shakespeare")
+    prefix, seg_ids, suffix, _ = _prompt_parts(tiny_engine, QUESTION)
+    flat = [t for ids in seg_ids for t in ids]
+    ids = torch.tensor([prefix + flat + suffix])
+    baseline = ids.clone()
+    baseline[0, len(prefix):len(prefix) + len(flat)] = tiny_engine.tokenizer(NEUTRAL_TOKEN, add_special_tokens=False)["input_ids"][0]
+    answer = torch.tensor(tiny_engine.tokenizer("Shakespeare", add_special_tokens=False)["input_ids"])
+
+    def forward(prompt):  # the answer's log-probability, written out independently of the explorer
+        full = torch.cat([prompt, answer.expand(prompt.shape[0], -1)], dim=1)
+        logits = tiny_engine.model(full, use_cache=False).logits[:, prompt.shape[1] - 1:-1].float()
+        logp = torch.log_softmax(logits, -1)
+        return logp.gather(2, answer.expand(prompt.shape[0], -1).unsqueeze(2)).squeeze(2).sum(1)
+
+    lig = LayerIntegratedGradients(forward, tiny_engine.model.get_input_embeddings())
+    reference = lig.attribute(ids, baselines=baseline, n_steps=IG_STEPS, internal_batch_size=4)
+    expected = reference[0, :ids.shape[1]].sum(-1).detach().numpy()
+    np.testing.assert_allclose(result.token_scores[result.attributed], expected[result.attributed], atol=1e-4, rtol=1e-3)

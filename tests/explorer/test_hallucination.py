@@ -136,3 +136,34 @@ def test_real_vs_invented_entity(smollm2):
         H.compare_entities("Who was Marie Curie?", "a", "b", engine=smollm2)
     with pytest.raises(ValueError, match="both"):
         H.compare_entities("Who was {entity}?", "Marie Curie", " ", engine=smollm2)
+
+
+def test_samples_use_a_private_generator(tiny_engine):
+    """The same seed gives the same samples, and the global RNG is neither read nor seeded."""
+    import torch
+
+    from explorer.hallucination.samples import sample_answers
+
+    first, _ = sample_answers(tiny_engine, "Name a colour.", n_samples=3, seed=7, max_new_tokens=4)
+    torch.manual_seed(12345)  # another user's seed in between changes nothing
+    second, _ = sample_answers(tiny_engine, "Name a colour.", n_samples=3, seed=7, max_new_tokens=4)
+    assert first == second and len(first) == 3
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    sample_answers(tiny_engine, "Name a colour.", n_samples=2, seed=1, max_new_tokens=4)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_greedy_answer_steps_the_engine_one_locked_pass_per_token(tiny_engine, monkeypatch):
+    calls = []
+    real = tiny_engine.steps
+
+    def steps(*args, **kwargs):
+        for step in real(*args, **kwargs):
+            calls.append(step.index)
+            yield step
+
+    monkeypatch.setattr(tiny_engine, "steps", steps)
+    answer = generate_answer(tiny_engine, "Name a colour.", max_new_tokens=4)
+    assert calls and calls == list(range(len(calls))) and answer.answer_ids.size <= len(calls)
+
