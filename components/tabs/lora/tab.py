@@ -306,7 +306,8 @@ def build_lora_tab(ctx) -> dict:
         snap = lora.run(dataset, settings, owner=owner_of(None, request), dataset_name="api")
         if snap.status == "failed":
             raise ValueError(snap.message)
-        return lora.to_api(snap)
+        data = lora.to_api(snap)  # /lora_train keeps its four documented fields
+        return {key: data[key] for key in ("run_id", "trainable_params", "losses", "seconds_per_step")}
 
     @ui_errors
     def lora_generate(run_id: str, prompt: str, request: gr.Request = None) -> dict:
