@@ -22,7 +22,8 @@ from explorer.core.engine import get_engine
 from explorer.core.progress import Progress
 from explorer.core.provenance import meta_line
 from explorer.core.validation import check_choices, check_int, check_optional_text, check_text
-from explorer.hallucination.evaluation import COLLECT_COMMAND, RESULTS_FILE, scores_from_probes, stored_table
+from explorer.hallucination.evaluation import (COLLECT_COMMAND, RESULTS_FILE, load_results, scores_from_probes,
+                                             stored_table)
 
 PROBE_CHOICES = [(p.label, name) for name, p in H.PROBES.items()]
 EXPLANATIONS = "\n".join(f"- **{p.label}** (`{name}`): {p.explanation}" for name, p in H.PROBES.items())
