@@ -179,7 +179,8 @@ def _wire(ctx, p: dict) -> None:
             f"({attr.passage_scores.max():.2f} nats; answer log-probability {attr.target_logprob:.2f} nats). "
             f"_{attr.provenance.source}_")
 
-    p["attr_run"].click(attribute, p["state"], [p["attr_plot"], p["attr_md"]], api_visibility="private")
+    p["attr_run"].click(attribute, p["state"], [p["attr_plot"], p["attr_md"]], api_name="embeddings_attribution",
+                           api_visibility="private")  # not "attribute": that name is the public /attribute API
 
     @ui_errors
     def recall(progress=gr.Progress()):
