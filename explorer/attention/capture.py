@@ -16,6 +16,7 @@ Xiao et al. 2023 ("Efficient Streaming Language Models with Attention Sinks", th
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Iterator
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from explorer.core.config import get_limits
 from explorer.attention.windows import attention_cap
 from explorer.core.engine import Engine, get_engine
 from models.shapes import layer_windows
+from explorer.core.progress import Progress
+from explorer.core.provenance import Provenance, measured
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class AttentionResult:
         stats: name -> ``np.ndarray`` ``(num_layers, num_heads)`` per-head statistics (see ``attention_stats.STATS``).
         truncated_from: original prompt length in tokens when it was cut to the cap, else ``None``.
         layer_windows: per layer, its sliding window in tokens (0 = global attention; all 0 for Llama-style models).
+        provenance: measured on the model.
     """
 
     model: str
@@ -54,6 +58,7 @@ class AttentionResult:
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     truncated_from: int | None = None
     layer_windows: tuple[int, ...] = ()
+    provenance: Provenance | None = None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -160,8 +165,8 @@ def prompt_ids(engine: Engine, text: str, chat: bool = False, truncate: bool = F
 def capture(engine: Engine, ids: list[int], last_logits_only: bool = False) -> tuple[np.ndarray, object]:
     """One forward pass with eager attention; returns the probabilities and the model output.
 
-    Eager attention is switched on only inside the model's lock and switched back in ``finally``
-    (``Engine.eager_attention``); no hook is left on the shared model.
+    ``Engine.forward(eager=True)``: eager attention is switched on only inside the model's lock and switched
+    back in ``finally``; no hook is left on the shared model.
 
     Args:
         engine: the model's engine.
@@ -174,11 +179,10 @@ def capture(engine: Engine, ids: list[int], last_logits_only: bool = False) -> t
     """
     import torch
 
-    input_ids = torch.tensor([ids], dtype=torch.long, device=engine.device)
+    input_ids = engine.as_input(ids)
     kwargs = ({"logits_to_keep": 1} if last_logits_only else {}) if engine.is_causal else {
         "attention_mask": torch.ones_like(input_ids)}
-    with engine.session(), engine.eager_attention():
-        output = engine.model(input_ids=input_ids, output_attentions=True, use_cache=False, **kwargs)
+    output = engine.forward(input_ids, eager=True, output_attentions=True, use_cache=False, **kwargs)
     attn = np.empty((len(output.attentions),) + tuple(output.attentions[0].shape[1:]), dtype=np.float32)
     for layer, probs in enumerate(output.attentions):  # filled in place: no second full-size copy
         attn[layer] = probs[0].float().cpu().numpy()
@@ -209,7 +213,19 @@ def run(text: str, model: str | None = None, chat: bool = False, truncate: bool 
         attn=attn, kv_head_of_head=kv, num_kv_heads=int(kv.max()) + 1, causal=engine.is_causal,
         stats=head_stats(attn), truncated_from=truncated_from,
         layer_windows=layer_windows(engine.config) if engine.is_causal else (),
+        provenance=measured("Engine.forward with eager attention, output_attentions=True", model=engine.name),
     )
+
+
+def iter_run(text: str, model: str | None = None, chat: bool = False, truncate: bool = False,
+             engine: Engine | None = None) -> Iterator[Progress | AttentionResult]:
+    """The lens contract: one :class:`Progress` before the capture pass, then the :class:`AttentionResult`.
+
+    Raises:
+        ValueError: see :func:`run`.
+    """
+    yield Progress(0.0, "capturing attention (one forward pass)")
+    yield run(text, model, chat, truncate, engine)
 
 
 def api_payload(result: AttentionResult, layer: int | None = None, head: int | None = None,
@@ -235,4 +251,10 @@ def api_payload(result: AttentionResult, layer: int | None = None, head: int | N
         "causal": bool(result.causal),
         "head_stats": {name: np.round(values, decimals).tolist() for name, values in result.stats.items()},
         "pattern": pattern,
+        "provenance": result.provenance.to_api() if result.provenance else None,
     }
+
+
+def to_api(result: AttentionResult, layer: int | None = None, head: int | None = None, decimals: int = 5) -> dict:
+    """The ``/attention`` JSON (see :func:`api_payload`, kept as the older name)."""
+    return api_payload(result, layer, head, decimals)

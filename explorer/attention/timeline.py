@@ -6,8 +6,9 @@ generated at step ``s - 1``) and that query's attention row over every earlier t
 head, is recorded; the argmax of its logits is generated token ``s``. Generated tokens are first-class:
 they appear as keys in later rows.
 
-Each step takes the model's lock and switches to eager attention only for that forward pass, so other
-users interleave between steps, and ``iter_timeline`` yields after every step so a UI can stream and stop.
+The model is stepped by ``Engine.steps(..., eager=True)``: each step takes the model's lock and switches to
+eager attention only for that forward pass, so other users interleave between steps, and ``iter_timeline``
+yields after every step so a UI can stream and stop.
 
 Sources: Vaswani et al. 2017 (causal attention with a key/value cache); Xiao et al. 2023 (attention sinks);
 Ainslie et al. 2023 (GQA grouping used by the KV-group aggregate).
@@ -23,6 +24,8 @@ from explorer.attention.capture import check_layer_head, kv_head_mapping, prompt
 from explorer.attention.stats import remove_sink
 from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
+from explorer.core.provenance import Provenance, measured
+from explorer.core.validation import check_int, require_causal
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class TimelineResult:
             to the right of them.
         kv_head_of_head: ``(num_heads,)`` key/value head of each query head.
         finished: True when generation stopped at an end-of-sequence token.
+        provenance: measured on the model.
     """
 
     model: str
@@ -48,6 +52,7 @@ class TimelineResult:
     rows: np.ndarray
     kv_head_of_head: np.ndarray
     finished: bool = False
+    provenance: Provenance | None = None
 
     @property
     def steps(self) -> int:
@@ -127,11 +132,10 @@ def iter_timeline(text: str, model: str | None = None, max_new_tokens: int = 16,
     import torch
 
     engine = engine or get_engine(model)
-    if not engine.is_causal:
-        raise ValueError(f"{engine.name} is a bidirectional encoder: it does not generate text, so it has no "
-                         "generation timeline. Pick a decoder such as smollm2-135m-instruct.")
+    require_causal(engine, "The generation timeline")
     limits = get_limits()
-    if not 1 <= int(max_new_tokens) <= limits.max_attention_steps:
+    max_new_tokens = check_int(max_new_tokens, "max_new_tokens")
+    if not 1 <= max_new_tokens <= limits.max_attention_steps:
         raise ValueError(f"The timeline generates 1 to {limits.max_attention_steps} tokens "
                          f"(max_attention_steps); got {max_new_tokens}.")
     ids, _ = prompt_ids(engine, text, chat=chat)
@@ -139,28 +143,20 @@ def iter_timeline(text: str, model: str | None = None, max_new_tokens: int = 16,
         raise ValueError(f"The prompt ({len(ids)} tokens) plus {max_new_tokens} new tokens exceeds the "
                          f"{limits.max_attention_tokens}-token attention cap; ask for fewer tokens or shorten it.")
     kv = kv_head_mapping(engine.config)
-    eos = engine.eos_token_ids()
     prompt_len, labels, all_ids = len(ids), [token_label(engine.tokenizer, i) for i in ids], list(ids)
     buffer = None
-    cache, next_input = None, torch.tensor([ids], dtype=torch.long, device=engine.device)
-    for step in range(int(max_new_tokens)):
-        with engine.session(), engine.eager_attention():
-            out = engine.model(input_ids=next_input, past_key_values=cache, use_cache=True, output_attentions=True)
-            row = torch.stack([a[0, :, -1, :] for a in out.attentions]).float().cpu().numpy()  # (L, H, P + step)
-            token = int(out.logits[0, -1].argmax())
-        cache = out.past_key_values
+    for step in engine.steps(ids, max_new_tokens, forward_kwargs={"output_attentions": True}, eager=True):
+        row = torch.stack([a[0, :, -1, :] for a in step.output.attentions]).float().cpu().numpy()  # (L, H, P + s)
         if buffer is None:
             buffer = np.zeros((max_new_tokens,) + row.shape[:2] + (prompt_len + max_new_tokens - 1,), np.float32)
-        buffer[step, :, :, : row.shape[-1]] = row
-        all_ids.append(token)
-        labels.append(token_label(engine.tokenizer, token))
-        finished = token in eos
+        buffer[step.index, :, :, : row.shape[-1]] = row
+        all_ids.append(step.token)
+        labels.append(token_label(engine.tokenizer, step.token))
         yield TimelineResult(model=engine.name, tokens=tuple(labels), token_ids=tuple(all_ids),
-                             prompt_len=prompt_len, rows=buffer[: step + 1, :, :, : prompt_len + step],
-                             kv_head_of_head=kv, finished=finished)
-        if finished:
-            return
-        next_input = torch.tensor([[token]], dtype=torch.long, device=engine.device)
+                             prompt_len=prompt_len, rows=buffer[: step.index + 1, :, :, : prompt_len + step.index],
+                             kv_head_of_head=kv, finished=step.finished,
+                             provenance=measured("Engine.steps with eager attention, output_attentions=True",
+                                                 model=engine.name))
 
 
 def run_timeline(text: str, model: str | None = None, max_new_tokens: int = 16, chat: bool = False,

@@ -180,7 +180,7 @@ class Engine:
             tensor = tensor.unsqueeze(0)
         return tensor.to(self.device)
 
-    def forward(self, ids, model=None, grad: bool = False, **forward_kwargs):
+    def forward(self, ids, model=None, grad: bool = False, eager: bool = False, **forward_kwargs):
         """Run one forward pass of ``model`` (default: the shared model) under the lock and return its output.
 
         Args:
@@ -188,17 +188,19 @@ class Engine:
                 ``forward_kwargs`` carries ``inputs_embeds`` ``(batch, n, hidden)`` instead (attribution).
             model: another module tree that shares this engine's lock (a quantised copy, a LoRA shadow).
             grad: keep autograd on (training, attribution); otherwise ``torch.inference_mode``.
+            eager: switch to eager attention for this pass (restored after it, still under the lock), so
+                ``output_attentions=True`` returns attention probabilities.
             **forward_kwargs: passed to the model (``output_attentions``, ``past_key_values``, ``labels`` ...).
         Returns:
             the model output (``logits`` ``(1, n, vocab)`` unless ``logits_to_keep`` says otherwise).
         """
         inputs = {} if ids is None else {"input_ids": self.as_input(ids)}
-        with self.session(grad=grad):
+        with self.session(grad=grad), (self.eager_attention() if eager else contextlib.nullcontext()):
             return (model or self.model)(**inputs, **forward_kwargs)
 
     def steps(self, ids, max_new_tokens: int, select: Callable[[Any, int], int] = greedy,
               forward_kwargs: dict | None = None, cache=None, model=None, stop_at_eos: bool = True,
-              eos_ids: set[int] | None = None) -> Iterator[Step]:
+              eos_ids: set[int] | None = None, use_cache: bool = True, eager: bool = False) -> Iterator[Step]:
         """The one way to step the model: prefill ``ids``, then one decode pass per generated token.
 
         Each pass holds the lock for that pass only, so other users interleave between tokens. ``select``
@@ -214,6 +216,10 @@ class Engine:
                 so sliding-window layers keep only their window).
             model: another module tree sharing this engine's lock (quantised copy, LoRA shadow).
             stop_at_eos: stop after a step whose token is in ``eos_ids`` (default :meth:`eos_token_ids`).
+            use_cache: False runs every pass on the whole sequence so far without a cache (what the KV cache
+                saves; ``Step.cache`` is then None and ``Step.input_ids`` is the whole sequence).
+            eager: switch to eager attention for each pass (inside the lock, restored after it), so
+                ``forward_kwargs={"output_attentions": True}`` returns attention probabilities.
         Yields:
             :class:`Step` per pass, ``max_new_tokens`` at most.
         Raises:
@@ -227,25 +233,32 @@ class Engine:
         model = model or self.model
         kwargs = dict(forward_kwargs or {})
         eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
-        if cache is None:
+        if use_cache and cache is None:
             cache = DynamicCache(config=model.config)
+        if use_cache:
+            kwargs.update(past_key_values=cache, use_cache=True)
+        else:
+            kwargs.update(use_cache=False)
         feed = self.as_input(ids)
         for index in range(int(max_new_tokens)):
-            with self.session():
+            with self.session(), (self.eager_attention() if eager else contextlib.nullcontext()):
+                self.synchronize()
                 start = time.perf_counter()
-                output = model(input_ids=feed, past_key_values=cache, use_cache=True, logits_to_keep=1, **kwargs)
+                output = model(input_ids=feed, logits_to_keep=1, **kwargs)
                 self.synchronize()
                 ms = (time.perf_counter() - start) * 1000.0
             logits = output.logits[0, -1].float().cpu()
             token = int(select(logits, index))
             finished = stop_at_eos and token in eos
-            cache = output.past_key_values if output.past_key_values is not None else cache
+            if use_cache and output.past_key_values is not None:
+                cache = kwargs["past_key_values"] = output.past_key_values
             self.lock.record(tokens=1, batch_size=1)
-            yield Step(index=index, logits=logits, token=token, finished=finished, cache=cache, output=output,
-                       ms=ms, input_ids=feed)
+            yield Step(index=index, logits=logits, token=token, finished=finished, cache=cache if use_cache else None,
+                       output=output, ms=ms, input_ids=feed)
             if finished:
                 return
-            feed = torch.tensor([[token]], device=self.device)
+            step_input = torch.tensor([[token]], device=self.device)
+            feed = step_input if use_cache else torch.cat([feed, step_input], dim=-1)
 
     def eos_token_ids(self) -> set[int]:
         """Token ids that end a generation: the generation config's ``eos_token_id`` (int or list), else the

@@ -144,8 +144,8 @@ def require_causal(engine, what: str = "This view") -> None:
     """Refuse an encoder (MiniLM) where a lens needs a decoder that predicts the next token.
 
     Raises:
-        ValueError: "<what> needs a decoder model; all-minilm-l6-v2 is an encoder (bidirectional) ..."
+        ValueError: "<what> needs a decoder (causal language model); all-minilm-l6-v2 is a bidirectional encoder ..."
     """
     if not engine.is_causal:
-        raise ValueError(f"{what} needs a decoder (causal language model); {engine.name} is an encoder, which "
+        raise ValueError(f"{what} needs a decoder (causal language model); {engine.name} is a bidirectional encoder, which "
                          f"does not predict the next token. Pick a decoder such as smollm2-135m-instruct.")

@@ -1,5 +1,20 @@
 """Decoding lens: greedy, beam and sampling strategies side by side, step by step, and speculative decoding.
 
-Where a change goes: strategies.py: the strategy registry and presets (add a strategy here); decode.py: run()/iter_runs(); beam.py: beam search; speculative.py: drafters; results.py: result types.
+Where a change goes:
+- add or change a strategy: ``strategies.py`` (the registry :data:`STRATEGIES`: label, explanation, parameters,
+  its own loop; the contract test runs every entry); its loop lives in ``sampling.py`` (greedy/sampling on
+  ``Engine.steps``) or ``beam.py`` (beam search on ``Engine.forward``) or a new module beside them;
+- transformers' logits processors and their order: ``processors.py``;
+- the request (validation, caps) and the result/JSON: ``decode.py`` (``run``, ``iter_run``, ``to_api``);
+- speculative decoding and its drafters: ``speculative.py``; result types: ``results.py``.
 """
-from explorer.decoding.decode import *  # noqa: F401,F403  (re-exports run, iter_run, results, to_api)
+from explorer.decoding.decode import (decode_one, iter_run, iter_runs, loop_start, prepare, run, stage_distributions,
+                                      temperature_distribution, to_api, token_loop, token_text)
+from explorer.decoding.results import BeamRecords, DecodeResult, DecodeRun, StepRecords
+from explorer.decoding.speculative import DRAFTERS, SpeculativeResult, run_speculative
+from explorer.decoding.strategies import MAX_STRATEGIES, PRESETS, STRATEGIES, Strategy, StrategySpec, parse_strategy
+
+__all__ = ["BeamRecords", "DRAFTERS", "DecodeResult", "DecodeRun", "MAX_STRATEGIES", "PRESETS", "STRATEGIES",
+           "SpeculativeResult", "StepRecords", "Strategy", "StrategySpec", "decode_one", "iter_run", "iter_runs",
+           "loop_start", "parse_strategy", "prepare", "run", "run_speculative", "stage_distributions",
+           "temperature_distribution", "to_api", "token_loop", "token_text"]

@@ -10,6 +10,9 @@ length-penalised score ``sum_logprob / generated_len ** length_penalty``, and st
 
 Sources: Graves 2012 / Sutskever et al. 2014 (beam search for sequence models); Wu et al. 2016 (length
 normalisation); transformers PR #20901 (the early-stopping heuristic).
+
+Beam search keeps its own expansion (all beams in one batched pass) on top of ``Engine.forward``: one
+locked forward pass per step, the device synchronised before the clock is read.
 """
 from __future__ import annotations
 
@@ -18,9 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.decoding.decode import forward_logits, new_cache
+from explorer.decoding.processors import build_processors
 from explorer.decoding.results import BeamRecords
-from explorer.decoding.strategies import Strategy, build_processors
 
 NEG = -1.0e9  # transformers' "impossible" score
 
@@ -44,16 +46,17 @@ class BeamOutput:
     records: BeamRecords
 
 
-def beam_search(engine, prompt_ids: list[int], strategy: Strategy, max_new_tokens: int, on_step=None) -> BeamOutput:
+def beam_search(engine, prompt_ids: list[int], strategy, max_new_tokens: int, on_step=None) -> BeamOutput:
     """Beam search over ``strategy.params["num_beams"]`` beams with a KV cache, recording the tree.
 
-    Processors (repetition penalty, no-repeat n-gram) are applied to the log-softmax as in generate().
+    ``strategy`` is a :class:`explorer.decoding.strategies.Strategy`. Processors (repetition penalty, no-repeat n-gram) are applied to the log-softmax as in generate().
     The model's lock is taken once per step (one batched forward pass over all beams).
 
     Returns:
         :class:`BeamOutput`.
     """
     import torch
+    from transformers import DynamicCache
 
     num_beams = int(strategy.params["num_beams"])
     length_penalty = float(strategy.params["length_penalty"])
@@ -74,13 +77,14 @@ def beam_search(engine, prompt_ids: list[int], strategy: Strategy, max_new_token
     fin_done = torch.zeros(num_beams, dtype=torch.bool, device=device)
     fin_items: list = [None] * num_beams  # (ids tensor, raw logprobs tensor, (step, candidate))
     unsatisfied = True
-    cache, step_input = new_cache(engine), running
+    cache, step_input = DynamicCache(config=engine.config), running
     rec = {k: [] for k in ("parent", "token", "score", "finished", "running")}
     first_logits = None
     start = time.perf_counter()
     step = 0
     while True:
-        logits = forward_logits(engine, step_input, cache)
+        logits = engine.forward(step_input, past_key_values=cache, use_cache=True,
+                                logits_to_keep=1).logits[:, -1].to(dtype=torch.float32, copy=True)
         if first_logits is None:
             first_logits = logits[0].cpu().numpy()
         raw = torch.log_softmax(logits, dim=-1)
@@ -132,6 +136,7 @@ def beam_search(engine, prompt_ids: list[int], strategy: Strategy, max_new_token
         if not unsatisfied or bool(hits.all()):
             break
         step_input = running[:, -1:]
+    engine.synchronize()
     seconds = time.perf_counter() - start
 
     ids, raw_lp, (win_step, win_cand) = fin_items[0]
@@ -150,3 +155,9 @@ def _trace(parents: list[list[int]], step: int, cand: int) -> np.ndarray:
     for t in range(step, 0, -1):
         path.append(parents[t][path[-1]])
     return np.array(path[::-1], np.int64)
+
+
+def run_beam(engine, prompt_ids, strategy, max_new_tokens, on_step=None):
+    """The registry loop of beam search: ``(ids, logprobs, seconds, first_logits, {"beam": records})``."""
+    out = beam_search(engine, prompt_ids, strategy, max_new_tokens, on_step=on_step)
+    return out.token_ids, out.token_logprobs, out.seconds, out.first_logits, {"beam": out.records}

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.core.provenance import Provenance
+
 
 @dataclass(frozen=True)
 class StepRecords:
@@ -127,6 +129,7 @@ class DecodeResult:
         first_logits: (vocab,) float32, raw next-token logits after the prompt (for the temperature view).
         vocab_text: dict id -> text for every token id the figures show (records and the top of first_logits).
         notices: human-readable notices (capped or clamped values).
+        provenance: where the numbers come from (measured on the model).
     """
 
     model: str
@@ -135,3 +138,4 @@ class DecodeResult:
     first_logits: np.ndarray
     vocab_text: dict = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    provenance: Provenance | None = None

@@ -13,7 +13,8 @@ Drafters (registry :data:`DRAFTERS`):
   (transformers' ``generate(assistant_model=...)``), e.g. SmolLM2-135M drafting for SmolLM2-360M.
 
 The baseline is plain greedy decoding with the same per-step locking, timed in the same call, and the
-result says whether the ids are identical.
+result says whether the ids are identical. Every model pass goes through ``Engine.forward`` (the
+target's verification block) or ``Engine.steps`` (the draft model's greedy drafts).
 """
 from __future__ import annotations
 
@@ -22,9 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.decoding.decode import forward_logits, new_cache, prepare, token_loop, token_text
-from explorer.decoding.strategies import Strategy
 from explorer.core.engine import Engine, get_engine
+from explorer.core.provenance import Provenance, measured
+from explorer.core.validation import check_int
+from explorer.decoding.decode import prepare, token_text
+from explorer.decoding.sampling import token_loop
+from explorer.decoding.strategies import Strategy
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class SpeculativeResult:
         baseline_ids: (m,) int64, plain greedy ids; baseline_seconds: its wall time (seconds).
         num_draft: maximum drafts per step.
         vocab_text: dict id -> text for every generated or drafted id (for figures).
+        provenance: where the numbers come from (measured on the model).
     """
 
     method: str
@@ -58,6 +63,7 @@ class SpeculativeResult:
     baseline_seconds: float
     num_draft: int
     vocab_text: dict = field(default_factory=dict)
+    provenance: Provenance | None = None
 
     @property
     def identical(self) -> bool:
@@ -109,19 +115,15 @@ class ModelDrafter:
     """Drafts greedily with a smaller model that shares the tokenizer, keeping its own KV cache."""
 
     def __init__(self, engine: Engine, draft_engine: Engine):
-        self.engine, self.cache, self.cached = draft_engine, new_cache(draft_engine), 0
+        from transformers import DynamicCache
+
+        self.engine, self.cache, self.cached = draft_engine, DynamicCache(config=draft_engine.config), 0
 
     def draft(self, ids, num_draft: int) -> list[int]:
-        """Greedy draft of ``num_draft`` ids after ``ids`` (torch (1, n)); the draft cache is extended."""
-        import torch
-
-        out: list[int] = []
-        step_input = ids[:, self.cached:]
-        for _ in range(num_draft):
-            logits = forward_logits(self.engine, step_input, self.cache)
-            token = int(torch.argmax(logits, dim=-1)[0])
-            out.append(token)
-            step_input = torch.tensor([[token]], device=ids.device)
+        """Greedy draft of ``num_draft`` ids after ``ids`` (torch (1, n)) through ``Engine.steps`` on the draft
+        model, continuing its own cache (transformers' assistant drafts do not stop at end-of-sequence)."""
+        out = [step.token for step in self.engine.steps(ids[0, self.cached:], num_draft, cache=self.cache,
+                                                        stop_at_eos=False)]
         self.cached = ids.shape[1] + len(out) - 1
         return out
 
@@ -162,19 +164,21 @@ def speculative_loop(engine: Engine, prompt_ids: list[int], drafter, num_draft: 
     """
     import torch
 
+    from transformers import DynamicCache
+
     device, stop = engine.device, engine.eos_token_ids()
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    cache = new_cache(engine)
+    cache = DynamicCache(config=engine.config)
     drafted, accepted, target_tokens = [], [], []
     start = time.perf_counter()
     if len(prompt_ids) > 1:
-        forward_logits(engine, ids[:, :-1], cache)
+        engine.forward(ids[:, :-1], past_key_values=cache, use_cache=True, logits_to_keep=1)
     generated = 0
     while generated < max_new_tokens:
         budget = min(num_draft, max_new_tokens - generated - 1)
         draft = drafter.draft(ids, budget) if budget > 0 else []
         block = torch.tensor([[int(ids[0, -1])] + draft], dtype=torch.long, device=device)
-        logits = forward_logits(engine, block, cache, last_only=False)[0]
+        logits = engine.forward(block, past_key_values=cache, use_cache=True).logits[0].float()
         predicted = torch.argmax(logits, dim=-1).tolist()
         n_ok = 0
         while n_ok < len(draft) and draft[n_ok] == predicted[n_ok] and draft[n_ok] not in stop:
@@ -189,6 +193,7 @@ def speculative_loop(engine: Engine, prompt_ids: list[int], drafter, num_draft: 
         generated += len(new)
         if any(t in stop for t in new):
             break
+    engine.synchronize()
     seconds = time.perf_counter() - start
     return ids[0, len(prompt_ids):].tolist(), drafted, accepted, target_tokens, seconds
 
@@ -211,10 +216,12 @@ def run_speculative(text: str, model: str | None = None, method: str = "prompt_l
     """
     if method not in DRAFTERS:
         raise ValueError(f"Unknown speculative method {method!r}; choose one of {', '.join(DRAFTERS)}.")
-    if not 1 <= int(num_draft) <= 32:
-        raise ValueError(f"num_draft={num_draft} must be between 1 and 32.")
-    if not 1 <= int(ngram_size) <= 8:
-        raise ValueError(f"ngram_size={ngram_size} must be between 1 and 8.")
+    num_draft = check_int(num_draft, "num_draft", minimum=1)
+    ngram_size = check_int(ngram_size, "ngram_size", minimum=1)
+    if num_draft > 32:
+        raise ValueError(f"num_draft must be at most 32 (got {num_draft}).")
+    if ngram_size > 8:
+        raise ValueError(f"ngram_size must be at most 8 (got {ngram_size}).")
     engine, prompt_ids, _, max_new_tokens, _ = prepare(text, model, [{"name": "greedy"}], max_new_tokens, engine)
     if method == "assisted" and draft_engine is None:
         draft_engine = get_engine(draft_model) if draft_model else None
@@ -229,4 +236,6 @@ def run_speculative(text: str, model: str | None = None, method: str = "prompt_l
         token_texts=tuple(token_text(engine, i) for i in ids), drafted=tuple(drafted),
         accepted=np.array(accepted, np.int64), target_tokens=np.array(targets, np.int64), seconds=seconds,
         baseline_ids=np.array(base_ids, np.int64), baseline_seconds=base_seconds, num_draft=int(num_draft),
-        vocab_text={i: token_text(engine, i) for i in set(ids).union(*map(set, drafted))})
+        vocab_text={i: token_text(engine, i) for i in set(ids).union(*map(set, drafted))},
+        provenance=measured(f"speculative decoding ({method}) via Engine.forward, plain greedy via Engine.steps",
+                            model=engine.name))

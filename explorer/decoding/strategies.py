@@ -1,4 +1,10 @@
-"""Decoding strategies as data: validated parameters, a registry, presets and transformers' logits processors.
+"""Decoding strategies as data: a self-describing registry (label, explanation, parameters, own loop),
+validated parameters, presets and transformers' logits processors.
+
+Add a strategy: one :class:`StrategySpec` in :data:`STRATEGIES` (its loop in its own module, like
+``sampling.py`` or ``beam.py``); ``decode.py`` iterates the registry and the contract test
+``tests/contracts/test_strategies.py`` runs every entry on the tiny model.
+
 
 A strategy is a plain dict such as ``{"name": "sampling", "temperature": 0.7, "top_p": 0.95, "seed": 1}``
 whose parameter names are those of transformers' ``GenerationConfig``. :func:`parse_strategy` checks it
@@ -17,8 +23,12 @@ top-p 0.95, top-k 40-50, repetition penalty 1.1, beam size 4-5).
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from explorer.decoding.beam import run_beam
+from explorer.decoding.processors import build_processors  # noqa: F401  (re-exported: strategies.build_processors)
+from explorer.decoding.sampling import run_token
 
 # Parameters a strategy may carry, with transformers' GenerationConfig defaults
 # (GenerationConfig._get_default_generation_params) so that an omitted value means what generate() means.
@@ -32,31 +42,47 @@ MAX_STRATEGIES = 6
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """One registered strategy.
+    """One registered strategy: everything the app needs to show, validate and run it.
 
     Attributes:
-        name: registry key (``greedy``, ``beam``, ``sampling``).
-        description: one line for the UI.
-        params: the parameter names it accepts (besides ``name``).
+        name: registry key (``greedy``, ``beam``, ``sampling``), the ``name`` of a strategy dict.
+        label: what the UI calls it.
+        explanation: one or two sentences for the UI: what it does and when to use it.
+        params: the parameter names it accepts (besides ``name``), ``GenerationConfig`` names.
         do_sample: True when tokens are drawn at random (warpers apply, a seed is used).
-        loop: which decoding loop runs it (``token`` = one sequence, ``beam`` = beam search).
+        loop: ``loop(engine, prompt_ids, strategy, max_new_tokens, on_step) -> (token_ids, token_logprobs
+            (n,) float32, seconds, first_logits (vocab,) float32, {"steps": StepRecords} or {"beam": BeamRecords})``:
+            its own decoding loop (:func:`explorer.decoding.sampling.run_token` steps the model through
+            ``Engine.steps``; :func:`explorer.decoding.beam.run_beam` expands beams over ``Engine.forward``).
     """
 
     name: str
-    description: str
+    label: str
+    explanation: str
     params: tuple[str, ...]
     do_sample: bool
-    loop: str
+    loop: Callable
+
+    @property
+    def description(self) -> str:
+        """Alias of :attr:`explanation` (older callers)."""
+        return self.explanation
 
 
 _PENALTIES = ("repetition_penalty", "no_repeat_ngram_size")
+# Add a strategy here: a new StrategySpec with its own loop; tests/contracts/test_strategies.py runs it.
 STRATEGIES: dict[str, StrategySpec] = {
-    "greedy": StrategySpec("greedy", "always the most probable next token", _PENALTIES, False, "token"),
-    "beam": StrategySpec("beam", "keep the num_beams best partial sequences by total log-probability",
-                         ("num_beams", "length_penalty") + _PENALTIES, False, "beam"),
-    "sampling": StrategySpec("sampling", "draw the next token from the (reshaped) distribution",
-                             ("temperature", "top_k", "top_p", "min_p", "typical_p") + _PENALTIES + ("seed",),
-                             True, "token"),
+    "greedy": StrategySpec(
+        "greedy", "Greedy", "Always the most probable next token: deterministic, but prone to loops.",
+        _PENALTIES, False, run_token),
+    "beam": StrategySpec(
+        "beam", "Beam search", "Keep the num_beams best partial sequences by total log-probability and return "
+        "the best finished one (score / length ** length_penalty).",
+        ("num_beams", "length_penalty") + _PENALTIES, False, run_beam),
+    "sampling": StrategySpec(
+        "sampling", "Sampling", "Draw the next token at random from the distribution reshaped by temperature, "
+        "top-k, top-p, min-p and typical-p; a seed reproduces the draw.",
+        ("temperature", "top_k", "top_p", "min_p", "typical_p") + _PENALTIES + ("seed",), True, run_token),
 }
 
 
@@ -218,62 +244,6 @@ def parse_strategy(raw: dict, vocab_size: int, max_beams: int, notices: list[str
 def new_seed() -> int:
     """A fresh random seed in ``[0, 2**31)`` (what "re-roll" draws)."""
     return secrets.randbelow(2 ** 31)
-
-
-def reroll(strategy: Strategy) -> Strategy:
-    """The same strategy with a new seed (unchanged when it does not sample)."""
-    return replace(strategy, seed=new_seed()) if strategy.do_sample else strategy
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One logits processor in the pipeline, in transformers' order.
-
-    Attributes:
-        param: the ``GenerationConfig`` parameter it implements.
-        label: what the UI calls the stage.
-        active: ``value -> bool``: whether generate() would add this processor for that value.
-        build: ``value -> LogitsProcessor``.
-        warper: True for temperature / top-k / top-p / min-p / typical-p, which only apply when sampling.
-    """
-
-    param: str
-    label: str
-    active: Callable[[Any], bool]
-    build: Callable[[Any], Any]
-    warper: bool
-
-
-def _stages() -> tuple[Stage, ...]:
-    from transformers import (MinPLogitsWarper, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
-                              TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, TypicalLogitsWarper)
-
-    return (
-        Stage("repetition_penalty", "repetition penalty", lambda v: v != 1.0,
-              lambda v: RepetitionPenaltyLogitsProcessor(penalty=v), False),
-        Stage("no_repeat_ngram_size", "no-repeat n-gram", lambda v: v > 0, NoRepeatNGramLogitsProcessor, False),
-        Stage("temperature", "temperature", lambda v: v != 1.0, TemperatureLogitsWarper, True),
-        Stage("top_k", "top-k", lambda v: v != 0, lambda v: TopKLogitsWarper(top_k=v), True),
-        Stage("top_p", "top-p", lambda v: v < 1.0, lambda v: TopPLogitsWarper(top_p=v), True),
-        Stage("min_p", "min-p", lambda v: v is not None, lambda v: MinPLogitsWarper(min_p=v), True),
-        Stage("typical_p", "typical-p", lambda v: v < 1.0, lambda v: TypicalLogitsWarper(mass=v), True),
-    )
-
-
-def build_processors(strategy: Strategy) -> list[tuple[str, Any]]:
-    """``(stage label, LogitsProcessor)`` pairs that ``model.generate`` would apply for this strategy, in order.
-
-    Order follows ``GenerationMixin._get_logits_processor``: repetition penalty, no-repeat n-gram, then
-    (only when sampling) temperature, top-k, top-p, min-p, typical-p.
-    """
-    out = []
-    for stage in _stages():
-        if stage.param not in strategy.params or (stage.warper and not strategy.do_sample):
-            continue
-        value = strategy.params[stage.param]
-        if stage.active(value):
-            out.append((stage.label, stage.build(value)))
-    return out
 
 
 def generate_kwargs(strategy: Strategy) -> dict:

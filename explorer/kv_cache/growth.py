@@ -10,17 +10,17 @@ Inference", arXiv:2211.05102, section 2). Their size is
 On a model with sliding-window layers (Gemma 3) a local layer holds at most ``sliding_window - 1`` tokens,
 so the formula is summed layer by layer (``windowed.py``).
 
-:func:`iter_growth` runs greedy decoding one forward pass at a time with a ``transformers``
-``DynamicCache``, and after the prefill and after every decode step sums ``numel x element_size``
-over every layer's key and value tensors (``cache.layers[i].keys/.values``). :func:`run` collects
-it into a :class:`KVGrowthResult`. Timing with vs without the cache is in ``kv_cache_timing.py``.
+:func:`iter_growth` runs greedy decoding through ``Engine.steps`` (one locked forward pass per token,
+a ``transformers`` ``DynamicCache``) and after the prefill and after every decode step sums
+``numel x element_size`` over every layer's key and value tensors (``cache.layers[i].keys/.values``).
+:func:`run` collects it into a :class:`KVGrowthResult`; :func:`iter_run` is the lens contract (progress,
+then the result). Timing with vs without the cache is in ``timing.py``.
 
-The prompt-caching, paged-attention, quantised-cache and what-if parts live in
-``kv_cache_prefix.py``, ``kv_cache_paged.py``, ``kv_cache_quant.py`` and ``kv_cache_whatif.py``.
+The prompt-caching, paged-attention, quantised-cache and what-if parts live in ``prefix.py``,
+``paged.py``, ``quantized.py`` and ``whatif.py``.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -30,6 +30,9 @@ from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
 from explorer.kv_cache.windowed import windowed_kv_bytes
 from models.shapes import layer_windows
+from explorer.core.progress import Progress, run_to_end
+from explorer.core.provenance import Provenance, measured
+from explorer.core.validation import check_max_new_tokens, check_text
 
 
 @dataclass(frozen=True)
@@ -125,14 +128,12 @@ def measured_bytes_per_token(engine: Engine) -> int:
     Raises:
         ValueError: encoder model (no KV cache).
     """
-    import torch
     from transformers import DynamicCache
 
     cache_shape(engine)
-    cache = DynamicCache(config=engine.model.config)
+    cache = DynamicCache(config=engine.config)
     token = engine.tokenizer.bos_token_id if engine.tokenizer.bos_token_id is not None else 0
-    with engine.session():
-        engine.model(input_ids=torch.tensor([[token]], device=engine.device), past_key_values=cache, use_cache=True)
+    engine.forward([token], past_key_values=cache, use_cache=True, logits_to_keep=1)
     return measure_cache_bytes(cache)
 
 
@@ -170,6 +171,7 @@ class KVGrowthResult:
         generated_ids: greedy tokens, shape (n_steps,).
         text: decoded generated text.
         capped_from: the requested ``max_new_tokens`` if it was capped, else ``None``.
+        provenance: measured on the model (bytes from the cache tensors; the formula column is beside them).
     """
 
     model: str
@@ -183,6 +185,7 @@ class KVGrowthResult:
     generated_ids: np.ndarray
     text: str
     capped_from: int | None = None
+    provenance: Provenance | None = None
 
     @property
     def matches_formula(self) -> bool:
@@ -190,8 +193,10 @@ class KVGrowthResult:
         return bool(np.array_equal(self.measured_bytes, self.formula_bytes))
 
     def to_api(self) -> dict:
-        """The ``/kv_cache`` JSON: ``bytes_per_token_formula``, ``steps`` and ``phase`` (one label per step)."""
+        """The ``/kv_cache`` JSON: ``bytes_per_token_formula``, ``steps``, ``phase`` (one label per step) and
+        ``provenance``."""
         return {
+            "provenance": self.provenance.to_api() if self.provenance else None,
             "bytes_per_token_formula": self.shape.bytes_per_token,
             "steps": [{"tokens": s.tokens, "measured_bytes": s.measured_bytes, "formula_bytes": s.formula_bytes,
                        "ms": round(s.ms, 3)} for s in self.steps],
@@ -200,21 +205,16 @@ class KVGrowthResult:
 
 
 def cap_new_tokens(max_new_tokens) -> tuple[int, int | None]:
-    """Clamp ``max_new_tokens`` to ``[1, Limits.max_new_tokens]``.
+    """Check ``max_new_tokens`` (tokens to generate) and cap it at ``Limits.max_new_tokens``.
 
     Returns:
         ``(value, capped_from)`` where ``capped_from`` is the request if it was lowered, else ``None``.
     Raises:
-        ValueError: not a whole number.
+        ValueError: not an integer, or below 1 (:func:`explorer.core.validation.check_max_new_tokens`).
     """
-    try:
-        requested = int(max_new_tokens)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"max_new_tokens must be a whole number, got {max_new_tokens!r}.") from None
-    if requested < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {requested}.")
-    cap = get_limits().max_new_tokens
-    return (cap, requested) if requested > cap else (requested, None)
+    notices: list[str] = []
+    value = check_max_new_tokens(max_new_tokens, get_limits().max_new_tokens, notices)
+    return (value, int(max_new_tokens)) if notices else (value, None)
 
 
 def prompt_ids(engine: Engine, text: str) -> list[int]:
@@ -223,51 +223,28 @@ def prompt_ids(engine: Engine, text: str) -> list[int]:
     Raises:
         ValueError: empty text, or a prompt longer than the caps / model context.
     """
-    if not (text or "").strip():
-        raise ValueError("The prompt is empty: type something in the prompt bar.")
+    check_text(text, "prompt")
     return engine.chat_ids(text)
 
 
-def timed_forward(engine: Engine, ids, cache) -> tuple:
-    """One timed forward pass under the model's lock; returns ``(logits of last position, ms)``."""
-    import torch
-
-    with engine.session():
-        start = time.perf_counter()
-        out = engine.model(input_ids=torch.tensor([ids], device=engine.device), past_key_values=cache,
-                           use_cache=cache is not None, logits_to_keep=1)
-        logits = out.logits[0, -1].float()
-        ms = (time.perf_counter() - start) * 1000.0
-    return logits, ms
-
-
 def iter_growth(engine: Engine, ids: list[int], max_new_tokens: int) -> Iterator[GrowthStep]:
-    """Greedy decoding with a ``DynamicCache``, yielding a :class:`GrowthStep` after every forward pass.
+    """Greedy decoding through ``Engine.steps``, yielding a :class:`GrowthStep` after every forward pass.
 
     Args:
         ids: prompt token ids (already length-checked).
-        max_new_tokens: forward passes after the prefill (the caller caps it).
+        max_new_tokens: tokens to generate (the caller caps it): the prefill plus ``max_new_tokens - 1``
+            decode passes.
     Yields:
         the prefill step, then one step per decode; stops early at the end-of-sequence token.
     Raises:
         ValueError: prompt plus new tokens exceed the model's context.
     """
-    from transformers import DynamicCache
-
     shape = cache_shape(engine)
     check_room(engine, len(ids), max_new_tokens)
-    cache = DynamicCache(config=engine.model.config)
-    eos = engine.eos_token_ids()
-    feed = list(ids)
-    for step in range(max_new_tokens + 1):
-        logits, ms = timed_forward(engine, feed, cache)
-        token = int(logits.argmax())
-        tokens = cache.get_seq_length()
-        yield GrowthStep(tokens, measure_cache_bytes(cache), shape.formula_bytes(tokens), ms,
-                         "prefill" if step == 0 else "decode", token)
-        if token in eos:
-            break
-        feed = [token]
+    for step in engine.steps(ids, max_new_tokens):
+        tokens = step.cache.get_seq_length()
+        yield GrowthStep(tokens, measure_cache_bytes(step.cache), shape.formula_bytes(tokens), step.ms,
+                         "prefill" if step.index == 0 else "decode", step.token)
 
 
 def check_room(engine: Engine, prompt_tokens: int, new_tokens: int) -> None:
@@ -287,18 +264,16 @@ def collect(engine: Engine, ids: list[int], steps: list[GrowthStep], capped_from
         measured_bytes=np.array([s.measured_bytes for s in steps], dtype=np.int64),
         formula_bytes=np.array([s.formula_bytes for s in steps], dtype=np.int64),
         ms=np.array([s.ms for s in steps], dtype=np.float64), generated_ids=np.array(gen, dtype=np.int64),
-        text=engine.tokenizer.decode(gen, skip_special_tokens=True), capped_from=capped_from)
+        text=engine.tokenizer.decode(gen, skip_special_tokens=True), capped_from=capped_from,
+        provenance=measured("Engine.steps with a DynamicCache; bytes summed over cache.layers[i].keys/values",
+                            model=engine.name))
 
 
-def run(text: str, model: str | None = None, max_new_tokens: int = 16, engine: Engine | None = None,
-        on_step: Callable[[GrowthStep], None] | None = None) -> KVGrowthResult:
-    """Generate greedily from ``text`` and measure the KV cache after the prefill and every decode step.
+def iter_run(text: str, model: str | None = None, max_new_tokens: int = 16,
+             engine: Engine | None = None) -> Iterator[Progress | KVGrowthResult]:
+    """The lens contract: a :class:`Progress` per forward pass (``partial`` = that :class:`GrowthStep`), then the
+    :class:`KVGrowthResult`.
 
-    Args:
-        text: the user prompt (wrapped by the chat template).
-        model: model name (default the embedded SmolLM2); ignored when ``engine`` is given.
-        max_new_tokens: decode steps; capped at ``Limits.max_new_tokens`` (``capped_from`` records it).
-        on_step: called with each :class:`GrowthStep` as it is measured (progress).
     Raises:
         ValueError: empty or too long prompt, encoder model, bad ``max_new_tokens``.
     """
@@ -308,6 +283,32 @@ def run(text: str, model: str | None = None, max_new_tokens: int = 16, engine: E
     steps = []
     for step in iter_growth(engine, ids, new_tokens):
         steps.append(step)
-        if on_step:
-            on_step(step)
-    return collect(engine, ids, steps, capped_from)
+        yield Progress(len(steps) / new_tokens, f"token {len(steps)} of {new_tokens}", step)
+    yield collect(engine, ids, steps, capped_from)
+
+
+def run(text: str, model: str | None = None, max_new_tokens: int = 16, engine: Engine | None = None,
+        on_step: Callable[[GrowthStep], None] | None = None) -> KVGrowthResult:
+    """Generate greedily from ``text`` and measure the KV cache after the prefill and every decode step.
+
+    Args:
+        text: the user prompt (wrapped by the chat template).
+        model: model name (default the embedded SmolLM2); ignored when ``engine`` is given.
+        max_new_tokens: tokens to generate (one forward pass each); capped at ``Limits.max_new_tokens``
+            (``capped_from`` records it).
+        on_step: called with each :class:`GrowthStep` as it is measured (progress).
+    Raises:
+        ValueError: empty or too long prompt, encoder model, bad ``max_new_tokens``.
+    """
+    def report(items):
+        for item in items:
+            if isinstance(item, Progress) and on_step is not None:
+                on_step(item.partial)
+            yield item
+
+    return run_to_end(report(iter_run(text, model, max_new_tokens, engine)))
+
+
+def to_api(result: KVGrowthResult) -> dict:
+    """The ``/kv_cache`` JSON of ``result`` (see :meth:`KVGrowthResult.to_api`)."""
+    return result.to_api()

@@ -14,9 +14,11 @@ from the model (``explorer.kv_cache``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from explorer.core.provenance import Provenance, simulated
 
 MAX_SEQUENCES = 64
 MAX_SEQUENCE_TOKENS = 1_000_000
@@ -37,6 +39,7 @@ class PagedResult:
         physical_fill: tokens used in each physical block, shape (n_blocks,).
         used_bytes: bytes holding real tokens (same for both schemes).
         contiguous_bytes, paged_bytes: bytes reserved by each scheme.
+        provenance: ``simulated`` (a block table computed from the lengths, not a running paged server).
     """
 
     lengths: np.ndarray
@@ -49,6 +52,8 @@ class PagedResult:
     used_bytes: int
     contiguous_bytes: int
     paged_bytes: int
+    provenance: Provenance = field(default_factory=lambda: simulated(
+        "block-table simulation of paged attention (Kwon et al. 2023, vLLM) from the given lengths"))
 
     @property
     def contiguous_waste_bytes(self) -> int:

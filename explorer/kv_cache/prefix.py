@@ -12,12 +12,15 @@ ms) of each and the largest difference between their next-token logits.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from explorer.core.engine import Engine, get_engine
+from explorer.core.provenance import Provenance, measured
+from explorer.core.validation import check_int
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are the documentation assistant of a small open-source project that builds a web application "
@@ -54,6 +57,7 @@ class PrefixCacheResult:
         same_next_token: both answers pick the same next token.
         next_token: that token's text (from the full computation).
         saved_cache_bytes: bytes of the saved prefix cache.
+        provenance: measured on the model.
     """
 
     prefix_tokens: int
@@ -66,6 +70,7 @@ class PrefixCacheResult:
     same_next_token: bool
     next_token: str
     saved_cache_bytes: int
+    provenance: Provenance | None = None
 
     @property
     def speedup(self) -> float:
@@ -73,11 +78,10 @@ class PrefixCacheResult:
         return float(np.median(self.full_ms) / np.median(self.reuse_ms))
 
 
-def copy_cache(cache, config):
-    """A new ``DynamicCache`` holding clones of ``cache``'s key/value tensors (the saved cache stays intact)."""
-    from transformers import DynamicCache
-
-    return DynamicCache([(layer.keys.clone(), layer.values.clone()) for layer in cache.layers], config=config)
+def copy_cache(cache):
+    """An independent copy of a ``transformers`` cache (``copy.deepcopy``, transformers' documented recipe for
+    re-using a prompt cache: "Re-use Cache to continue generation"); the saved cache stays intact."""
+    return copy.deepcopy(cache)
 
 
 def split_prefix(engine: Engine, question: str, system: str) -> tuple[list[int], int]:
@@ -108,64 +112,65 @@ def split_prefix(engine: Engine, question: str, system: str) -> tuple[list[int],
     return ids, n
 
 
-def _next_logits(engine: Engine, ids, cache):
-    """Logits of the last position of one forward pass (float32, shape (vocab,)); the argmax is taken too,
-    so the timed span ends at the first token."""
-    logits = engine.model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1].float()
+def _timed_next_logits(engine: Engine, ids, cache) -> tuple:
+    """One locked forward pass (``Engine.forward``) continuing ``cache``; returns ``(last-position logits
+    float32 (vocab,), ms)`` with the device synchronised and the argmax taken, so the span ends at the first token."""
+    engine.synchronize()
+    start = time.perf_counter()
+    logits = engine.forward(ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[0, -1].float()
     int(logits.argmax())
-    return logits
+    engine.synchronize()
+    return logits, (time.perf_counter() - start) * 1000.0
 
 
 def run(question: str, system: str = DEFAULT_SYSTEM_PROMPT, model: str | None = None, repeats: int = 1,
         engine: Engine | None = None) -> PrefixCacheResult:
     """Answer ``question`` after ``system`` twice: computing the prefix, then reusing its saved cache.
 
-    The first answer prefills the prefix into a fresh cache, saves a copy, and runs the question's tokens;
-    the second copies the saved cache and runs only the question's tokens. Their next-token logits are
-    compared, and also against one single forward pass over the whole prompt (which differs only by
-    float summation order).
+    The first answer prefills the prefix into a fresh cache, saves a copy (``copy.deepcopy``, not timed),
+    and runs the question's tokens; the second copies the saved cache and runs only the question's tokens.
+    Their next-token logits are compared, and also against one single forward pass over the whole prompt
+    (which differs only by float summation order). Each pass holds the model's lock for that pass only.
 
     Args:
         repeats: timing repeats of both answers (1-10); the logits compared come from the first.
     Raises:
         ValueError: see :func:`split_prefix`; ``repeats`` out of range.
     """
-    import torch
     from transformers import DynamicCache
 
     from explorer.kv_cache.growth import measure_cache_bytes
 
-    if not 1 <= int(repeats) <= 10:
+    repeats = check_int(repeats, "Repeats", minimum=1)
+    if repeats > 10:
         raise ValueError(f"Repeats must be between 1 and 10, got {repeats}.")
     engine = engine or get_engine(model)
     ids, n_prefix = split_prefix(engine, question, system)
-    config = engine.model.config
-    prefix_ids = torch.tensor([ids[:n_prefix]], device=engine.device)
-    rest_ids = torch.tensor([ids[n_prefix:]], device=engine.device)
+    config = engine.config
+    prefix_ids, rest_ids = ids[:n_prefix], ids[n_prefix:]
     full_ms, reuse_ms, copy_ms = [], [], []
     saved = first = None
-    for _ in range(int(repeats)):
-        with engine.session():
-            start = time.perf_counter()
-            cache = DynamicCache(config=config)
-            engine.model(input_ids=prefix_ids, past_key_values=cache, use_cache=True)
-            snapshot = copy_cache(cache, config)
-            logits_full = _next_logits(engine, rest_ids, cache)
-            full_ms.append((time.perf_counter() - start) * 1000.0)
+    for _ in range(repeats):
+        cache = DynamicCache(config=config)
+        engine.synchronize()
+        start = time.perf_counter()
+        engine.forward(prefix_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        engine.synchronize()
+        prefill_ms = (time.perf_counter() - start) * 1000.0
         if saved is None:
-            saved = snapshot
-        with engine.session():
-            start = time.perf_counter()
-            working = copy_cache(saved, config)
-            copied = time.perf_counter()
-            logits_reuse = _next_logits(engine, rest_ids, working)
-            end = time.perf_counter()
-        reuse_ms.append((end - start) * 1000.0)
-        copy_ms.append((copied - start) * 1000.0)
+            saved = copy_cache(cache)
+        logits_full, rest_ms = _timed_next_logits(engine, rest_ids, cache)
+        full_ms.append(prefill_ms + rest_ms)
+        start = time.perf_counter()
+        working = copy_cache(saved)
+        engine.synchronize()
+        copied = (time.perf_counter() - start) * 1000.0
+        logits_reuse, rest_ms = _timed_next_logits(engine, rest_ids, working)
+        reuse_ms.append(copied + rest_ms)
+        copy_ms.append(copied)
         if first is None:
             first = (logits_full.clone(), logits_reuse.clone())
-    with engine.session():
-        one_pass = _next_logits(engine, torch.tensor([ids], device=engine.device), DynamicCache(config=config))
+    one_pass, _ = _timed_next_logits(engine, ids, DynamicCache(config=config))
     logits_full, logits_reuse = first
     token = int(logits_full.argmax())
     return PrefixCacheResult(
@@ -173,4 +178,6 @@ def run(question: str, system: str = DEFAULT_SYSTEM_PROMPT, model: str | None = 
         copy_ms=np.array(copy_ms), max_abs_logit_diff=float((logits_full - logits_reuse).abs().max()),
         one_pass_max_abs_diff=float((one_pass - logits_reuse).abs().max()),
         same_next_token=token == int(logits_reuse.argmax()), next_token=engine.tokenizer.decode([token]),
-        saved_cache_bytes=measure_cache_bytes(saved))
+        saved_cache_bytes=measure_cache_bytes(saved),
+        provenance=measured("Engine.forward with a saved DynamicCache copied by copy.deepcopy, synchronised ms",
+                            model=engine.name))

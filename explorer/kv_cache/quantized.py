@@ -22,6 +22,9 @@ from typing import Iterator
 import numpy as np
 
 from explorer.core.engine import Engine, get_engine
+from explorer.core.progress import Progress, run_to_end
+from explorer.core.provenance import Provenance, measured
+from explorer.core.validation import check_int
 from explorer.kv_cache.growth import (cache_shape, cap_new_tokens, check_room, measure_cache_bytes, prompt_ids,
                                tensor_bytes)
 
@@ -92,6 +95,7 @@ class QuantCacheResult:
         residual_length: tokens the integer backends keep in full precision before quantising them.
         runs: one :class:`QuantCacheRun` per backend that ran.
         unavailable: backend key -> reason it could not run.
+        provenance: measured on the model.
     """
 
     tokens: np.ndarray
@@ -100,6 +104,7 @@ class QuantCacheResult:
     residual_length: int
     runs: tuple[QuantCacheRun, ...]
     unavailable: dict
+    provenance: Provenance | None = None
 
 
 def _make_cache(engine: Engine, spec: QuantBackend, residual_length: int):
@@ -110,7 +115,7 @@ def _make_cache(engine: Engine, spec: QuantBackend, residual_length: int):
         kwargs["residual_length"] = residual_length
         # quanto groups the flattened (heads, tokens, head_dim) states: a group must divide the head dim.
         kwargs["q_group_size"] = math.gcd(kwargs["q_group_size"], cache_shape(engine).head_dim)
-    return QuantizedCache(backend=spec.backend, config=engine.model.config, **kwargs)
+    return QuantizedCache(backend=spec.backend, config=engine.config, **kwargs)
 
 
 def _drift(ref, other) -> tuple[float, float, bool]:
@@ -132,26 +137,25 @@ def run(text: str, model: str | None = None, max_new_tokens: int = 8, backends: 
     Raises:
         ValueError: see :func:`iter_run`.
     """
-    *_, result = iter_run(text, model, max_new_tokens, backends, residual_length, engine)
-    return result
+    return run_to_end(iter_run(text, model, max_new_tokens, backends, residual_length, engine))
 
 
 def iter_run(text: str, model: str | None = None, max_new_tokens: int = 8, backends: list[str] | None = None,
-             residual_length: int = 16, engine: Engine | None = None) -> Iterator[str | QuantCacheResult]:
-    """:func:`run` step by step: yields a progress line per step, then the :class:`QuantCacheResult`.
+             residual_length: int = 16, engine: Engine | None = None) -> Iterator[Progress | QuantCacheResult]:
+    """:func:`run` step by step (the lens contract): yields a :class:`Progress` per forward pass, then the
+    :class:`QuantCacheResult`. The full-precision run goes first through ``Engine.steps`` and chooses the greedy
+    tokens; each quantised cache is then stepped through ``Engine.steps`` with those same tokens.
 
     Raises:
         ValueError: unknown backend, bad residual length, or the prompt errors of ``explorer.kv_cache.run``.
     """
-    import torch
-    from transformers import DynamicCache
-
     engine = engine or get_engine(model)
     keys = list(backends or BACKENDS)
     unknown = [k for k in keys if k not in BACKENDS]
     if unknown:
         raise ValueError(f"Unknown quantised-cache backend(s) {unknown}; choose from {', '.join(BACKENDS)}.")
-    if not 1 <= int(residual_length) <= 1024:
+    residual_length = check_int(residual_length, "Residual length", minimum=1)
+    if residual_length > 1024:
         raise ValueError(f"Residual length must be between 1 and 1,024 tokens, got {residual_length}.")
     new_tokens, _ = cap_new_tokens(max_new_tokens)
     ids = prompt_ids(engine, text)
@@ -159,28 +163,30 @@ def iter_run(text: str, model: str | None = None, max_new_tokens: int = 8, backe
     status = backend_status()
     unavailable = {k: status[k] for k in keys if status[k]}
     ready = [k for k in keys if not status[k]]
-    reference = DynamicCache(config=engine.model.config)
-    caches = {k: _make_cache(engine, BACKENDS[k], int(residual_length)) for k in ready}
-    drift = {k: [] for k in ready}
-    tokens = []
-    feed = torch.tensor([ids], device=engine.device)
-    for step in range(new_tokens + 1):
-        yield f"step {step + 1} of {new_tokens + 1}"
-        with engine.session():
-            ref_logits = engine.model(input_ids=feed, past_key_values=reference, use_cache=True).logits[0, -1]
-            for key, cache in caches.items():
-                logits = engine.model(input_ids=feed, past_key_values=cache, use_cache=True).logits[0, -1]
-                drift[key].append(_drift(ref_logits, logits))
-        tokens.append(reference.get_seq_length())
-        feed = ref_logits.argmax().reshape(1, 1)
+    total = len(ready) + 1
+    # The full-precision run chooses the tokens; every quantised cache is then fed the same ones.
+    chosen, ref_logits, tokens, reference = [], [], [], None
+    for step in engine.steps(ids, new_tokens):
+        chosen.append(step.token)
+        ref_logits.append(step.logits)
+        tokens.append(step.cache.get_seq_length())
+        reference = step.cache
+        yield Progress(len(chosen) / new_tokens / total, f"full precision: token {len(chosen)} of {new_tokens}")
     runs = []
-    for key, cache in caches.items():
+    for number, key in enumerate(ready, start=1):
+        cache, drift = _make_cache(engine, BACKENDS[key], residual_length), []
+        forced = engine.steps(ids, len(chosen), cache=cache, select=lambda logits, i: chosen[i], stop_at_eos=False)
+        for step in forced:
+            drift.append(_drift(ref_logits[step.index], step.logits))
+            yield Progress((number + len(drift) / len(chosen)) / total, f"{key}: token {len(drift)} of {len(chosen)}")
         quantized = sum(tensor_bytes(layer._quantized_keys) + tensor_bytes(layer._quantized_values)
                         for layer in cache.layers)
-        total = measure_cache_bytes(cache)
-        rows = np.array(drift[key], dtype=np.float64)
-        runs.append(QuantCacheRun(key, total, quantized, total - quantized, rows[:, 0], rows[:, 1],
+        cache_total = measure_cache_bytes(cache)
+        rows = np.array(drift, dtype=np.float64)
+        runs.append(QuantCacheRun(key, cache_total, quantized, cache_total - quantized, rows[:, 0], rows[:, 1],
                                   rows[:, 2].astype(bool)))
     yield QuantCacheResult(np.array(tokens, dtype=np.int64), measure_cache_bytes(reference),
-                            cache_shape(engine).formula_bytes(tokens[-1]), int(residual_length), tuple(runs),
-                            unavailable)
+                           cache_shape(engine).formula_bytes(tokens[-1]), residual_length, tuple(runs),
+                           unavailable, provenance=measured(
+                               "Engine.steps with transformers.QuantizedCache fed the full-precision run's tokens",
+                               model=engine.name))

@@ -17,8 +17,9 @@ as transformers' ``DynamicCache`` keeps them (:func:`windowed_kv_cache_bytes`), 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from explorer.core.provenance import Provenance, formula
 from models.shapes import MODEL_SHAPES, ModelShape, get_shape
 
 # Cache / weight dtype name -> bits per element.
@@ -120,6 +121,7 @@ class WhatIfResult:
         weight_bytes: bytes of the weights.
         variants: MHA / GQA / MQA layouts of the same model (the actual one flagged).
         notes: readable caveats (context beyond the model's, sliding windows ...).
+        provenance: ``formula`` (the KV formula on the model's published config).
     """
 
     shape: ModelShape
@@ -132,6 +134,8 @@ class WhatIfResult:
     weight_bytes: int
     variants: tuple[AttentionVariant, ...]
     notes: tuple[str, ...]
+    provenance: Provenance = field(default_factory=lambda: formula(
+        "2 x layers x KV heads x head_dim x bytes x tokens (Pope et al. 2022) on the published config"))
 
     @property
     def kv_to_weights(self) -> float:

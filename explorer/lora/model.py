@@ -33,7 +33,6 @@ MODULE_ALIASES: dict[str, str] = {
 }
 ALL_LINEAR = "all-linear"
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-QLORA_KEY = "qlora-nf4"
 
 
 @dataclass(frozen=True)
@@ -169,22 +168,6 @@ def peft_config(settings: LoraSettings):
                       target_modules=targets, use_rslora=settings.use_rslora, bias="none", task_type="CAUSAL_LM")
 
 
-def _register_qlora_loader() -> None:
-    """Register the QLoRA base (NF4 + double quantisation, Dettmers et al. 2023) with models.loading."""
-    from models.loading import QUANTIZATION_LOADERS
-
-    def loader(_key: str) -> dict:
-        import torch
-        from transformers import BitsAndBytesConfig
-
-        compute = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        return {"quantization_config": BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute)}
-
-    QUANTIZATION_LOADERS.setdefault(QLORA_KEY, loader)
-
-
 def base_engine(settings: LoraSettings):
     """The shared engine a run trains on: the plain model, or its NF4 variant when ``settings.qlora``.
 
@@ -194,9 +177,10 @@ def base_engine(settings: LoraSettings):
     from explorer.core.engine import get_engine
 
     if settings.qlora:
-        _register_qlora_loader()
-        try:
-            engine = get_engine(settings.model, quantization=QLORA_KEY)
+        from explorer.quantization.methods import nf4_base
+
+        try:  # the Quantisation tab's default NF4 copy: one cached copy, counted once
+            engine = nf4_base(get_engine(settings.model))
         except ImportError as exc:
             raise ValueError(f"QLoRA needs bitsandbytes with 4-bit support here: {exc}") from exc
     else:

@@ -1,26 +1,31 @@
 """The Quantisation lens: the same prompt through the reference and its int8 / NF4 / FP4 / 16-bit copies.
 
-For each method (registry in :mod:`explorer.quantization_methods`) it measures the bytes of the
+For each method (registry in :mod:`explorer.quantization.methods`) it measures the bytes of the
 weights, the time to build the copy, greedy decode speed, the greedy text, and how far its next-token
 distributions move from the reference's on the prompt followed by the reference's own continuation
-(llama.cpp ``perplexity --kl-divergence`` statistics, :mod:`explorer.quantization_quality`).
+(llama.cpp ``perplexity --kl-divergence`` statistics, :mod:`explorer.quantization.quality`).
 Methods that fail on this device (missing kernel) report why and the others still run.
 
-Entry points: :func:`run` (prompt side by side), :func:`run_passage` (quality on the shipped
-reference passage), :func:`api_dict` (the ``/quantize`` JSON shape).
+Entry points: :func:`run` / :func:`iter_run` (prompt side by side), :func:`run_passage` (quality on the
+shipped reference passage), :func:`to_api` (the ``/quantize`` JSON shape). Every pass goes through
+``Engine.steps`` (greedy text and speed) or ``Engine.forward`` (the scored sequence).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
+
+from explorer.core.progress import Progress, run_to_end
+from explorer.core.provenance import Provenance, measured
+from explorer.core.validation import check_max_new_tokens, check_text, require_causal
 
 from explorer.quantization.methods import METHODS, QuantOptions, check_fits, check_methods, get_variant
 from explorer.quantization.quality import QualityStats, compare_logits, reference_passage, score_text, summarize
 
-Progress = Callable[[float, str], None]
+ProgressFn = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class QuantizeResult:
             every method is scored on; n_prompt: how many of them are the prompt.
         tokens: display strings of ``sequence_ids``.
         methods: one :class:`MethodRun` per requested method, reference first.
+        provenance: measured on the model and its quantised copies.
     """
 
     model: str
@@ -84,6 +90,7 @@ class QuantizeResult:
     n_prompt: int
     tokens: tuple[str, ...]
     methods: tuple[MethodRun, ...]
+    provenance: Provenance | None = None
 
     def method(self, name: str) -> MethodRun:
         """The run of method ``name``. Raises ``KeyError`` if it was not requested."""
@@ -99,32 +106,25 @@ def token_strings(tokenizer, ids) -> tuple[str, ...]:
     return tuple(tokenizer.decode([int(i)]) for i in ids)
 
 def greedy_generate(engine, ids: list[int], max_new_tokens: int) -> tuple[list[int], float, float]:
-    """Greedy decoding with a KV cache, taking the model's lock once per step.
+    """Greedy decoding through ``Engine.steps`` (one locked, synchronised forward pass per generated token).
 
     Returns:
-        ``(new_ids, decode_tokens_per_s, prefill_ms)``; stops early at the end-of-sequence token.
+        ``(new_ids, decode_tokens_per_s, prefill_ms)``: ``max_new_tokens`` tokens at most (stops after an
+        end-of-sequence token); the speed counts the decode passes after the prefill (the prefill's own
+        token excluded), ``prefill_ms`` is the first pass.
     """
-    import torch
-    from transformers import DynamicCache
-
-    eos = engine.eos_token_ids()
-    cache = DynamicCache()
     new: list[int] = []
-    t0 = time.perf_counter()
-    with engine.session():
-        out = engine.model(torch.tensor([ids], device=engine.device), past_key_values=cache, use_cache=True)
-    prefill_ms = 1000 * (time.perf_counter() - t0)
-    t1 = time.perf_counter()
-    for step in range(max_new_tokens):
-        token = int(out.logits[0, -1].argmax())
-        new.append(token)
-        if token in eos or step == max_new_tokens - 1:
-            break
-        with engine.session():
-            out = engine.model(torch.tensor([[token]], device=engine.device), past_key_values=cache, use_cache=True)
-    decode_s = time.perf_counter() - t1
-    steps = max(len(new) - 1, 1)
-    return new, (steps / decode_s if decode_s > 0 else float("nan")), prefill_ms
+    prefill_ms, decode_ms = float("nan"), 0.0
+    for step in engine.steps(ids, max_new_tokens):
+        new.append(step.token)
+        if step.index == 0:
+            prefill_ms = step.ms
+        else:
+            decode_ms += step.ms
+    steps = len(new) - 1
+    if steps < 1:  # one token: only the prefill ran, so its pass is the only speed measured
+        return new, (1000.0 / prefill_ms if prefill_ms > 0 else float("nan")), prefill_ms
+    return new, (1000.0 * steps / decode_ms if decode_ms > 0 else float("nan")), prefill_ms
 
 
 def _topk(logits, ref_ids, k: int):
@@ -164,40 +164,31 @@ def _resolve(model, engine):
     from explorer.core.engine import get_engine
 
     engine = engine or get_engine(model)
-    if not engine.is_causal:
-        raise ValueError(f"{engine.name} is an encoder, not a text generator; quantisation quality needs a causal LM.")
+    require_causal(engine, "Quantisation quality")
     return engine
 
 
-def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf4"), options: QuantOptions | None = None,
-        max_new_tokens: int = 24, top_k: int = 10, progress: Progress | None = None, engine=None) -> QuantizeResult:
-    """Run the prompt through every method and compare with the reference.
+def iter_run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf4"),
+             options: QuantOptions | None = None, max_new_tokens: int = 24, top_k: int = 10,
+             engine=None) -> Iterator[Progress | QuantizeResult]:
+    """The lens contract of :func:`run`: a :class:`Progress` before building and before running each method,
+    then the :class:`QuantizeResult`.
 
-    Args:
-        prompt: user text (wrapped by the chat template); model: embedded name or Hub id.
-        methods: names from :data:`explorer.quantization_methods.METHODS`; ``reference`` is always added.
-        options: int8 threshold, 4-bit block size, double quantisation, compute dtype.
-        max_new_tokens: greedy tokens per method (capped by the configured ``max_new_tokens``).
-        top_k: next-token candidates kept per position for the distribution view.
-        progress: optional ``(fraction, message)`` callback.
-        engine: an explicit reference engine (tests); default ``get_engine(model)``.
     Raises:
-        ValueError: empty prompt, unknown method, bad options, prompt too long, an encoder model, or a
-            model whose quantised copy would not fit in memory (refused before anything runs).
+        ValueError: see :func:`run`.
     """
     from explorer.core.config import get_limits
     from explorer.quantization.quality import forward_logits
     import torch
 
-    if not (prompt or "").strip():
-        raise ValueError("Type a prompt first.")
+    check_text(prompt, "prompt")
     names = check_methods(methods)
     options = (options or QuantOptions()).validate()
-    max_new_tokens = max(1, min(int(max_new_tokens), get_limits().max_new_tokens))
+    max_new_tokens = check_max_new_tokens(max_new_tokens, get_limits().max_new_tokens)
     reference = _resolve(model, engine)
     check_fits(reference, names)
-    report = progress or (lambda f, m: None)
     prompt_ids = reference.chat_ids(prompt)
+    yield Progress(0.0, "reference: greedy continuation")
     ref_generation = greedy_generate(reference, prompt_ids, max_new_tokens)
     sequence = prompt_ids + ref_generation[0]
     ref_logits = forward_logits(reference, sequence)
@@ -205,10 +196,10 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
     n_params = sum(p.numel() for p in reference.model.parameters())
     runs = []
     for i, name in enumerate(names):
-        report(i / len(names), f"preparing {name}")
+        yield Progress(i / len(names), f"preparing {name}")
         try:
             variant = get_variant(reference, name, options)
-            report((i + 0.5) / len(names), f"running {name}")
+            yield Progress((i + 0.5) / len(names), f"running {name}")
             runs.append(_run_method(name, reference, variant, prompt_ids, sequence, ref_logits,
                                     None if name == "reference" else ref_top_ids, max_new_tokens, top_k, n_params,
                                     ref_generation))
@@ -217,18 +208,46 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
         except Exception as exc:  # noqa: BLE001 - a missing kernel etc. is shown in that method's column
             runs.append(MethodRun(name=name, label=METHODS[name].label, key=METHODS[name].key(options),
                                   error=f"{type(exc).__name__}: {exc}"[:400]))
-    report(1.0, "done")
+    yield Progress(1.0, "done")
     tokens = token_strings(reference.tokenizer, sequence)
-    return QuantizeResult(model=reference.name, device=str(reference.device),
-                          reference_dtype=str(reference.dtype).replace("torch.", ""), n_params=n_params,
-                          n_layers=int(getattr(reference.config, "num_hidden_layers", 0) or 0),
-                          sequence_ids=np.array(sequence, dtype=np.int64), n_prompt=len(prompt_ids),
-                          tokens=tokens, methods=tuple(runs))
+    yield QuantizeResult(model=reference.name, device=str(reference.device),
+                         reference_dtype=str(reference.dtype).replace("torch.", ""), n_params=n_params,
+                         n_layers=int(getattr(reference.config, "num_hidden_layers", 0) or 0),
+                         sequence_ids=np.array(sequence, dtype=np.int64), n_prompt=len(prompt_ids),
+                         tokens=tokens, methods=tuple(runs),
+                         provenance=measured("Engine.steps / Engine.forward on each cached quantised copy",
+                                             model=reference.name))
 
 
-def api_dict(result: QuantizeResult) -> dict:
-    """The ``/quantize`` JSON: ``{"methods": {name: {"weight_bytes", "kld_mean", "kld_p99", "same_top_pct",
-    "ppl", "ppl_ratio", "text"}}}`` (plus ``error`` for a method that could not run, ``None`` numbers then)."""
+def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf4"), options: QuantOptions | None = None,
+        max_new_tokens: int = 24, top_k: int = 10, progress: ProgressFn | None = None, engine=None) -> QuantizeResult:
+    """Run the prompt through every method and compare with the reference.
+
+    Args:
+        prompt: user text (wrapped by the chat template); model: embedded name or Hub id.
+        methods: names from :data:`explorer.quantization.methods.METHODS`; ``reference`` is always added.
+        options: int8 threshold, 4-bit block size, double quantisation, compute dtype.
+        max_new_tokens: tokens generated greedily per method (capped by the configured ``max_new_tokens``).
+        top_k: next-token candidates kept per position for the distribution view.
+        progress: optional ``(fraction, message)`` callback.
+        engine: an explicit reference engine (tests); default ``get_engine(model)``.
+    Raises:
+        ValueError: empty prompt, unknown method, bad options, prompt too long, an encoder model, or a
+            model whose quantised copy would not fit in memory (refused before anything runs).
+    """
+    def report(items):
+        for item in items:
+            if isinstance(item, Progress) and progress is not None:
+                progress(item.fraction, item.message)
+            yield item
+
+    return run_to_end(report(iter_run(prompt, model, methods, options, max_new_tokens, top_k, engine)))
+
+
+def to_api(result: QuantizeResult) -> dict:
+    """The ``/quantize`` JSON: ``{"model", "methods": {name: {"weight_bytes", "kld_mean", "kld_p99", "same_top_pct",
+    "ppl", "ppl_ratio", "text", "error"}}, "provenance"}`` (``error`` says why a method could not run, ``None``
+    numbers then)."""
     out = {}
     for m in result.methods:
         s = m.stats
@@ -236,7 +255,11 @@ def api_dict(result: QuantizeResult) -> dict:
                        "kld_mean": s.kld_mean if s else None, "kld_p99": s.kld_p99 if s else None,
                        "same_top_pct": s.same_top_pct if s else None, "ppl": s.ppl if s else None,
                        "ppl_ratio": s.ppl_ratio if s else None, "text": m.text, "error": m.error}
-    return {"model": result.model, "methods": out}
+    return {"model": result.model, "methods": out,
+            "provenance": result.provenance.to_api() if result.provenance else None}
+
+
+api_dict = to_api  # older name (tests and bench)
 
 
 @dataclass(frozen=True)
@@ -247,6 +270,7 @@ class PassageQuality:
         model, device, window: what ran, where, and the scoring window (tokens).
         n_tokens: tokens in the passage; stats: name -> :class:`QualityStats` (or error string);
         kld: name -> ``(n_scored,)`` KL per scored position (nats); weight_bytes: name -> bytes.
+        provenance: measured on the model and its quantised copies.
     """
 
     model: str
@@ -256,11 +280,12 @@ class PassageQuality:
     stats: dict
     kld: dict
     weight_bytes: dict
+    provenance: Provenance | None = None
 
 
 def run_passage(model: str | None = None, methods=("reference", "int8", "nf4"), options: QuantOptions | None = None,
                 text: str | None = None, window: int = 512, max_tokens: int | None = None,
-                progress: Progress | None = None, engine=None) -> PassageQuality:
+                progress: ProgressFn | None = None, engine=None) -> PassageQuality:
     """Score the shipped reference passage (or ``text``) with every method (llama.cpp KL report).
 
     Args:
@@ -288,7 +313,8 @@ def run_passage(model: str | None = None, methods=("reference", "int8", "nf4"), 
     stats.update({name: summarize(cmp) for name, cmp in comparisons.items()})
     return PassageQuality(model=reference.name, device=str(reference.device), window=window, n_tokens=len(ids),
                           stats={n: stats[n] for n in names}, kld={n: c.kld for n, c in comparisons.items()},
-                          weight_bytes=weight_bytes)
+                          weight_bytes=weight_bytes,
+                          provenance=measured("Engine.forward windows on the reference passage", model=reference.name))
 
 
 def passage_dict(pq: PassageQuality, decimals: int = 5) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.quantization.methods import quantizable_linear_names
+from explorer.quantization.layers import quantizable_linear_names
 
 _LAYER_RE = re.compile(r"^(?:.*\.)?layers\.(\d+)\.(.+)$")
 
@@ -238,16 +238,14 @@ def _input_hooks(model, names: list[str], store: dict):
 def int8_outliers(engine, ids: list[int], threshold: float = 6.0) -> OutlierCounts:
     """Count the activation features above the LLM.int8 threshold at every linear layer's input.
 
-    Runs one forward pass of ``ids`` on the reference model with input hooks (removed in ``finally``,
-    under the model's lock).
+    Runs one ``Engine.forward`` pass of ``ids`` on the reference model with input hooks that are added and
+    removed (in ``finally``) while the model's (re-entrant) lock is held, so no other user's pass sees them.
     """
-    import torch
-
     names = quantizable_linear_names(engine.model)
     parts, layers, projections = _grid(names)
     store: dict = {}
-    with engine.session(), _input_hooks(engine.model, names, store):
-        engine.model(torch.tensor([ids], device=engine.device))
+    with engine.lock, _input_hooks(engine.model, names, store):
+        engine.forward(ids, logits_to_keep=1)
     counts = np.zeros((len(layers), len(projections)), dtype=np.int64)
     max_abs = np.zeros((len(layers), len(projections)))
     widths = np.zeros(len(projections), dtype=np.int64)

@@ -14,6 +14,11 @@ Methods and sources:
   ``blocksize`` weights share one absmax scale; NF4 uses the normal-float code book; double
   quantisation stores the absmax scales themselves in 8 bit (blocks of 256).
 
+The bitsandbytes methods are described by ``transformers.BitsAndBytesConfig`` (:func:`bnb_config`) and their
+layers are swapped in by transformers' ``replace_with_bnb_linear``; only the 4-bit block size, which the
+config cannot express, is passed to bitsandbytes directly. The default NF4 copy is also the QLoRA base
+(:func:`nf4_base`), so it is built and counted once.
+
 Embeddings and the output head stay in the reference dtype, as in transformers' bitsandbytes path.
 """
 from __future__ import annotations
@@ -26,6 +31,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from explorer.core.config import get_limits
+from explorer.quantization.error import kernel_check
+from explorer.quantization.layers import output_head_names
+from explorer.quantization.layers import quantizable_linear_names as _linear_names
 
 BLOCK_SIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -61,34 +69,30 @@ class QuantOptions:
 
 @dataclass(frozen=True)
 class Method:
-    """One registry entry.
+    """One registry entry: everything the tab needs to show and build a method.
 
     Attributes:
         name: API name (``reference``, ``bf16``, ``fp16``, ``int8``, ``nf4``, ``fp4``).
         label: what the UI shows.
+        explanation: one sentence on how it stores the weights (and its source).
         nominal_bits: bits per quantised weight before scales (``None`` = the reference dtype's).
         key: ``options -> str``, the cache key of the variant these options build.
         build: ``(private_copy, options) -> model``: casts or quantises a deep copy of the reference (never
-            the shared model itself; the copy is made under the reference's lock, the build runs outside it).
+            the shared model itself; the copy is made under the reference's lock, the build runs outside it);
+            ``None`` for the reference itself.
     """
 
     name: str
     label: str
+    explanation: str
     nominal_bits: float | None
     key: Callable[[QuantOptions], str]
     build: Callable | None
 
 
 def quantizable_linear_names(model) -> list[str]:
-    """Names of the linear layers a method quantises: every ``nn.Linear`` except the output head.
-
-    bitsandbytes layers subclass ``nn.Linear``, so the same names come back from a quantised copy.
-    """
-    import torch
-
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    return [name for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and module is not head]
+    """Every ``nn.Linear`` except the output head (see :func:`explorer.quantization.layers.quantizable_linear_names`)."""
+    return _linear_names(model)
 
 
 def _cast(dtype_name: str):
@@ -114,53 +118,56 @@ class _CastNoticeFilter:
         return not str(record.msg).startswith("MatMul8bitLt: inputs will be cast")
 
 
-def _build_int8(model, options: QuantOptions):
-    import logging
+def bnb_config(method: str, options: QuantOptions, reference=None):
+    """The ``transformers.BitsAndBytesConfig`` that expresses ``method`` with ``options``.
 
-    import bitsandbytes as bnb
+    ``int8`` -> ``load_in_8bit`` with ``llm_int8_threshold``; ``nf4`` / ``fp4`` -> ``load_in_4bit`` with the
+    quant type, double quantisation and compute dtype (``auto`` = ``reference``'s dtype). The 4-bit block size
+    is the one setting the config cannot express; the builder passes it to ``bitsandbytes.nn.Params4bit``.
+    """
+    from transformers import BitsAndBytesConfig
 
-    # LLM.int8 casts fp32 activations to fp16 before quantising them and logs it on every call (said in the docs).
-    log = logging.getLogger("bitsandbytes.autograd._functions")
-    if not any(isinstance(f, _CastNoticeFilter) for f in log.filters):
-        log.addFilter(_CastNoticeFilter())
-
-    for name in quantizable_linear_names(model):
-        old = model.get_submodule(name)
-        new = bnb.nn.Linear8bitLt(old.in_features, old.out_features, old.bias is not None,
-                                  has_fp16_weights=False, threshold=float(options.int8_threshold),
-                                  device="meta")
-        device = old.weight.device
-        new.weight = bnb.nn.Int8Params(old.weight.detach().to("cpu").clone(), requires_grad=False,
-                                       has_fp16_weights=False).to(device)
-        if old.bias is not None:
-            new.bias = old.bias
-        new.requires_grad_(False)
-        model.set_submodule(name, new)
-    return model
+    if method == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=float(options.int8_threshold))
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=method,
+                              bnb_4bit_use_double_quant=bool(options.double_quant),
+                              bnb_4bit_compute_dtype=_compute_dtype(reference, options) if reference is not None
+                              else None)
 
 
-def _build_4bit(quant_type: str):
+def _build_bnb(method: str):
+    """Builder of a bitsandbytes method: transformers' ``replace_with_bnb_linear`` swaps every linear layer
+    (output head excluded) for the layer the :func:`bnb_config` describes, then each layer's weight is quantised
+    from the copy's own weight the way transformers' bitsandbytes loader does (``Int8Params`` / ``Params4bit``
+    built from the new layer's parameter settings)."""
     def build(model, options: QuantOptions):
-        import bitsandbytes as bnb
+        import logging
 
-        compute_dtype = _compute_dtype(model, options)
-        for name in quantizable_linear_names(model):
-            old = model.get_submodule(name)
-            new = bnb.nn.Linear4bit(old.in_features, old.out_features, old.bias is not None,
-                                    compute_dtype=compute_dtype, compress_statistics=bool(options.double_quant),
-                                    quant_type=quant_type, device="meta")
-            # Keep bitsandbytes' canonical storage: the AVX512-BF16 CPU path would repack the weight on
-            # its first call and round the scales to bf16, changing the bytes and values measured here.
-            new.support_avx512bf16_for_cpu = False
-            device = old.weight.device
-            new.weight = bnb.nn.Params4bit(old.weight.detach().to("cpu").clone(), requires_grad=False,
-                                           blocksize=int(options.blocksize),
-                                           compress_statistics=bool(options.double_quant),
-                                           quant_type=quant_type, module=new).to(device)
-            if old.bias is not None:
-                new.bias = old.bias
+        import bitsandbytes as bnb
+        from transformers.integrations.bitsandbytes import replace_with_bnb_linear
+
+        if method == "int8":  # LLM.int8 casts fp32 activations to fp16 and logs it on every call (said in the docs)
+            log = logging.getLogger("bitsandbytes.autograd._functions")
+            if not any(isinstance(f, _CastNoticeFilter) for f in log.filters):
+                log.addFilter(_CastNoticeFilter())
+        config = bnb_config(method, options, model)
+        old = {name: model.get_submodule(name) for name in _linear_names(model)}
+        replace_with_bnb_linear(model, modules_to_not_convert=output_head_names(model), quantization_config=config)
+        for name, previous in old.items():
+            new = model.get_submodule(name)
+            weight, device = previous.weight.detach().to("cpu").clone(), previous.weight.device
+            settings = {k: v for k, v in new.weight.__dict__.items() if k not in ("SCB", "module")}
+            if method == "int8":
+                new.weight = bnb.nn.Int8Params(weight, requires_grad=False, **settings).to(device)
+            else:
+                # Keep bitsandbytes' canonical storage: the AVX512-BF16 CPU path would repack the weight on
+                # its first call and round the scales to bf16, changing the bytes and values measured here.
+                new.support_avx512bf16_for_cpu = False
+                settings["blocksize"] = int(options.blocksize)  # the one setting BitsAndBytesConfig cannot express
+                new.weight = bnb.nn.Params4bit(weight, requires_grad=False, module=new, **settings).to(device)
+            if previous.bias is not None:
+                new.bias = previous.bias
             new.requires_grad_(False)
-            model.set_submodule(name, new)
         return model
     return build
 
@@ -169,15 +176,26 @@ def _key_4bit(quant_type: str):
     return lambda o: f"{quant_type}:block={int(o.blocksize)}:double={int(bool(o.double_quant))}:compute={o.compute_dtype}"
 
 
+# Add a method here: a Method with its own builder; tests/contracts/test_quant_methods.py builds and runs every entry.
 METHODS: dict[str, Method] = {
-    "reference": Method("reference", "reference (as loaded)", None, lambda o: "reference", None),
-    "bf16": Method("bf16", "bfloat16", 16, lambda o: "bf16", _cast("bfloat16")),
-    "fp16": Method("fp16", "float16", 16, lambda o: "fp16", _cast("float16")),
-    "int8": Method("int8", "LLM.int8 (bitsandbytes)", 8,
-                   lambda o: f"int8:threshold={float(o.int8_threshold):g}", _build_int8),
-    "nf4": Method("nf4", "NF4 (bitsandbytes)", 4, _key_4bit("nf4"), _build_4bit("nf4")),
-    "fp4": Method("fp4", "FP4 (bitsandbytes)", 4, _key_4bit("fp4"), _build_4bit("fp4")),
+    "reference": Method("reference", "reference (as loaded)", "The shared model as loaded (fp32 on CPU, bf16 on GPU).",
+                        None, lambda o: "reference", None),
+    "bf16": Method("bf16", "bfloat16", "A cast copy: 8 exponent bits, 7 mantissa bits.", 16, lambda o: "bf16",
+                   _cast("bfloat16")),
+    "fp16": Method("fp16", "float16", "A cast copy: 5 exponent bits, 10 mantissa bits.", 16, lambda o: "fp16",
+                   _cast("float16")),
+    "int8": Method("int8", "LLM.int8 (bitsandbytes)", "Row-wise absmax int8 weights; activation columns above the "
+                   "threshold run in 16 bit (Dettmers et al. 2022).", 8,
+                   lambda o: f"int8:threshold={float(o.int8_threshold):g}", _build_bnb("int8")),
+    "nf4": Method("nf4", "NF4 (bitsandbytes)", "4-bit normal-float codes, one absmax scale per block (QLoRA, "
+                  "Dettmers et al. 2023); the same copy is the QLoRA base.", 4, _key_4bit("nf4"), _build_bnb("nf4")),
+    "fp4": Method("fp4", "FP4 (bitsandbytes)", "4-bit floating-point codes, one absmax scale per block.", 4,
+                  _key_4bit("fp4"), _build_bnb("fp4")),
 }
+
+# The QLoRA base (NF4, blocks of 64, double quantisation, compute in the reference dtype) is exactly the
+# Quantisation tab's default NF4 copy, so both use one cached copy (see :func:`nf4_base`).
+QLORA_OPTIONS = QuantOptions(blocksize=64, double_quant=True, compute_dtype="auto")
 
 
 def check_methods(methods) -> list[str]:
@@ -326,7 +344,6 @@ def get_variant(engine, method: str, options: QuantOptions | None = None) -> Var
                              dtype=dtype, quantization=key, path=getattr(engine.loaded, "path", None),
                              load_seconds=prepare_s)
         sizes = tensor_bytes(model)
-        from explorer.quantization.error import kernel_check
 
         variant = Variant(method, key, Engine(loaded), prepare_s, sizes["weight_bytes"],
                           sizes["linear_weight_bytes"], engine.model, note=kernel_check(model))
@@ -342,10 +359,16 @@ def _evict(budget_bytes: int) -> None:
         _VARIANTS.popitem(last=False)
 
 
-def cached_variants(model_name: str | None = None) -> list[Variant]:
-    """The variants built so far (optionally only those of one model), oldest first."""
-    with _VARIANTS_LOCK:
-        return [v for (name, _), v in _VARIANTS.items() if model_name is None or name == model_name]
+def nf4_base(engine):
+    """The NF4 copy of ``engine``'s model that QLoRA trains on: the Quantisation tab's default NF4 variant
+    (:data:`QLORA_OPTIONS`), built once and cached here, counted once against ``Limits.max_quantized_bytes``.
+
+    Returns:
+        the variant's :class:`explorer.core.engine.Engine` (its own lock; the shared model is untouched).
+    Raises:
+        Exception: whatever bitsandbytes raises when 4-bit is unsupported on this device.
+    """
+    return get_variant(engine, "nf4", QLORA_OPTIONS).engine
 
 
 def clear_variants() -> None:

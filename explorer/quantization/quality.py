@@ -123,12 +123,8 @@ def concat(parts: list[TokenComparison]) -> TokenComparison:
 
 
 def forward_logits(engine, ids: list[int]):
-    """Logits ``(pos, vocab)`` of one forward pass of ``ids`` on ``engine``, under its lock (fp32 on CPU)."""
-    import torch
-
-    with engine.session():
-        out = engine.model(torch.tensor([ids], device=engine.device)).logits[0]
-    return out.float().cpu()
+    """Logits ``(pos, vocab)`` of one ``Engine.forward`` pass of ``ids`` on ``engine`` (fp32, on CPU)."""
+    return engine.forward(ids, use_cache=False).logits[0].float().cpu()
 
 
 def score_text(reference_engine, variant_engines: dict[str, object], ids: list[int], window: int = 512,
@@ -178,11 +174,17 @@ def reference_passage() -> str:
 def load_precomputed(path: Path | None = None) -> dict | None:
     """The quality table written by ``bench/bench_quantization.py``, or ``None`` if absent.
 
-    Shape: ``{"model", "device", "window", "n_tokens", "methods": {name: {stats..., "kld": [per position]}}}``.
+    Shape: ``{"model", "device", "window", "n_tokens", "methods": {name: {stats..., "kld": [per position]}},
+    "provenance": {"kind": "stored", ...}}`` (the provenance is added on reading: the file and its command).
     """
     import json
+
+    from explorer.core.provenance import stored
 
     path = path or PRECOMPUTED_PATH
     if not path.exists():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["provenance"] = stored(str(path), "python bench/bench_quantization.py --write",
+                                when=path.stat().st_mtime, model=str(data.get("model", ""))).to_api()
+    return data

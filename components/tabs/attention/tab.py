@@ -233,7 +233,7 @@ def build_attention_tab(ctx) -> dict:
     with gr.Accordion("Generation timeline: the new token's attention at every step", open=False):
         with gr.Row():
             new_tokens = gr.Slider(1, limits.max_attention_steps, value=min(12, limits.max_attention_steps), step=1,
-                                   label="New tokens")
+                                   label="new tokens (generated)")
             chat = gr.Checkbox(False, label="Use the chat template")
             t_mode = gr.Radio(list(TIMELINE_VIEWS), value="head", label="Rows of")
             generate = gr.Button("Generate and record", variant="primary", elem_id="attention-timeline-run")

@@ -242,7 +242,7 @@ def build_decoding_tab(ctx) -> dict:
         reroll = gr.Button("Re-roll seeds and run", scale=1)
     with gr.Row():
         max_new = gr.Slider(1, limits.max_new_tokens, value=min(32, limits.max_new_tokens), step=1,
-                            label="max_new_tokens", scale=3)
+                            label="new tokens (generated)", scale=3)
         run = gr.Button("Run strategies", variant="primary", elem_id="decoding-run", scale=1)
         stop = gr.Button("Stop", variant="stop", scale=1, min_width=80)
     columns = gr.HTML(columns_html(None), elem_id="decoding-columns")

@@ -22,6 +22,7 @@ from explorer.kv_cache import timing as kv_cache_timing
 from explorer.kv_cache import whatif as kv_cache_whatif
 from explorer.core.engine import get_engine
 from explorer.core.validation import check_optional_text, check_text
+from explorer.core.progress import Progress
 from explorer.kv_cache.whatif import DTYPE_BITS, PRESETS, format_bytes
 from components.tabs.kv_cache.compare import compare_growth, windowed_note
 
@@ -68,7 +69,7 @@ def _growth_section(ctx) -> dict:
                 "`2 x layers x KV heads x head dim x bytes x tokens`.")
     with gr.Row():
         new_tokens = gr.Slider(1, ctx.limits.max_new_tokens, value=min(24, ctx.limits.max_new_tokens), step=1,
-                               label="new tokens (decode steps)")
+                               label="new tokens (generated)")
         run, stop = _run_and_stop("Generate and measure", variant="primary", elem_id="kv_cache-run")
     plot = gr.Plot(elem_id="kv_cache-main-plot", label="KV cache bytes vs tokens")
     compare_plot = gr.Plot(label="Compare with: both models' KV cache", visible=False, elem_id="kv_cache-compare-plot")
@@ -121,7 +122,7 @@ def _compare_section(ctx) -> dict:
                 "more than the last; with it each step runs one token. Both runs pick the same greedy tokens.")
     with gr.Row():
         new_tokens = gr.Slider(1, min(64, ctx.limits.max_new_tokens), value=min(16, ctx.limits.max_new_tokens), step=1,
-                               label="decode steps")
+                               label="new tokens (generated)")
         run, stop = _run_and_stop("Time with and without cache")
     status = gr.Markdown()
     plot = gr.Plot(label="ms per token vs position")
@@ -132,8 +133,8 @@ def _compare_section(ctx) -> dict:
         engine = get_engine(model)
         ids = kv_cache.prompt_ids(engine, text)
         for item in kv_cache_timing.iter_compare(engine, ids, n):
-            if isinstance(item, tuple):
-                yield f"timing {item[0]} step {item[1]} of {item[2]} ...", gr.update()
+            if isinstance(item, Progress):
+                yield f"timing {item.message} ...", gr.update()
             else:
                 ratio = item.cached_tokens_per_s / item.uncached_tokens_per_s if item.uncached_tokens_per_s else 0
                 yield (f"With the cache: **{item.cached_tokens_per_s:.1f} tokens/s**; without: "
@@ -242,7 +243,7 @@ def _quant_section(ctx) -> dict:
                                     label="backends")
         residual = gr.Slider(1, 128, value=16, step=1, label="full-precision residual window (tokens)")
         new_tokens = gr.Slider(1, min(64, ctx.limits.max_new_tokens), value=min(12, ctx.limits.max_new_tokens), step=1,
-                               label="decode steps")
+                               label="new tokens (generated)")
         run, stop = _run_and_stop("Compare quantised caches")
     summary = gr.Markdown()
     plot = gr.Plot(label="quantised cache")
@@ -252,8 +253,8 @@ def _quant_section(ctx) -> dict:
         if not keys:
             raise ValueError("Choose at least one backend.")
         for item in kv_cache_quant.iter_run(text, model, _new_tokens(n), keys, int(window)):
-            if isinstance(item, str):
-                yield item, gr.update()
+            if isinstance(item, Progress):
+                yield item.message, gr.update()
             else:
                 rows = [f"- `{r.key}`: {format_bytes(r.cache_bytes)} ({r.cache_bytes / item.reference_bytes:.0%} of "
                         f"full precision), mean KL {r.kl_nats.mean():.4f} nats, max |logit diff| "

@@ -131,7 +131,7 @@ def quantize_api(text: str, model: str, methods: list[str]) -> dict:
     "same_top_pct", "ppl", "ppl_ratio", "text"}}}`` (default options, 24 new tokens)."""
     text, model = check_text(text, "text"), check_optional_text(model, "model")
     methods = check_choices(methods, "methods", None) if methods else ["reference", "int8", "nf4"]
-    return quantization.api_dict(quantization.run(text, model, methods))
+    return quantization.to_api(quantization.run(text, model, methods))
 
 
 def build_quantization_tab(ctx) -> dict:
@@ -143,7 +143,7 @@ def build_quantization_tab(ctx) -> dict:
     with gr.Row():
         methods = gr.CheckboxGroup(list(METHODS), value=["reference", "int8", "nf4", "fp4"], label="Methods", scale=3)
         new_tokens = gr.Slider(1, min(64, ctx.limits.max_new_tokens), value=min(24, ctx.limits.max_new_tokens),
-                               step=1, label="New tokens per method", scale=1)
+                               step=1, label="new tokens (generated) per method", scale=1)
     with gr.Accordion("Method settings", open=False):
         with gr.Row():
             threshold = gr.Slider(0, 20, value=6.0, step=0.5, label="LLM.int8 outlier threshold (0 = no 16-bit part)")
