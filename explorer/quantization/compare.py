@@ -12,7 +12,6 @@ shipped reference passage), :func:`to_api` (the ``/quantize`` JSON shape). Every
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 

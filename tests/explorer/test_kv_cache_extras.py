@@ -34,7 +34,7 @@ def test_prefix_bad_inputs(smollm2, tiny_engine):
 def test_quantised_caches_bytes_and_drift_tiny(tiny_engine):
     assert kv_cache_quant.backend_status() == {k: None for k in kv_cache_quant.BACKENDS}, \
         "optimum-quanto (requirements.txt) must be installed"
-    r = kv_cache_quant.run("Hello there, how are you?", engine=tiny_engine, max_new_tokens=3, residual_length=2)
+    r = kv_cache_quant.run("Hello there, how are you?", engine=tiny_engine, max_new_tokens=4, residual_length=2)
     shape = kv_cache.cache_shape(tiny_engine)
     assert r.reference_bytes == r.formula_bytes == shape.formula_bytes(int(r.tokens[-1]))
     runs = {run.key: run for run in r.runs}
@@ -50,7 +50,7 @@ def test_quantised_caches_bytes_and_drift_tiny(tiny_engine):
 
 
 def test_quantised_cache_on_smollm2_stays_close(smollm2):
-    r = kv_cache_quant.run("What is the capital of France?", engine=smollm2, max_new_tokens=3,
+    r = kv_cache_quant.run("What is the capital of France?", engine=smollm2, max_new_tokens=4,
                            backends=["quanto-int4", "fp8"], residual_length=1)
     runs = {run.key: run for run in r.runs}
     for key in ("quanto-int4", "fp8"):
