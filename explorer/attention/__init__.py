@@ -3,7 +3,8 @@
 Where a change goes:
 - the capture pass, the result and ``/attention``'s JSON: ``capture.py`` (``run``, ``iter_run``, ``to_api``);
 - add a per-head statistic or a view: ``stats.py`` (``STATS``, ``VIEWS``);
-- the generation timeline (one attention row per generated token, on ``Engine.steps``): ``timeline.py``.
+- the generation timeline (one attention row per generated token, on ``Engine.steps``): ``timeline.py``;
+- sliding-window (local) layers and the attention cap on windowed models: ``windows.py``.
 """
 from explorer.attention.capture import (AttentionResult, api_payload, capture, check_layer_head, iter_run,
                                         kv_head_mapping, prompt_ids, run, to_api, token_label)
