@@ -86,6 +86,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _patient_localhost_check() -> None:
+    """Gradio's launch() gives up on localhost after one 3 s HEAD request; on a loaded 2-core machine the first
+    page render can take longer, so the in-process app is checked with a 60 s budget instead."""
+    import time
+
+    import httpx
+    from gradio import networking
+
+    def url_ok(url: str) -> bool:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.head(url, timeout=20, verify=False).status_code < 400:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        return False
+
+    networking.url_ok = url_ok
+
+
 @pytest.fixture(scope="session")
 def app_url():
     """The whole app launched in-process on a free loopback port; yields its URL."""
@@ -93,6 +115,7 @@ def app_url():
 
     demo = build_demo()
     port = _free_port()
+    _patient_localhost_check()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
     try:
         yield f"http://127.0.0.1:{port}/"
