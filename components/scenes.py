@@ -59,7 +59,8 @@ SCENES: list[Scene] = [
     Scene("A room asks at once", "Serving: identical requests computed once, generations batched across users",
           {"tab": "serving", "prompt": "Write one sentence about the sea."}),
     Scene("Ground an answer in retrieved text", "Embeddings & RAG: a fact the model cannot know, with vs without retrieval",
-          {"tab": "embeddings", "embeddings.question": "Who founded Velmora?", "embeddings.k": "1"}),
+          {"tab": "embeddings", "prompt": "Who founded Velmora?", "embeddings.question": "Who founded Velmora?",
+           "embeddings.k": "1"}),
 ]
 
 

@@ -5,7 +5,8 @@ import pytest
 
 
 def test_kv_cache_api_measured_equals_formula(client):
-    out = client.predict("What is the capital of France?", "smollm2-135m-instruct", 3, api_name="/kv_cache")
+    # max_new_tokens counts generated tokens: 4 generated = the prefill pass plus 3 decode passes measured
+    out = client.predict("What is the capital of France?", "smollm2-135m-instruct", 4, api_name="/kv_cache")
     assert out["bytes_per_token_formula"] == 46_080
     steps = out["steps"]
     assert len(steps) == 4 and out["phase"] == ["prefill", "decode", "decode", "decode"]
@@ -26,7 +27,7 @@ def test_kv_cache_api_bad_input(client):
 def test_kv_cache_api_caps_with_a_notice(client, monkeypatch):
     from explorer.core import config
 
-    monkeypatch.setenv("LLM_EXPLORER_MAX_NEW_TOKENS", "2")
+    monkeypatch.setenv("LLM_EXPLORER_MAX_NEW_TOKENS", "3")
     config.get_limits.cache_clear()
     try:
         out = client.predict("What is the capital of France?", "smollm2-135m-instruct", 10**9, api_name="/kv_cache")

@@ -27,7 +27,7 @@ def test_tab_ids_and_whatif_start(handlers):
 
 def test_growth_handler_streams_and_replays(handlers, smollm2):
     fns, _ = handlers
-    outputs = list(fns["measure"]("What is 2+2?", "smollm2-135m-instruct", 2))
+    outputs = list(fns["measure"]("What is 2+2?", "smollm2-135m-instruct", 3))  # 3 generated = 3 passes
     result, fig, summary, table, slider, compare_plot = outputs[-1]
     assert compare_plot["visible"] is False  # no "Compare with" model picked
     assert len(result.steps) == 3 and "equals the formula" in summary and "46,080" in summary
