@@ -60,9 +60,9 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
     theme.theme_plots(demo)  # every figure follows the light/dark page theme
     hide_internal_endpoints(demo)
+    wrap_for_zero_gpu(demo, limits, specs)  # first, so the result cache below answers before any GPU call
     wire_serving(demo, specs)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
-    wrap_for_zero_gpu(demo, limits)
     return demo
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,11 @@ class TabSpec:
             components (``"result"``: the ``gr.State`` holding the last result, used by the JSON download).
         api_names: the public JSON APIs (``gr.api`` names) this tab registers; listed on the API page.
         share_params: names (keys of ``build``'s dict) of the settings kept in a share link.
-        gpu_seconds: ``gpu_seconds(limits) -> int``, the GPU time a model-running handler of this tab
-            asks for on ZeroGPU; ``None`` for a tab that never runs a model.
+        gpu: ``{handler name: sizer}`` for the handlers that run a model (function name or ``api_name``); on a
+            ZeroGPU Space only these run inside ``spaces.GPU``, each asking for ``sizer(limits, args)`` seconds
+            computed from that call's arguments (``args``: ``{parameter name: value}``; sizers are built with
+            :mod:`components.gpu_budget`, capped at ``Limits.zerogpu_max_seconds``). Empty for a tab that never
+            runs a model; tokenizing, formulas, re-renders from a stored result and stored tables are left out.
         cached: handlers (``api_name`` or function name) whose result depends only on their inputs; identical
             requests are then computed once and served from the result cache (``components/serving.py``).
     """
@@ -37,7 +40,7 @@ class TabSpec:
     build: Callable[[Any], dict]
     api_names: tuple[str, ...] = ()
     share_params: tuple[str, ...] = ()
-    gpu_seconds: Callable[[Any], int] | None = field(default=None)
+    gpu: Mapping[str, Callable[[Any, Mapping[str, Any]], float]] = field(default_factory=dict, hash=False)
     cached: tuple[str, ...] = ()
 
 

@@ -55,6 +55,8 @@ class Limits:
         batching: 1 runs greedy ``/generate`` requests through continuous batching, 0 one sequence at a time.
         concurrency: requests Gradio runs at once.
         hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
+        zerogpu_max_seconds: longest GPU call one request asks ZeroGPU for (seconds); longer work (a LoRA run, a
+            long generation) is split into calls that each fit.
     """
 
     max_prompt_tokens: int = 2048
@@ -87,6 +89,7 @@ class Limits:
     batching: int = 1
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()
+    zerogpu_max_seconds: int = 120
 
 
 def _parse(field: dataclasses.Field, raw: str):

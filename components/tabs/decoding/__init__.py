@@ -1,4 +1,5 @@
 """The Decoding tab: strategies side by side, step by step, beam tree, speculative decoding."""
+from components import gpu_budget as g
 from components.registry import TabSpec
 from components.tabs.decoding.tab import build_decoding_tab
 
@@ -6,6 +7,8 @@ SPEC = TabSpec(
     key='decoding', label='Decoding', order=40, build=build_decoding_tab,
     api_names=('decode',),
     share_params=('preset', 'max_new_tokens', 'temperature'),
-    gpu_seconds=lambda limits: int(min(600, 30 + 0.25 * limits.max_new_tokens * max(1, limits.max_samples // 2))),
+    gpu={name: g.generation('max_new_tokens', count=rows, extra_tokens=16)
+         for name, rows in (('_run', 'rows'), ('decode_api', 'strategies'), ('_compare_run', 'rows'))}
+        | {'_speculate': g.generation('max_new_tokens', per_token=0.1)},
     cached=('decode', '_run'),
 )

@@ -1,4 +1,5 @@
 """The Serving tab: live numbers of this server and a measured batching comparison."""
+from components import gpu_budget as g
 from components.registry import TabSpec
 from components.tabs.serving.tab import build_serving_tab
 
@@ -7,5 +8,5 @@ SPEC = TabSpec(
     api_names=("serving_stats", "generate"),
     cached=("generate",),
     share_params=(),
-    gpu_seconds=lambda limits: 180,
+    gpu={'measure': g.fixed(60), 'generate_api': g.generation('max_new_tokens')},
 )

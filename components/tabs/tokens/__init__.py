@@ -6,6 +6,5 @@ SPEC = TabSpec(
     key='tokens', label='Tokens', order=10, build=build_tokens_tab,
     api_names=('tokenize',),
     share_params=('selected', 'parse_special', 'show_ids'),
-    gpu_seconds=None,
     cached=('tokenize', 'show_tokens'),
 )
