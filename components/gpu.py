@@ -12,7 +12,8 @@ Order matters: app.py wraps for ZeroGPU *before* :func:`components.serving.wire_
 and coalescing sit outside the GPU call and a cached or joined request never asks for a GPU. When the quota is
 spent or the GPU queue is full, the visitor gets :func:`quota_message` (the wait, and that the embedded models
 and the cached, stored and CPU-only views still work). Without the ``spaces`` package (or outside ZeroGPU)
-nothing is wrapped. The model is placed on CUDA at start-up by the engine loader, outside any decorated call.
+nothing is wrapped. Models go to CUDA outside decorated calls: the default at start-up (app.warm_up), any other
+before the call that first needs it (:func:`preload`); adapters and quantised copies follow the engine's device.
 """
 from __future__ import annotations
 
@@ -99,13 +100,30 @@ def quota_message(exc: BaseException) -> str:
             "the CPU.")
 
 
+def preload(args: tuple) -> None:
+    """Load the model a request names *before* its GPU call, so weights go to CUDA at start-up time in the main
+    process as ZeroGPU expects (a model first loaded inside a decorated call would live only in that call's
+    worker). Bad names are left for the handler to report."""
+    from components.serving import _model_of, _plain_args
+    from explorer.core.engine import get_engine
+
+    model = _model_of(_plain_args(args))
+    if model:
+        try:
+            get_engine(model)
+        except Exception:  # noqa: BLE001 - the handler raises the proper message for a bad model
+            pass
+
+
 def _guarded(gpu_fn, fn):
-    """``gpu_fn`` (the decorated handler) with ZeroGPU's refusals turned into :func:`quota_message`."""
+    """``gpu_fn`` (the decorated handler) with the request's model loaded first (:func:`preload`) and ZeroGPU's
+    refusals turned into :func:`quota_message`."""
     import gradio as gr
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
+            preload(args)
             try:
                 yield from gpu_fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - re-raised unless it is a ZeroGPU refusal
@@ -116,6 +134,7 @@ def _guarded(gpu_fn, fn):
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
+        preload(args)
         try:
             return gpu_fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - re-raised unless it is a ZeroGPU refusal
@@ -128,7 +147,8 @@ def _guarded(gpu_fn, fn):
 def wrap_for_zero_gpu(demo, limits: Limits, specs: list[TabSpec] | None = None) -> int:
     """On ZeroGPU, decorate each model-running handler (``TabSpec.gpu``) with ``spaces.GPU(duration=callable)``.
 
-    Call before :func:`components.serving.wire_serving` so the cache is consulted first. The wrapper keeps the
+    Call before :func:`components.serving.wire_serving` so the cache is consulted first. Also switches LoRA
+    runs to chunks of optimiser steps, each one GPU call (:mod:`explorer.lora.chunks`). The wrapper keeps the
     handler's name, module and signature (``functools.wraps``) so gradio and the serving layer still see it.
     Returns how many handlers were decorated (0 off ZeroGPU).
     """
@@ -136,6 +156,12 @@ def wrap_for_zero_gpu(demo, limits: Limits, specs: list[TabSpec] | None = None) 
         return 0
     import spaces
 
+    from components import gpu_budget
+    from explorer.lora import chunks
+
+    chunks.configure(lambda fn, steps: gpu_call(fn, gpu_budget.training(steps), limits),
+                     lambda total: gpu_budget.plan_chunks(total, gpu_budget.SECONDS_PER_TRAIN_STEP, limits,
+                                                          max_units=gpu_budget.TRAIN_CHUNK_STEPS))
     by_key = {spec.key: spec for spec in (specs if specs is not None else tab_specs())}
     wrapped = 0
     for block_fn in demo.fns.values():

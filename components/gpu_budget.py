@@ -82,12 +82,16 @@ def generation(tokens: str | None = None, *, count: str | None = None, samples: 
     return size
 
 
+TRAIN_CHUNK_STEPS = 30  # at most this many optimiser steps per GPU call, so the loss curve streams between calls
+
+
 def training(steps: int) -> float:
     """Seconds asked for a chunk of ``steps`` LoRA optimiser steps (estimate)."""
     return SECONDS_PER_CALL + SECONDS_PER_TRAIN_STEP * max(0, int(steps))
 
 
-def plan_chunks(total: int, seconds_per_unit: float, limits, overhead: float = SECONDS_PER_CALL) -> list[int]:
+def plan_chunks(total: int, seconds_per_unit: float, limits, overhead: float = SECONDS_PER_CALL,
+                max_units: int | None = None) -> list[int]:
     """Split ``total`` units of work (optimiser steps, decode tokens) into chunks that each fit one call.
 
     Every chunk's ``overhead + n * seconds_per_unit`` stays within ``limits.zerogpu_max_seconds``; chunks are as
@@ -101,6 +105,7 @@ def plan_chunks(total: int, seconds_per_unit: float, limits, overhead: float = S
         return []
     room = float(limits.zerogpu_max_seconds) - overhead
     per_call = int(room // seconds_per_unit) if seconds_per_unit > 0 else total
+    per_call = min(per_call, max_units) if max_units and per_call >= 1 else per_call
     if per_call < 1:
         raise ValueError(f"zerogpu_max_seconds={limits.zerogpu_max_seconds} leaves no room for one unit of work "
                          f"({seconds_per_unit} s each); raise LLM_EXPLORER_ZEROGPU_MAX_SECONDS")

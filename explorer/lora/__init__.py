@@ -5,7 +5,7 @@ Where a change goes:
 - train.py: the run registry, snapshots and the training loop (one locked optimiser step at a time).
 - model.py: settings (PEFT / transformers names), the weight-sharing shadow, parameter counts, ‖BA‖, merge check.
 - data.py: datasets and the loss mask; infer.py: base vs adapted answers (adapter on inside its passes only);
-  adapter_io.py: adapter export and upload.
+  adapter_io.py: adapter export and upload; chunks.py: a run as ZeroGPU-sized calls (state in and out on the CPU).
 """
 from explorer.lora.lens import iter_run, run, to_api
 from explorer.lora.model import LoraSettings, settings_from_dict

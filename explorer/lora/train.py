@@ -188,34 +188,57 @@ def adapter_active(run: LoraRun, train: bool = False):
             model.eval()
 
 
-def _train(run: LoraRun, tokenized: list) -> None:
+def _optimiser(run: LoraRun):
+    """``(params, optimizer, scheduler)`` for ``run``'s adapter: AdamW and the transformers scheduler."""
     import torch
     from transformers import get_scheduler
 
-    s, engine, model = run.settings, run.engine, run.peft_model
-    limits = get_limits()
-    params = [p for n, p in model.named_parameters() if "lora_" in n and run.adapter_name in n]
+    s = run.settings
+    params = [p for n, p in run.peft_model.named_parameters() if "lora_" in n and run.adapter_name in n]
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
     scheduler = get_scheduler(s.lr_scheduler_type, optimizer, num_warmup_steps=s.warmup_steps,
                               num_training_steps=s.steps)
+    return params, optimizer, scheduler
+
+
+def _train(run: LoraRun, tokenized: list) -> None:
+    from explorer.lora import chunks
+
+    params, optimizer, scheduler = _optimiser(run)
+    start = time.perf_counter()
+    plan = chunks.plan_for(run.settings.steps)  # on ZeroGPU: GPU calls of a few steps each, driven from here
+    if plan is not None:
+        if chunks.run_chunked(run, tokenized, params, optimizer, scheduler, plan, start):
+            run.status, run.message = "done", f"Finished {run.settings.steps} steps."
+        return
+    if _steps(run, tokenized, params, optimizer, scheduler, 0, run.settings.steps, start, None, run.records)[0]:
+        run.status, run.message = "done", f"Finished {run.settings.steps} steps."
+
+
+def _steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: int, last: int, start: float,
+           first_loss: float | None, records: list) -> tuple[bool, float | None]:
+    """Optimiser steps ``first .. last - 1`` (appending a StepRecord each to ``records``); returns
+    ``(True, first_loss)`` when all ran, ``(False, ...)`` when the run stopped or failed (status set on ``run``)."""
+    import torch
+
+    s, engine, model = run.settings, run.engine, run.peft_model
+    limits = get_limits()
     pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
     order = batch_order(len(tokenized), s.batch_size, s.steps, s.seed)
-    start = time.perf_counter()
-    first_loss = None
-    for step in range(s.steps):
+    for step in range(first, last):
         if run.stop_event.is_set():
             run.status, run.message = "stopped", f"Stopped after {step} of {s.steps} steps; the adapter keeps step {step}."
-            return
+            return False, first_loss
         if time.monotonic() - run.last_polled > limits.lora_idle_seconds:
             run.status, run.message = "stopped", (f"Stopped after {step} steps: no page polled the run for "
                                                   f"{limits.lora_idle_seconds:.0f} s; the adapter keeps step {step}.")
-            return
+            return False, first_loss
         if time.perf_counter() - start > limits.max_run_seconds:
             run.status, run.message = "stopped", (f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after "
                                                   f"{step} steps; the adapter keeps step {step}.")
-            return
+            return False, first_loss
         batch = {k: v.to(engine.device) for k, v in collate([tokenized[i] for i in order[step]], pad_id).items()}
         lr = scheduler.get_last_lr()[0]
         with engine.session(grad=True), torch.enable_grad(), adapter_active(run, train=True):
@@ -237,12 +260,12 @@ def _train(run: LoraRun, tokenized: list) -> None:
             _discard(run, f"The loss {'became NaN/inf' if not math.isfinite(value) else f'exploded to {value:.3g}'} at "
                           f"step {step + 1} with learning rate {s.learning_rate:g}; the run stopped and its adapter "
                           "was discarded. Try a smaller learning rate (e.g. 1e-4 to 3e-3).")
-            return
+            return False, first_loss
         first_loss = value if first_loss is None else first_loss
-        run.records.append(StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm,
-                                      tokens=int(batch["attention_mask"].sum()), step_s=step_s,
-                                      elapsed_s=time.perf_counter() - start))
-    run.status, run.message = "done", f"Finished {s.steps} steps."
+        records.append(StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm,
+                                  tokens=int(batch["attention_mask"].sum()), step_s=step_s,
+                                  elapsed_s=time.perf_counter() - start))
+    return True, first_loss
 
 
 def _discard(run: LoraRun, message: str) -> None:

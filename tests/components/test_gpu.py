@@ -68,8 +68,11 @@ def zero_gpu_demo():
     mp.setenv("SPACES_ZERO_GPU", "1")
     import app
 
+    from explorer.lora import chunks
+
     demo = app.build_demo()
     yield demo, fake
+    chunks.configure(None, None)
     mp.undo()
 
 
@@ -130,8 +133,11 @@ def _fake_demo(fn, api_name):
     return types.SimpleNamespace(fns={0: types.SimpleNamespace(fn=fn, api_name=api_name)})
 
 
-def test_cached_request_makes_no_gpu_call(fake_spaces):
+def test_cached_request_makes_no_gpu_call(fake_spaces, monkeypatch):
+    import explorer.core.engine as engine_mod
     from components.serving import wire_serving
+
+    monkeypatch.setattr(engine_mod, "get_engine", lambda name: None)  # no weights needed here
 
     ran = []
 
@@ -177,6 +183,22 @@ def test_quota_refusal_reads_clearly(monkeypatch):
         demo.fns[0].fn("q", "m")
 
 
+def test_model_loads_before_the_gpu_call(fake_spaces, monkeypatch):
+    import explorer.core.engine as engine_mod
+
+    order = []
+    monkeypatch.setattr(engine_mod, "get_engine", lambda name: order.append(("load", name)))
+
+    def ask(owner_id, chosen, prompt):
+        order.append(("gpu", fake_spaces.calls))
+
+    ask.__module__ = "components.tabs.lora.tab"
+    demo = _fake_demo(ask, "ask")
+    wrap_for_zero_gpu(demo, Limits())
+    demo.fns[0].fn("owner", "smollm2-135m-instruct", "hi")
+    assert order == [("load", "smollm2-135m-instruct"), ("gpu", 1)]
+
+
 def test_long_work_is_split_into_calls_that_fit():
     limits = Limits()
     chunks = gpu_budget.plan_chunks(300, gpu_budget.SECONDS_PER_TRAIN_STEP, limits)
@@ -188,3 +210,20 @@ def test_long_work_is_split_into_calls_that_fit():
     assert gpu_budget.plan_chunks(0, 1.0, limits) == []
     with pytest.raises(ValueError, match="LLM_EXPLORER_ZEROGPU_MAX_SECONDS"):
         gpu_budget.plan_chunks(10, 1.0, Limits(zerogpu_max_seconds=5))
+
+
+def test_lora_run_on_zero_gpu_is_chunked_to_fit(fake_spaces):
+    from explorer.lora import chunks
+
+    wrap_for_zero_gpu(_fake_demo(None, None), Limits())
+    try:
+        plan = chunks.plan_for(300)
+        before = len(fake_spaces.decorated)
+        for steps in plan:
+            chunks._WRAP(chunks.train_chunk, steps)
+    finally:
+        chunks.configure(None, None)
+    assert sum(plan) == 300 and len(plan) >= 300 // gpu_budget.TRAIN_CHUNK_STEPS
+    asked = [d for fn, d in fake_spaces.decorated[before:] if fn is chunks.train_chunk]
+    assert len(asked) == len(plan) and all(1 <= d <= Limits().zerogpu_max_seconds for d in asked)
+    assert chunks.plan_for(300) is None  # off ZeroGPU again: runs are not chunked
