@@ -2,8 +2,9 @@
 
 The target is the log-probability of the answer, ``sum_t log p(y_t | prompt, y_<t)`` (nats). Only the
 tokens of the user's question are attributed; the chat template, its special tokens and the worked
-examples stay fixed (they are never replaced and get exactly zero). Text is split and tokenised piece by
-piece, never passed through ``str.format``, so questions containing ``{`` or ``}`` are handled.
+examples stay fixed (they are never replaced and get exactly zero). The question is tokenised once, as the
+model reads it, and its tokens are grouped into words by the Tokens lens (the same space-marker and grapheme
+inference); nothing passes through ``str.format``, so questions containing ``{`` or ``}`` are handled.
 Special-token text typed in the question (``<|im_end|>``) follows the Tokens tab's toggle: parsed, it is the
 real special token and, like the template's, gets no credit; kept as plain text, its pieces are attributed.
 
@@ -89,7 +90,7 @@ def split_segments(text: str, unit: str) -> list[str]:
 
 def _prompt_parts(engine, question: str, parse_special: bool = True) -> tuple[list[int], list[list[int]], list[int],
                                                                              list[str]]:
-    """``(prefix ids, per-segment ids, suffix ids, segment texts)`` of the prompt; only segments are attributed.
+    """``(prefix ids, per-word ids, suffix ids, word texts)`` of the prompt; only the words are attributed.
 
     ``parse_special``: special-token text typed in the question becomes the special token (True) or stays
     plain text (False, transformers' ``split_special_tokens``); the template's own markup is always parsed.
@@ -103,10 +104,44 @@ def _prompt_parts(engine, question: str, parse_special: bool = True) -> tuple[li
     cut = text.rfind(content)
     prefix, suffix = text[:cut], text[cut + len(content):]
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"] if s else []  # noqa: E731
-    enc_question = lambda s: tok(s, add_special_tokens=False, split_special_tokens=not parse_special)[  # noqa: E731
-        "input_ids"] if s else []
+    seg_ids, words = _word_ids(tok, content, parse_special)
+    return enc(prefix), seg_ids, enc(suffix), words
+
+
+def _word_ids(tok, content: str, parse_special: bool) -> tuple[list[list[int]], list[str]]:
+    """The question's token ids (encoded once, as the model reads it), split by word.
+
+    Tokens come from the Tokens lens (:func:`explorer.tokens.tokenize.encode_tokens`), which infers the space
+    marker (``Ġ`` byte-level, ``▁`` SentencePiece) and groups pieces of one grapheme cluster (byte-fallback
+    ``<0xE2><0x99><0xA9>``, an emoji family); a token belongs to the word holding its first character, and
+    pieces of one character stay in one word. A word left without tokens (a token spanned it) joins the previous.
+    """
+    from explorer.tokens.backends import HFBackend
+    from explorer.tokens.tokenize import encode_tokens
+
     words = split_segments(content, "word")
-    return enc(prefix), [enc_question(s) for s in words], enc(suffix), words
+    if not content:
+        return [], []
+    word_of_char = [i for i, w in enumerate(words) for _ in w]
+    out: list[list[int]] = [[] for _ in words]
+    last, group_word = 0, {}
+    for token in encode_tokens(HFBackend("model", tok, uncap=False), content, parse_special):
+        where = group_word.get(token.group, word_of_char[min(token.start, len(content) - 1)])
+        last = max(last, where)
+        group_word[token.group] = last
+        out[last].append(token.id)
+    merged_ids, merged_words, pending = [], [], ""
+    for ids, word in zip(out, words):  # a word without tokens (the previous word's token spans it) joins that word
+        if not ids:
+            if merged_words:
+                merged_words[-1] += word
+            else:
+                pending += word
+            continue
+        merged_ids.append(ids)
+        merged_words.append(pending + word)
+        pending = ""
+    return merged_ids, merged_words
 
 
 def _groups(segment_ids: list[list[int]], segments: list[str], unit: str) -> tuple[list[int], list[str]]:

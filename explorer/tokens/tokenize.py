@@ -2,8 +2,9 @@
 
 ``run(text, tokenizers)`` returns, for each tokenizer, every token with its id, its raw bytes,
 and the character span it covers in ``text``. Byte-level tokenizers (GPT-2 style BPE, tiktoken)
-can split one UTF-8 character over several tokens: such tokens are flagged ``partial`` and share a
-``group`` with their neighbours, so the UI can draw them together. ``chat_template`` shows how a
+and SentencePiece tokenizers with byte fallback (Gemma, Llama 2) can split one UTF-8 character over several
+tokens, and any tokenizer can split one grapheme cluster (an emoji family, a letter with combining accents): such
+tokens are flagged ``partial`` and share a ``group`` with their neighbours, so the UI can draw them together. ``chat_template`` shows how a
 prompt is wrapped as system/user/assistant messages, with special tokens counted apart.
 
 References: Sennrich et al. 2016 (BPE); Radford et al. 2019 (byte-level BPE, GPT-2);
@@ -42,8 +43,9 @@ class Token:
         bytes_hex: the token's bytes in hex (``"f09f"``); for WordPiece, the bytes of the text it covers.
         start, end: character offsets into the input (Python string indices), ``text[start:end]``.
         special: True for special tokens (``<|im_end|>``, ``[SEP]``).
-        partial: True when the token holds only part of a UTF-8 character (or parts of two).
-        group: index of the character group: consecutive tokens covering the same character share it.
+        partial: True when the token holds only part of a character as a reader sees it (a grapheme cluster:
+            part of its UTF-8 bytes, or one code point of an emoji family), or parts of two.
+        group: index of the character group: consecutive tokens covering the same grapheme cluster share it.
     """
 
     id: int
@@ -165,36 +167,83 @@ def _char_index_of_bytes(text: str) -> list[int]:
     return index
 
 
+def grapheme_index(text: str) -> list[int]:
+    """For each character of ``text``, the index of its grapheme cluster (what a reader sees as one character:
+    an emoji family joined by U+200D, a letter with combining accents, ``\\r\\n``); plus one end entry.
+
+    Uses the ``regex`` package's ``\\X`` (Unicode extended grapheme clusters, UAX #29).
+    """
+    import regex
+
+    index = []
+    for i, cluster in enumerate(regex.findall(r"\X", text)):
+        index.extend([i] * len(cluster))
+    index.append(index[-1] + 1 if index else 0)
+    return index
+
+
 def _readable(piece: bytes) -> str:
     return piece.decode("utf-8", errors="llm_explorer_hex")
 
 
 def _tokens_from_bytes(text: str, enc: Encoded) -> list[Token]:
+    """Tokens of a byte-level tokenizer: spans and groups from the cumulative bytes of the pieces.
+
+    A token is ``partial`` when it shares a grapheme cluster with a neighbour (part of a UTF-8 character, or one
+    code point of a cluster such as an emoji family); such tokens share a ``group``.
+    """
     byte_char = _char_index_of_bytes(text)
+    cluster = grapheme_index(text)
+    byte_cluster = [cluster[c] for c in byte_char]
     n_bytes = len(byte_char) - 1
-    tokens, offset, group, last_end_char = [], 0, -1, -1
+    tokens, offset, group, last_end_cluster = [], 0, -1, -1
     for tid, piece, special in zip(enc.ids, enc.pieces, enc.special):
         b0, b1 = min(offset, n_bytes), min(offset + len(piece), n_bytes)
         start = byte_char[b0]
         end = byte_char[b1 - 1] + 1 if b1 > b0 else start
-        partial = (b0 < n_bytes and b0 > 0 and byte_char[b0 - 1] == byte_char[b0]) or \
-                  (0 < b1 < n_bytes and byte_char[b1 - 1] == byte_char[b1])
-        if not (tokens and start < last_end_char):
+        partial = (0 < b0 < n_bytes and byte_cluster[b0 - 1] == byte_cluster[b0]) or \
+                  (0 < b1 < n_bytes and byte_cluster[b1 - 1] == byte_cluster[b1])
+        if not (tokens and byte_cluster[b0] < last_end_cluster):
             group += 1
         tokens.append(Token(tid, _readable(piece), piece.hex(), start, end, special, partial, group))
-        last_end_char = max(last_end_char, end)
+        if b1 > b0:
+            last_end_cluster = max(last_end_cluster, byte_cluster[b1 - 1] + 1)
         offset += len(piece)
     return tokens
 
 
 def _tokens_from_spans(text: str, enc: Encoded) -> list[Token]:
+    """Tokens of a tokenizer that reports character offsets (WordPiece, SentencePiece).
+
+    Tokens whose spans share a grapheme cluster (SentencePiece byte-fallback pieces of one character, code points
+    of one emoji family) are ``partial`` and share a ``group``. With ``enc.pieces`` (SentencePiece) the text is the
+    piece with ``▁`` shown as a space and byte pieces as ``<E2>``; otherwise the vocabulary label (``##ing``).
+    """
+    cluster = grapheme_index(text)
+    ranges = [(cluster[min(a, len(text))], cluster[b - 1] + 1 if b > a else cluster[min(a, len(text))])
+              for a, b in enc.spans]
     tokens, group, last_end = [], -1, -1
-    for tid, (start, end), label, special in zip(enc.ids, enc.spans, enc.labels, enc.special):
-        if not (tokens and start < last_end):
+    for i, (tid, (start, end), label, special) in enumerate(zip(enc.ids, enc.spans, enc.labels, enc.special)):
+        c0, c1 = ranges[i]
+        if not (tokens and c0 < last_end):
             group += 1
-        tokens.append(Token(tid, label, text[start:end].encode("utf-8").hex(), start, end, special, False, group))
-        last_end = max(last_end, end)
+        partial = c1 > c0 and ((i > 0 and c0 < ranges[i - 1][1]) or (i + 1 < len(ranges) and ranges[i + 1][0] < c1))
+        if enc.pieces is not None:
+            shown, raw = _readable(enc.pieces[i]), enc.pieces[i]
+        else:
+            shown, raw = label, text[start:end].encode("utf-8")
+        tokens.append(Token(tid, shown, raw.hex(), start, end, special, partial, group))
+        last_end = max(last_end, c1)
     return tokens
+
+
+def encode_tokens(backend, text: str, parse_special: bool = True) -> list[Token]:
+    """Tokens of ``text`` under one backend (:mod:`explorer.tokens.backends`), with spans and grapheme groups.
+
+    The one place that turns a tokenizer's output into :class:`Token` s; the attribution lens groups words with it.
+    """
+    enc = backend.encode(text, parse_special=parse_special)
+    return _tokens_from_spans(text, enc) if enc.spans is not None else _tokens_from_bytes(text, enc)
 
 
 def tokenize_one(text: str, name: str, parse_special: bool = True) -> TokenizerResult:
@@ -205,9 +254,8 @@ def tokenize_one(text: str, name: str, parse_special: bool = True) -> TokenizerR
     """
     validate_text(text)
     backend = get_backend(name)
-    enc = backend.encode(text, parse_special=parse_special)
-    tokens = _tokens_from_bytes(text, enc) if enc.pieces is not None else _tokens_from_spans(text, enc)
-    decoded = backend.decode(enc.ids)
+    tokens = encode_tokens(backend, text, parse_special)
+    decoded = backend.decode([t.id for t in tokens])
     return TokenizerResult(backend.name if backend.name else name, backend.kind, backend.vocab_size, tuple(tokens),
                            len(text), len(text.split()), decoded == text, decoded)
 
