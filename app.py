@@ -56,6 +56,8 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
                     share.add_download(spec.key, parts)
                     ctx.extra[spec.key] = parts
                 tab_items.append((spec.key, tab))
+        for block in ctx.page_level:  # mounted with the page, so load handlers read their stored values
+            block.render()
         share.wire(demo, ctx, bar, tab_items)
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
     theme.theme_plots(demo)  # every figure follows the light/dark page theme

@@ -19,6 +19,9 @@ class AppContext:
         limits: the active :class:`explorer.config.Limits`.
         tabs: the ``gr.Tabs`` container (set once the tabs are built).
         extra: components a tab exposes to others or to the app (name -> component).
+        page_level: components a tab creates with ``render=False`` that must mount with the page rather than with
+            the tab (Gradio mounts a tab's contents only when it is first opened): a ``gr.BrowserState`` read by
+            a load handler is empty until mounted. ``app.py`` renders them at the root, after the tabs.
     """
 
     prompt: Any
@@ -27,3 +30,4 @@ class AppContext:
     compare_model: Any = None
     tabs: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    page_level: list[Any] = field(default_factory=list)

@@ -102,7 +102,8 @@ def status_html(snap) -> str:
     if snap is None:
         return "<p>No run yet: pick data and settings, then press <b>Train</b>.</p>"
     done, total = snap.steps_done, max(snap.total_steps, 1)
-    parts = [f"<b>{html.escape(snap.status)}</b> · step {done}/{snap.total_steps}"]
+    parts = [f"<b>{html.escape(snap.status)}</b> · run <code class='lora-run-id'>{html.escape(snap.run_id)}</code>"
+             f" · step {done}/{snap.total_steps}"]
     if done:
         parts += [f"loss {snap.loss[-1]:.3f} (smoothed {snap.smoothed_loss[-1]:.3f})",
                   f"lr {snap.learning_rate[-1]:.2e}", f"grad norm {snap.grad_norm[-1]:.3f}",

@@ -102,7 +102,10 @@ def tokens_of(dataset: list[dict], model: str | None) -> list:
 def build_lora_tab(ctx) -> dict:
     """Build the LoRA tab; returns its components by name."""
     limits = ctx.limits
-    browser_id = gr.BrowserState("", storage_key="llm-explorer-lora-owner")
+    # rendered with the page, not the tab: inside the tab it would be read only when the tab is first opened,
+    # after the page's load handler had already replaced the stored id with a new one (a reload lost the run)
+    browser_id = gr.BrowserState("", storage_key="llm-explorer-lora-owner", render=False)
+    ctx.page_level.append(browser_id)
     run_id = gr.State(None)
     result = gr.State(None)  # the RunSnapshot shown, for "Download result (JSON)"
     gr.Markdown("LoRA freezes the base weights W and trains a low-rank update W + (α/r)·BA on chosen layers. "
