@@ -59,3 +59,44 @@ def test_attribute_segments(client):
     assert len(out["tokens"]) == len(out["token_scores"]) == len(out["attributed"])
     assert "".join(t for t, on in zip(out["tokens"], out["attributed"]) if on) == question
     assert all(s == 0 for s, on in zip(out["token_scores"], out["attributed"]) if not on)
+
+
+def test_attribute_integrated_gradients_equals_captum_run_directly(client, smollm2):
+    """/attribute's integrated gradients against captum run here on the same inputs: the prompt from the tokenizer's
+    own chat template, a plain forward pass for the target (log-probability of the answer), captum's
+    ``LayerIntegratedGradients`` on the embeddings. Token scores match, and both obey completeness: they sum to
+    f(input) - f(baseline) within captum's convergence delta."""
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    from explorer.hallucination.answer import prompt_messages
+    from explorer.hallucination.attribution import IG_STEPS, NEUTRAL_TOKEN
+
+    question, target = "Who wrote the play Romeo and Juliet?", "William Shakespeare"
+    out = client.predict(question, MODEL, "integrated_gradients", "token", target, api_name="/attribute")
+    tok, model = smollm2.tokenizer, smollm2.model
+    prompt = tok.apply_chat_template(prompt_messages(question), add_generation_prompt=True, tokenize=True)
+    prompt = list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
+    assert out["tokens"] == [tok.decode([t]) for t in prompt]  # the same prompt the model reads
+    answer = torch.tensor(tok(target, add_special_tokens=False)["input_ids"])
+    ids = torch.tensor([prompt])
+    baseline = ids.clone()
+    on = torch.tensor(out["attributed"])
+    baseline[0, on] = tok(NEUTRAL_TOKEN, add_special_tokens=False)["input_ids"][0]
+
+    def logprob(x: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B,): sum of log p(answer_t | prompt, answer_<t)
+        full = torch.cat([x, answer.expand(x.shape[0], -1)], dim=1)
+        logits = model(full, use_cache=False).logits[:, x.shape[1] - 1:-1].float()
+        return torch.log_softmax(logits, -1).gather(2, answer.expand(x.shape[0], -1).unsqueeze(2)).sum((1, 2))
+
+    with torch.inference_mode():
+        f_input, f_baseline = (float(v) for v in logprob(torch.cat([ids, baseline])))
+    lig = LayerIntegratedGradients(logprob, model.get_input_embeddings())
+    attr, delta = lig.attribute(ids, baselines=baseline, n_steps=IG_STEPS, return_convergence_delta=True)
+    reference = attr[0, :ids.shape[1]].sum(-1).detach().numpy()
+    scores = torch.tensor(out["token_scores"]).numpy()
+    assert out["target_logprob"] == pytest.approx(f_input, abs=1e-3)
+    assert scores == pytest.approx(reference, abs=2e-3)
+    assert abs(scores).max() > 0.01 and (scores[~on.numpy()] == 0).all()
+    for total in (reference.sum(), scores.sum()):
+        assert abs(total - (f_input - f_baseline)) <= abs(float(delta)) + 5e-3
