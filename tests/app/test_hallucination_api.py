@@ -61,18 +61,23 @@ def test_attribute_segments(client):
     assert all(s == 0 for s, on in zip(out["token_scores"], out["attributed"]) if not on)
 
 
-def test_attribute_integrated_gradients_equals_captum_run_directly(client, smollm2):
+def test_attribute_integrated_gradients_equals_captum_run_directly(client, smollm2, monkeypatch):
     """/attribute's integrated gradients against captum run here on the same inputs: the prompt from the tokenizer's
     own chat template, a plain forward pass for the target (log-probability of the answer), captum's
     ``LayerIntegratedGradients`` on the embeddings. Token scores match, and both obey completeness: they sum to
     f(input) - f(baseline) within captum's convergence delta."""
+    import dataclasses
+
     import torch
     from captum.attr import LayerIntegratedGradients
 
+    from components.tabs.hallucination import tab
     from explorer.hallucination.answer import prompt_messages
     from explorer.hallucination.attribution import IG_STEPS, NEUTRAL_TOKEN
 
     question, target = "Who wrote the play Romeo and Juliet?", "William Shakespeare"
+    limits = tab.gr_limits()  # the app runs in this process: lift the time cap, whose estimate follows machine load
+    monkeypatch.setattr(tab, "gr_limits", lambda: dataclasses.replace(limits, max_probe_seconds=3600.0))
     out = client.predict(question, MODEL, "integrated_gradients", "token", target, api_name="/attribute")
     tok, model = smollm2.tokenizer, smollm2.model
     prompt = tok.apply_chat_template(prompt_messages(question), add_generation_prompt=True, tokenize=True)
