@@ -45,7 +45,7 @@ def test_reload_reattaches_to_the_running_lora_run(app_url, test_output_dir):
             page.reload(wait_until="domcontentloaded")
             page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
             page.get_by_role("tab", name="LoRA").click()
-            page.wait_for_function(f"() => !!document.querySelector('{RUN_ID}')", timeout=120_000)
+            page.wait_for_function(f"() => !!document.querySelector('{RUN_ID}')", timeout=300_000)
             assert "No run yet" not in page.locator(STATUS).inner_text()
             assert page.locator(RUN_ID).inner_text().strip() == run_id  # the same run, not a new owner
             # and it keeps streaming: the step count moves on (or the run has finished)
