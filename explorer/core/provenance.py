@@ -96,4 +96,5 @@ def meta_line(meta: dict | None) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
     settings = ", ".join(f"{k}={v}" for k, v in meta.get("settings", {}).items())
     return (f"made by `{meta.get('command', '?')}` on {meta.get('date', '?')[:19].replace('T', ' ')} UTC"
-            f" ({versions}){'; settings: ' + settings if settings else ''}")
+            f" ({versions}){'; settings: ' + settings if settings else ''}"
+            f"{' (' + meta['note'] + ')' if meta.get('note') else ''}")

@@ -52,3 +52,16 @@ def test_bench_scripts_print_targets_as_targets_not_as_baselines():
     for path in glob.glob(os.path.join(REPO_ROOT, "bench", "*.py")):
         source = open(path, encoding="utf-8").read()
         assert 'baseline_name="target"' not in source, f"{path} prints a target as a baseline"
+
+
+def test_the_shipped_quantisation_table_says_how_it_was_made():
+    import json
+
+    from explorer.quantization.quality import PRECOMPUTED_PATH
+
+    data = json.loads(PRECOMPUTED_PATH.read_text(encoding="utf-8"))
+    meta = data["meta"]
+    assert meta["command"] == "python bench/bench_quantization.py --write"
+    assert meta["settings"]["window"] == data["window"] and meta["settings"]["methods"] == list(data["methods"])
+    note = quantization_tab._passage_note(data, live=False)
+    assert meta["command"] in note and meta["date"][:10] in note and "not recorded" not in note
