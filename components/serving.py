@@ -16,6 +16,7 @@ import functools
 import inspect
 import threading
 import time
+import weakref
 
 import gradio as gr
 
@@ -28,6 +29,7 @@ UNCOUNTED = {"serving_stats"}  # polling the numbers is not a request to count
 _REFRESH: set[str] = set()  # sessions whose next cached request recomputes
 _NOTICED: dict[str, float] = {}  # event id -> when the wait notice was shown
 _GUARD = threading.Lock()
+_EVENTS: "weakref.WeakValueDictionary[str, object]" = weakref.WeakValueDictionary()  # event id -> queue Event
 
 
 def _request():
@@ -90,6 +92,27 @@ def _notice(served, model: str) -> None:
             "to run it again.")
 
 
+def client_gone() -> bool:
+    """True when the Gradio event this thread serves lost its client: the browser tab closed or the connection
+    dropped (Gradio marks the running job not ``alive``) or the user cancelled (``/cancel`` removes the event
+    from the queue's table). Registered in :data:`explorer.core.turns.CANCEL_CHECKS`, so a waiting request
+    frees its place in the line, its share of a batch and its wait on an identical request.
+    False outside a Gradio event (direct calls, tests, the batching and training threads)."""
+    from gradio.context import LocalContext
+
+    event_id = LocalContext.event_id.get(None)
+    queue = getattr(LocalContext.blocks.get(None), "_queue", None)
+    if event_id is None or queue is None:
+        return False
+    live = queue.event_ids_to_events.get(event_id)
+    seen = _EVENTS.get(event_id)
+    if seen is None:
+        if live is None:
+            return False  # never seen in the queue's table: not ours to judge
+        _EVENTS[event_id] = seen = live  # remembered, so that its later removal reads as a cancel
+    return live is not seen or not getattr(seen, "alive", True)
+
+
 def _wait_notice(model: str, ahead: int, estimate_s: float) -> None:
     """Tell a user waiting for a turn on the model their place, once per request."""
     from gradio.context import LocalContext
@@ -120,6 +143,7 @@ def serve(fn, lens: str, endpoint: str, cache: bool):
     limit = get_limits().max_requests_per_session
 
     def begin(args):
+        client_gone()  # remembers this event, so that its removal later reads as a cancel
         plain = _plain_args(args)
         model, session = _model_of(plain), _session()
         try:
@@ -200,6 +224,8 @@ def wire_serving(demo, specs) -> int:
             wrapped += 1
     if _wait_notice not in turns.WAIT_LISTENERS:
         turns.WAIT_LISTENERS.append(_wait_notice)
+    if client_gone not in turns.CANCEL_CHECKS:
+        turns.CANCEL_CHECKS.append(client_gone)
     return wrapped
 
 

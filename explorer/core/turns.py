@@ -41,9 +41,28 @@ _TICKETS = itertools.count()
 WAIT_LISTENERS: list[Callable[[str, int, float], None]] = []
 NOTICE_AFTER_S = 1.0
 
+# Called as check() -> bool in the requesting thread; True means the client behind it has gone (disconnected or
+# cancelled), so the request ends at its next turn and frees its place. The app registers one (components/serving.py).
+CANCEL_CHECKS: list[Callable[[], bool]] = []
+
 
 class ModelBusy(ValueError):
     """A request waited longer than its cap for a turn on the model."""
+
+
+class Cancelled(ModelBusy):
+    """The client behind this request went away (disconnected or cancelled); its place was given up."""
+
+
+def cancelled() -> bool:
+    """True when a registered :data:`CANCEL_CHECKS` check says this thread's client has gone."""
+    return any(check() for check in list(CANCEL_CHECKS))
+
+
+def raise_if_cancelled() -> None:
+    """Raise :class:`Cancelled` when this thread's client has gone (see :func:`cancelled`)."""
+    if cancelled():
+        raise Cancelled("The request was cancelled: its client went away, so its place was given up.")
 
 
 @contextlib.contextmanager
@@ -91,15 +110,19 @@ class TurnLock:
         self._hist_lock = threading.Lock()
 
     # -- the lock protocol -------------------------------------------------------------------------------------
-    def acquire(self, blocking: bool = True, timeout: float = -1, kind: str | None = None) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float = -1, kind: str | None = None,
+                cancellable: bool = True) -> bool:
         """Wait for a turn; ``kind`` defaults to the context's :func:`turn_kind` (``"interactive"``).
 
         Args:
             timeout: seconds; ``-1`` means the ``max_wait_seconds`` cap.
+            cancellable: end the request (:class:`Cancelled`) when its client has gone, before the turn or
+                while waiting (False for a thread that serves many clients, such as the batching loop).
         Returns:
             True when the turn was granted (False only with ``blocking=False`` and the model busy).
         Raises:
             ModelBusy: the wait exceeded the cap.
+            Cancelled: the client went away (its place in the line is freed).
         """
         me = threading.get_ident()
         kind = kind or _kind.get()
@@ -107,6 +130,9 @@ class TurnLock:
             if self._owner == me:
                 self._depth += 1
                 return True
+        if cancellable:
+            raise_if_cancelled()
+        with self._cond:
             free = self._owner is None and not self._waiting
             if free:
                 self._grant(me, kind)
@@ -123,6 +149,9 @@ class TurnLock:
             try:
                 while not (self._owner is None and self._next() == ticket):
                     waited = time.monotonic() - start
+                    if cancellable and cancelled():
+                        raise Cancelled(f"The request was cancelled after waiting {waited:.0f} s: its client went "
+                                        "away, so its place was given up.")
                     if waited >= cap:
                         ahead = self._ahead(ticket)
                         raise ModelBusy(

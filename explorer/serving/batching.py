@@ -28,6 +28,7 @@ from typing import Any
 from explorer.core.config import get_limits
 
 ATTENTION = "paged|sdpa"
+CHECK_EVERY_S = 0.25  # how often a waiting request checks that its client is still there
 _IDS = itertools.count()
 
 
@@ -120,8 +121,10 @@ class Batcher:
         Raises:
             ValueError: ``max_new_tokens`` below 1, or a prompt longer than the batch cache holds.
             explorer.core.turns.ModelBusy: no answer within the timeout (the requests are cancelled).
+            explorer.core.turns.Cancelled: the client went away while waiting (checked every
+                :data:`CHECK_EVERY_S`); its sequences are cancelled in the manager, freeing their batch slots.
         """
-        from explorer.core.turns import ModelBusy
+        from explorer.core.turns import ModelBusy, raise_if_cancelled
 
         n = int(max_new_tokens)
         if n < 1:
@@ -144,7 +147,11 @@ class Batcher:
             deadline = time.monotonic() + (limits.max_wait_seconds + n if timeout_s is None else timeout_s)
             outputs = []
             for rid, pending in zip(ids_out, waits):
-                if not pending.event.wait(max(0.0, deadline - time.monotonic())) or pending.output is None:
+                while not pending.event.wait(min(CHECK_EVERY_S, max(0.0, deadline - time.monotonic()))):
+                    raise_if_cancelled()  # a client that went away frees its share of the batch (finally below)
+                    if time.monotonic() >= deadline:
+                        break
+                if not pending.event.is_set() or pending.output is None:
                     raise ModelBusy("The batched generation did not answer in time (the server is busy); "
                                     "please try again shortly.")
                 if pending.output.error:
@@ -181,7 +188,8 @@ def _shadow(engine):
     inner = shadow.forward
 
     def locked_forward(*args, **kwargs):
-        engine.lock.acquire(kind="interactive", timeout=float("inf"))  # the library's loop must not fail on a cap
+        # the library's loop serves every client: it must not fail on a cap nor end with one client's cancellation
+        engine.lock.acquire(kind="interactive", timeout=float("inf"), cancellable=False)
         try:
             out = inner(*args, **kwargs)
         finally:

@@ -230,23 +230,25 @@ class ResultCache:
             ``(value, Served)``.
         Raises:
             whatever ``fn`` raised (identical requests waiting on it get the same exception).
+            explorer.core.turns.Cancelled: this request waited for an identical one and its client went away
+                (the computation goes on for the others).
         """
         while True:
             role, item = self._join_or_lead(key, refresh)
             if role == "hit":
                 return item.value, Served("cached", item.computed_at)
             if role == "wait":
-                item.done.wait()
+                _wait_for(item)
                 if item.error is not None:
                     raise item.error
                 if item.ok:
                     return item.value, Served("coalesced", time.time())
-                continue  # the leader was cut short: try again (lead or join a new flight)
+                continue  # the leader was cut short (or its client left): try again (lead or join a new flight)
             try:
                 item.value = fn()
                 item.ok = True
-            except BaseException as exc:
-                item.error = exc if isinstance(exc, Exception) else None
+            except BaseException as exc:  # a leader whose client went away leaves the work to a waiter
+                item.error = exc if isinstance(exc, Exception) and not _is_cancel(exc) else None
                 raise
             finally:
                 self._land(key, item, version)
@@ -266,7 +268,7 @@ class ResultCache:
                 yield item.value, Served("cached", item.computed_at)
                 return
             if role == "wait":
-                item.done.wait()
+                _wait_for(item)
                 if item.error is not None:
                     raise item.error
                 if item.ok:
@@ -280,11 +282,26 @@ class ResultCache:
                     yield last, Served("computed", time.time())
                 item.value, item.ok = last, seen
             except Exception as exc:
-                item.error = exc
+                item.error = None if _is_cancel(exc) else exc
                 raise
             finally:
                 self._land(key, item, version)
             return
+
+
+def _is_cancel(exc: BaseException) -> bool:
+    """True for :class:`explorer.core.turns.Cancelled`: one client left, the identical requests still want it."""
+    from explorer.core.turns import Cancelled
+
+    return isinstance(exc, Cancelled)
+
+
+def _wait_for(flight: _Flight, check_every_s: float = 0.25) -> None:
+    """Wait for ``flight`` to land; a waiter whose client went away stops waiting (``Cancelled``)."""
+    from explorer.core.turns import raise_if_cancelled
+
+    while not flight.done.wait(check_every_s):
+        raise_if_cancelled()
 
 
 _CACHE: ResultCache | None = None

@@ -45,3 +45,41 @@ def test_generate_is_greedy_and_matches_transformers(client, smollm2):
 def test_generate_rejects_bad_input(client):
     with pytest.raises(Exception, match="max_new_tokens"):
         client.predict("Hi", "smollm2-135m-instruct", 0, api_name="/generate")
+
+
+def test_disconnected_client_frees_its_share_of_the_batch(app_url, client):
+    """A browser that closes its connection mid-request: the server cancels its sequence in the batch engine
+    and stops counting it as running (Gradio marks the job dead; components/serving.client_gone reads that)."""
+    import uuid
+
+    import httpx
+
+    from explorer.core.engine import get_engine
+    from explorer.serving import batching, stats
+
+    engine = get_engine("smollm2-135m-instruct")
+    batcher = batching.batcher_for(engine)
+    fn_index = next(i for i, dep in enumerate(client.config["dependencies"]) if dep.get("api_name") == "generate")
+    session = uuid.uuid4().hex[:11]
+    running_before = stats.serving_stats()["running"]
+    engine.lock.acquire()  # hold the model so the request stays in the batch engine
+    try:
+        with httpx.Client(base_url=app_url, timeout=60) as http:
+            http.post("gradio_api/queue/join", json={"data": ["Leave before the answer.", "smollm2-135m-instruct",
+                                                               32], "fn_index": fn_index,
+                                                      "session_hash": session}).raise_for_status()
+            with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+                for line in stream.iter_lines():
+                    if "process_starts" in line:
+                        break
+                deadline = time.monotonic() + 60
+                while batcher.queued < 1:
+                    assert time.monotonic() < deadline, "the request never reached the batch engine"
+                    time.sleep(0.05)
+            # the stream is closed: the client has gone
+        deadline = time.monotonic() + 45
+        while batcher.queued or stats.serving_stats()["running"] > running_before:
+            assert time.monotonic() < deadline, "the disconnected request kept its place"
+            time.sleep(0.1)
+    finally:
+        engine.lock.release()
