@@ -15,7 +15,7 @@ from components import theme
 from components.context import AppContext
 from components.gpu import wrap_for_zero_gpu
 from components.registry import public_api_names, tab_specs
-from components.serving import build_recompute, wire_serving
+from components.serving import build_recompute, remember_context, start_scene_warm_up, wire_serving
 from explorer.core.config import get_limits
 from models.registry import DEFAULT_MODEL, embedded_names
 
@@ -64,6 +64,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
     hide_internal_endpoints(demo)
     wrap_for_zero_gpu(demo, limits, specs)  # first, so the result cache below answers before any GPU call
     wire_serving(demo, specs)
+    remember_context(demo, ctx)  # for the presenter scenes computed at start-up (main)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return demo
 
@@ -113,8 +114,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     args = parser.parse_args(argv)
+    from explorer.serving import threads
+
+    if not threads.configure():  # before torch loads: idle OpenMP threads sleep instead of spinning (a room)
+        print("torch was imported before app.main; OMP_WAIT_POLICY could not take effect.")
     warm_up(args.model or default_model())
-    build_demo(args.model).launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS)
+    demo = build_demo(args.model)
+    start_scene_warm_up(demo)  # presenter scenes computed in the background (LLM_EXPLORER_WARM_SCENES=0: off)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS)
 
 
 demo = build_demo() if __name__ != "__main__" and os.environ.get("GRADIO_WATCH_DIRS") else None

@@ -18,7 +18,13 @@ prefixes of the answer recorded before the run; a session's adapter or seed neve
 Prints per endpoint requests, errors, p50/p95 (ms), then model forward passes, generated tokens/s, cache and
 coalescing hits (from ``/serving_stats``), peak RSS of the server, and the isolation verdict.
 
-Usage: ``python bench/load.py --mix follow|free --clients N --seconds S [--no-batching]``
+``--compare-batching`` runs the mix twice in one invocation, each on a fresh server with the same sessions and
+seeds (a server reused for the second run would answer repeated requests from its result cache): first with
+continuous batching, then one sequence at a time, and prints ``batching_tokens_per_s_ratio``. Errors are split
+into clear "busy, try again" answers (a wait cap, a full queue, the per-session limit) and other errors, and
+``waits_shown`` counts the requests whose user was told their place in line while waiting.
+
+Usage: ``python bench/load.py --mix follow|free --clients N --seconds S [--no-batching | --compare-batching]``
 """
 from __future__ import annotations
 
@@ -63,18 +69,30 @@ class Stats:
         self.errors: dict[str, list[str]] = defaultdict(list)
         self.leaks: list[str] = []
         self.checks = 0
+        self.told = 0  # requests whose user was shown a place in line while waiting
 
     def call(self, client, endpoint: str, *args):
+        """``client.predict(*args, api_name=endpoint)``, timed; while it runs, the job's status is read every
+        0.2 s to see whether the user was told their place (Gradio's queue rank or our "N ahead, about T s")."""
         start = time.perf_counter()
+        told = False
         try:
-            out = client.predict(*args, api_name=endpoint)
+            job = client.submit(*args, api_name=endpoint)
+            while not job.done():
+                status = job.status()
+                if (status.log and "ahead" in status.log[0]) or (status.rank or 0) > 0:
+                    told = True
+                time.sleep(0.2)
+            out = job.result()
         except Exception as exc:  # noqa: BLE001 - every failure is counted and printed
             with self.lock:
                 self.latency_ms[endpoint].append((time.perf_counter() - start) * 1000)
                 self.errors[endpoint].append(f"{type(exc).__name__}: {exc}"[:300])
+                self.told += told
             return None
         with self.lock:
             self.latency_ms[endpoint].append((time.perf_counter() - start) * 1000)
+            self.told += told
         return out
 
     def check_isolation(self, client, baseline: list[int], rng: random.Random):
@@ -192,7 +210,8 @@ def _watch_memory(pid: int, stop: threading.Event, peak: list[int]):
 def _start_server(batching: bool):
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": ROOT,
-           "LLM_EXPLORER_BATCHING": "1" if batching else "0"}
+           "LLM_EXPLORER_BATCHING": "1" if batching else "0",
+           "LLM_EXPLORER_WARM_SCENES": "0"}  # the presenter scenes' warm-up would share the cores with the room
     server = subprocess.Popen([sys.executable, os.path.join(ROOT, "app.py"), "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return server, f"http://127.0.0.1:{port}/"
@@ -216,31 +235,32 @@ def _model_totals(stats_now: dict) -> tuple[int, int]:
     return int(row.get("forward_passes", 0)), int(row.get("tokens", 0))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mix", choices=("follow", "free"), default="follow")
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--no-batching", action="store_true", help="greedy /generate one sequence at a time")
-    parser.add_argument("--scene-seconds", type=float, default=30.0)
-    parser.add_argument("--skip-lora-alone", action="store_true", help="free mix: do not time the LoRA run alone")
-    args = parser.parse_args()
+BUSY_WORDS = ("busy", "queue is full", "requests running", "try again", "cancelled")
 
-    server, url = _start_server(not args.no_batching)
+
+def _busy(message: str) -> bool:
+    """A clear "busy, try again" answer (a wait cap, a full queue, the per-session limit), not a failure."""
+    return any(word in message.lower() for word in BUSY_WORDS)
+
+
+def run_mix(args, batching: bool, lora_alone: float | None = None, time_lora_alone: bool = True) -> dict:
+    """Start a fresh server (batching on or off), run the mix for ``args.seconds`` and return what was measured:
+    ``stats`` (:class:`Stats`), ``start``/``end`` (``/serving_stats``), ``wall`` s, ``peak`` bytes, ``crashed``,
+    ``lora`` (the in-room LoRA session), ``lora_alone`` s, ``solo_passes`` (follow mix)."""
+    server, url = _start_server(batching)
     peak, stop = [0], threading.Event()
     threading.Thread(target=_watch_memory, args=(server.pid, stop, peak), daemon=True).start()
     stats, lora_result, solo = Stats(), {}, {}
     try:
         probe = _connect(url, server)
         baseline = probe.predict(ISOLATION_PROMPT, MODEL, 48, api_name="/generate")["token_ids"]
-        lora_alone = None
         if args.mix == "follow":
             before = _model_totals(probe.predict(api_name="/serving_stats"))
             for requests in SCENES.values():  # one visitor walks through every scene alone
                 for endpoint, scene_args in requests:
                     probe.predict(*scene_args, api_name=endpoint)
             solo["passes"] = _model_totals(probe.predict(api_name="/serving_stats"))[0] - before[0]
-        elif not args.skip_lora_alone:
+        elif time_lora_alone and not args.skip_lora_alone:
             alone = {}
             _lora_session(url, Stats(), alone)
             lora_alone = alone.get("seconds")
@@ -273,38 +293,80 @@ def main() -> int:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+    return {"stats": stats, "start": start_stats, "end": end_stats, "wall": wall, "peak": peak[0],
+            "crashed": crashed, "lora": lora_result, "lora_alone": lora_alone, "solo_passes": solo.get("passes")}
 
-    total = errors = 0
+
+def print_mix(args, batching: bool, run: dict) -> dict:
+    """Print one run's lines; returns ``{"ok", "tokens_per_s"}``."""
+    stats = run["stats"]
+    total = errors = busy = 0
     for endpoint in sorted(stats.latency_ms):
         values, errs = stats.latency_ms[endpoint], stats.errors[endpoint]
         total, errors = total + len(values), errors + len(errs)
+        busy += sum(_busy(e) for e in errs)
         print(f"{endpoint}: requests {len(values)}, errors {len(errs)}, p50 {percentile(values, 50):.0f} ms, "
               f"p95 {percentile(values, 95):.0f} ms", flush=True)
         for err in errs[:3]:
             print(f"  error: {err}")
-    passes0, tokens0 = _model_totals(start_stats)
-    passes1, tokens1 = _model_totals(end_stats)
-    mode = "one at a time (--no-batching)" if args.no_batching else "continuous batching"
-    report("load_requests", total, "requests", target=f"{args.clients} sessions, mix {args.mix}, {args.seconds:.0f} s")
+    passes0, tokens0 = _model_totals(run["start"])
+    passes1, tokens1 = _model_totals(run["end"])
+    mode = "continuous batching" if batching else "one at a time (--no-batching)"
+    report("load_requests", total, "requests", target=f"{args.clients} sessions, mix {args.mix}, {args.seconds:.0f} s, "
+                                                      f"{mode}")
     report("load_errors", errors, "errors", target="0")
-    if args.mix == "follow" and solo.get("passes"):
-        report("forward_passes", solo["passes"] + passes1 - passes0, "passes (one visitor first, then the room)",
-               baseline=solo["passes"], baseline_name="one visitor through every scene",
+    print(f"busy_answers: {busy} of {errors} errors were a clear 'busy, try again' message; "
+          f"{errors - busy} other errors", flush=True)
+    print(f"waits_shown: {stats.told} of {total} requests were shown their place while waiting", flush=True)
+    if args.mix == "follow" and run["solo_passes"]:
+        report("forward_passes", run["solo_passes"] + passes1 - passes0, "passes (one visitor first, then the room)",
+               baseline=run["solo_passes"], baseline_name="one visitor through every scene",
                target="within 2x of one visitor's")
     else:
         report("forward_passes", passes1 - passes0, "passes")
-    report("generated_tokens_per_s", (tokens1 - tokens0) / wall, "tokens/s",
-           target=f"{mode}; free mix: >= 3x the --no-batching run")
-    report("cache_hits", end_stats["cache_hits"] - start_stats["cache_hits"], "requests")
-    report("coalesced", end_stats["coalesced"] - start_stats["coalesced"], "requests")
-    if lora_result.get("seconds"):
-        report("lora_train_30_steps", lora_result["seconds"], "s", baseline=lora_alone, baseline_name="alone",
+    tokens_per_s = (tokens1 - tokens0) / run["wall"]
+    report("generated_tokens_per_s", tokens_per_s, "tokens/s", target=f"{mode}; free mix: >= 3x the --no-batching run")
+    report("cache_hits", run["end"]["cache_hits"] - run["start"]["cache_hits"], "requests")
+    report("coalesced", run["end"]["coalesced"] - run["start"]["coalesced"], "requests")
+    if run["lora"].get("seconds"):
+        report("lora_train_30_steps", run["lora"]["seconds"], "s", baseline=run["lora_alone"], baseline_name="alone",
                target="within 3x of alone")
-    report("server_peak_rss", peak[0] / 2**20, "MB", target="<= 4096 MB")
-    print(f"server_crashed: {crashed}")
+    report("server_peak_rss", run["peak"] / 2**20, "MB", target="<= 4096 MB")
+    print(f"server_crashed: {run['crashed']}")
     print(f"isolation: {stats.checks} greedy checks, {len(stats.leaks)} leaks"
-          + ("" if not stats.leaks else f" (first: {stats.leaks[0]})"))
-    return 0 if (errors == 0 and not crashed and not stats.leaks) else 1
+          + ("" if not stats.leaks else f" (first: {stats.leaks[0]})"), flush=True)
+    return {"ok": errors == 0 and not run["crashed"] and not stats.leaks, "tokens_per_s": tokens_per_s}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mix", choices=("follow", "free"), default="follow")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--no-batching", action="store_true", help="greedy /generate one sequence at a time")
+    parser.add_argument("--compare-batching", action="store_true",
+                        help="run the mix twice in this invocation, on a fresh server each time (same sessions, "
+                             "same seeds): with continuous batching, then with --no-batching; print the ratio")
+    parser.add_argument("--scene-seconds", type=float, default=30.0)
+    parser.add_argument("--skip-lora-alone", action="store_true", help="free mix: do not time the LoRA run alone")
+    args = parser.parse_args()
+    if args.compare_batching and args.no_batching:
+        parser.error("--compare-batching runs both ways itself; leave out --no-batching")
+
+    if not args.compare_batching:
+        batching = not args.no_batching
+        return 0 if print_mix(args, batching, run_mix(args, batching))["ok"] else 1
+    print("== run 1 of 2: continuous batching ==", flush=True)
+    first = run_mix(args, True)
+    with_batching = print_mix(args, True, first)
+    print("== run 2 of 2: one at a time (--no-batching), a fresh server, the same sessions and seeds ==", flush=True)
+    second = run_mix(args, False, lora_alone=first["lora_alone"], time_lora_alone=False)
+    without = print_mix(args, False, second)
+    report("batching_tokens_per_s_ratio", with_batching["tokens_per_s"] / without["tokens_per_s"]
+           if without["tokens_per_s"] else float("inf"), "x",
+           target=f"free mix: >= 3x (continuous batching {with_batching['tokens_per_s']:.3g} tokens/s over one at "
+                  f"a time {without['tokens_per_s']:.3g} tokens/s, measured in this invocation)")
+    return 0 if with_batching["ok"] and without["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ def serve(fn, lens: str, endpoint: str, cache: bool):
             finally:
                 stats.request_finished(model, session)
 
+        wrapped_gen.serving_cached = cache
         return wrapped_gen
 
     @functools.wraps(fn)
@@ -191,7 +192,16 @@ def serve(fn, lens: str, endpoint: str, cache: bool):
         finally:
             stats.request_finished(model, session)
 
+    wrapped.serving_cached = cache
     return wrapped
+
+
+def handler_id(fn) -> str:
+    """``module.qualname`` of the handler: the endpoint part of its cache key. One function wired to several
+    events (a Run button, a prompt change, the page load) gets gradio api names ``f``, ``f_1`` ... but computes
+    the same thing, so its identical requests share one entry whichever event sent them."""
+    inner = inspect.unwrap(fn)
+    return f"{getattr(inner, '__module__', '')}.{getattr(inner, '__qualname__', getattr(inner, '__name__', ''))}"
 
 
 def _tab_key(fn) -> str | None:
@@ -220,7 +230,7 @@ def wire_serving(demo, specs) -> int:
         cached = bool(names & set(getattr(spec, "cached", ())))
         public = block_fn.api_name in spec.api_names and block_fn.api_name not in UNCOUNTED
         if cached or public:
-            block_fn.fn = serve(fn, key, str(block_fn.api_name or fn.__name__), cached)
+            block_fn.fn = serve(fn, key, handler_id(fn), cached)
             wrapped += 1
     if _wait_notice not in turns.WAIT_LISTENERS:
         turns.WAIT_LISTENERS.append(_wait_notice)
@@ -243,3 +253,111 @@ def build_recompute() -> gr.Button:
 
     button.click(arm, None, None, api_visibility="private")
     return button
+
+
+# -- presenter scenes computed at start-up ----------------------------------------------------------------------
+_CONTEXTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # demo -> its AppContext (for the scenes)
+WARM_ENV = "LLM_EXPLORER_WARM_SCENES"
+
+
+def remember_context(demo, ctx) -> None:
+    """Keep ``demo``'s :class:`components.context.AppContext` for :func:`warm_scenes` (called by ``app.py``)."""
+    _CONTEXTS[demo] = ctx
+
+
+def _frontend_value(component, value=None, given: bool = False):
+    """What the page sends for ``component``: its postprocessed value (the initial one unless ``given``)."""
+    if not given:
+        value = component.value
+    else:
+        value = component.postprocess(value)
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else value
+
+
+def scene_requests(demo, tabs: set[str] | None = None) -> list[tuple[str, object, list]]:
+    """``(scene title, block function, page payloads)`` for every cached page handler of each presenter scene's
+    tab, with the inputs the page holds right after the scene is clicked (its settings applied to the opening
+    values; ``components/scenes.py``). Identical handler + inputs pairs are listed once. ``tabs``: only scenes
+    of these tab keys (default: all).
+
+    Raises:
+        ValueError: ``demo`` was not built by ``app.build_demo`` (no remembered context).
+    """
+    from components import scenes, share
+    from components.registry import public_api_names
+
+    public = public_api_names()
+    ctx = _CONTEXTS.get(demo)
+    if ctx is None:
+        raise ValueError("demo has no remembered AppContext; build it with app.build_demo.")
+    pairs = dict(ctx.extra.get("_share_pairs") or share.collect(ctx))
+    out, seen = [], set()
+    for scene in scenes.SCENES:
+        params = dict(scene.params)
+        params.setdefault("model", ctx.model.value)
+        tab = params.pop("tab", None)
+        if tabs is not None and tab not in tabs:
+            continue
+        given = {}
+        for name, raw in params.items():
+            component = pairs.get(name)
+            value = None if component is None else share._convert(component, str(raw))
+            if value is not None:
+                given[component._id] = value
+        for block_fn in demo.fns.values():
+            fn = block_fn.fn
+            if (fn is None or not getattr(fn, "serving_cached", False) or _tab_key(fn) != tab
+                    or block_fn.api_name in public):
+                continue  # the JSON APIs take their arguments from the caller, not from the page
+            if any(getattr(c, "stateful", False) for c in block_fn.inputs):
+                continue  # reads a previous result: not a first click
+            payloads = [_frontend_value(c, given.get(c._id), c._id in given) for c in block_fn.inputs]
+            ident = (handler_id(fn), repr(payloads))
+            if ident not in seen:
+                seen.add(ident)
+                out.append((scene.title, block_fn, payloads))
+    return out
+
+
+def warm_scenes(demo, log=print, tabs: set[str] | None = None) -> dict:
+    """Compute every :func:`scene_requests` entry once, through the same preprocessing and cached handler as a
+    click, so a room's first click on a scene's Run is a cache hit. Failures are logged and skipped.
+
+    Returns:
+        ``{"warmed": handler calls computed or already cached, "failed": ["scene: error", ...], "seconds": s}``.
+    """
+    import asyncio
+
+    from gradio.helpers import special_args
+    from gradio.state_holder import SessionState
+
+    start, warmed, failed = time.perf_counter(), 0, []
+    for title, block_fn, payloads in scene_requests(demo, tabs):
+        try:
+            args = asyncio.run(demo.preprocess_data(block_fn, payloads, SessionState(demo)))
+            args = special_args(block_fn.fn, list(args), None, None)[0]
+            result = block_fn.fn(*args)
+            if inspect.isgenerator(result):
+                for _ in result:
+                    pass
+            warmed += 1
+        except Exception as exc:  # noqa: BLE001 - a scene that cannot be computed now is computed on its first click
+            failed.append(f"{title}: {type(exc).__name__}: {exc}"[:300])
+    seconds = time.perf_counter() - start
+    log(f"Presenter scenes warmed: {warmed} handler calls in {seconds:.0f} s" +
+        (f"; {len(failed)} failed ({failed[0]})" if failed else ""))
+    return {"warmed": warmed, "failed": failed, "seconds": seconds}
+
+
+def start_scene_warm_up(demo, default: bool = True) -> threading.Thread | None:
+    """Run :func:`warm_scenes` in a background thread unless ``LLM_EXPLORER_WARM_SCENES=0`` (``default`` when the
+    variable is unset: ``python app.py`` passes True; tests never call this)."""
+    import os
+
+    raw = os.environ.get(WARM_ENV)
+    if not (default if raw is None else raw.strip().lower() not in ("0", "false", "no", "off", "")):
+        return None
+    thread = threading.Thread(target=warm_scenes, args=(demo,), name="warm-scenes", daemon=True)
+    thread.start()
+    return thread
