@@ -4,10 +4,10 @@ PyTorch's CPU kernels run on an OpenMP pool (libgomp here) whose idle threads, b
 every barrier before they sleep. A forward pass of a small model is hundreds of short parallel regions; when the
 pool's threads share two cores with anything else (the server's own handler threads building figures and
 sampling, the load bench's clients, another process) a spinning thread holds a core the thread it waits for
-needs, and a pass gets many times slower. Measured on this 2-core machine under load (other engineers' jobs,
-load average 8-11), SmolLM2-135M, 32 sampled tokens through ``Engine.steps``: 21-47 s with the default policy,
-2.5-3.8 s with ``OMP_WAIT_POLICY=PASSIVE`` (2 threads), 3-6 s with one thread (``/tmp`` micro-bench, numbers in
-the serving issue's closing note). ``PASSIVE`` keeps both cores for a lone user and stops the thrashing in a room.
+needs, and a pass gets many times slower. Measured with ``python bench/bench_serving.py --wait-policy`` on this
+2-core machine while other engineers' jobs ran (load average 4-11), SmolLM2-135M, 32 greedy steps through
+``Engine.steps``: 23-32 s with the default policy, 3.4-6.9 s with ``OMP_WAIT_POLICY=PASSIVE`` (2 threads).
+``PASSIVE`` keeps both cores for a lone user and stops the thrashing in a room.
 
 libgomp reads the variable once, when it is loaded (when torch is first imported), so :func:`configure` must run
 before that: ``app.py``'s ``main`` calls it first thing. A value already in the environment is kept
