@@ -7,7 +7,8 @@ sampling, the load bench's clients, another process) a spinning thread holds a c
 needs, and a pass gets many times slower. Measured with ``python bench/bench_serving.py --wait-policy`` on this
 2-core machine while other engineers' jobs ran (load average 4-11), SmolLM2-135M, 32 greedy steps through
 ``Engine.steps``: 23-32 s with the default policy, 3.4-6.9 s with ``OMP_WAIT_POLICY=PASSIVE`` (2 threads).
-``PASSIVE`` keeps both cores for a lone user and stops the thrashing in a room.
+Both threads still work on every pass; the price is the wake-up of sleeping threads at each region, which a
+quiet machine would show and which was not measured here (no quiet 2-core machine was available).
 
 libgomp reads the variable once, when it is loaded (when torch is first imported), so :func:`configure` must run
 before that: ``app.py``'s ``main`` calls it first thing. A value already in the environment is kept
