@@ -15,13 +15,20 @@ import json
 TRANSPARENT = "rgba(0,0,0,0)"
 GRID = "rgba(128,128,128,0.30)"
 DARK_TEXT = "#e5e7eb"  # text colour on the dark page (Tailwind gray-200, as Gradio's dark theme)
+# provenance badges (components/badge.py): one colour per kind, readable on the light and the dark page
+BADGE_COLOURS = {"measured": "#16a34a", "cached": "#0284c7", "stored": "#9333ea", "formula": "#d97706",
+                 "simulated": "#dc2626"}
 
 _TEXT = [".xtick text", ".ytick text", ".g-xtitle text", ".g-ytitle text", ".gtitle", ".legendtext",
          ".legendtitletext", ".colorbar text", ".cbtitle text", ".annotation-text", ".g-x2title text",
          ".g-y2title text"]
 CSS = ("body.dark .js-plotly-plot .main-svg " + ", body.dark .js-plotly-plot .main-svg ".join(_TEXT)
        + f" {{ fill: {DARK_TEXT} !important; }}\n"
-       "body.dark .js-plotly-plot .modebar-btn path { fill: #9ca3af !important; }\n")
+       "body.dark .js-plotly-plot .modebar-btn path { fill: #9ca3af !important; }\n"
+       ".prov-badge { display: inline-block; font-size: 0.75rem; line-height: 1.3; padding: 0 0.4em;"
+       " border: 1px solid currentColor; border-radius: 0.3em; cursor: help; }\n"
+       ".prov-badge-slot { min-height: 0 !important; }\n"
+       + "".join(f".prov-{kind} {{ color: {colour}; }}\n" for kind, colour in BADGE_COLOURS.items()))
 
 
 def neutral(fig):
@@ -37,12 +44,15 @@ def _is_plotly(value) -> bool:
 
 
 def theme_plots(demo) -> int:
-    """Route every ``gr.Plot`` of ``demo`` through :func:`neutral` (its initial value and every update).
+    """Route every ``gr.Plot`` of ``demo`` through :func:`neutral` and ``components.badge.draw`` (its initial
+    value and every update: a figure stamped with a provenance shows its badge).
 
     Returns the number of plots themed.
     """
     import gradio as gr
     import plotly.io as pio
+
+    from components.badge import draw
 
     count = 0
     for block in demo.blocks.values():
@@ -51,13 +61,13 @@ def theme_plots(demo) -> int:
         original = block.postprocess
 
         def postprocess(value, _original=original):
-            return _original(neutral(value) if _is_plotly(value) else value)
+            return _original(draw(neutral(value)) if _is_plotly(value) else value)
 
         block.postprocess = postprocess
         initial = getattr(block, "value", None)
         plot = getattr(initial, "plot", None) if not isinstance(initial, dict) else initial.get("plot")
         kind = getattr(initial, "type", None) if not isinstance(initial, dict) else initial.get("type")
         if plot and kind == "plotly":
-            block.value = original(neutral(pio.from_json(plot if isinstance(plot, str) else json.dumps(plot))))
+            block.value = original(draw(neutral(pio.from_json(plot if isinstance(plot, str) else json.dumps(plot)))))
         count += 1
     return count
