@@ -21,6 +21,7 @@ rendered when the value is sent, not when it was computed.
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import time
 
@@ -159,21 +160,28 @@ def mark_cached(value):
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _slot_class():
+    import gradio as gr
+
+    class BadgeSlot(gr.HTML):
+        """``gr.HTML`` that renders a :class:`Provenance` (or its dict) as :func:`badge_html` when sent. A subclass,
+        so gradio's per-session copy after a ``gr.update`` keeps it; ``is_template``: drawn by ``gr.HTML``'s
+        frontend."""
+
+        is_template = True
+
+        def postprocess(self, value):
+            return super().postprocess(badge_html(value) if value is not None and not isinstance(value, str)
+                                       else value)
+
+    return BadgeSlot
+
+
 def badge_slot(**kwargs):
     """A ``gr.HTML`` that renders a :class:`Provenance` (or its dict) given as its value as :func:`badge_html`
     when sent (so CACHED's "N s ago" is current); strings pass through. ``kwargs`` go to ``gr.HTML``."""
-    import gradio as gr
-
-    slot = gr.HTML(**kwargs)
-    original = slot.postprocess
-
-    def postprocess(value, _original=original):
-        if value is not None and not isinstance(value, str):
-            value = badge_html(value)
-        return _original(value)
-
-    slot.postprocess = postprocess
-    return slot
+    return _slot_class()(**kwargs)
 
 
 def badged_table(provenance=None, **kwargs):

@@ -10,6 +10,7 @@ cells, bar labels) keeps the colour its figure chose, since it sits on the mark,
 """
 from __future__ import annotations
 
+import functools
 import json
 
 TRANSPARENT = "rgba(0,0,0,0)"
@@ -43,31 +44,45 @@ def _is_plotly(value) -> bool:
     return hasattr(value, "update_layout") and hasattr(value, "to_json")
 
 
+@functools.lru_cache(maxsize=None)
+def themed_plot_class():
+    """``gr.Plot`` whose ``postprocess`` passes plotly figures through :func:`neutral` and
+    ``components.badge.draw``. A subclass, not a patched instance, because gradio rebuilds a session's copy
+    of a component from its class after a ``gr.update`` (a streaming handler's heartbeat), which would drop an
+    instance's patched ``postprocess``. ``is_template``: the page draws it with ``gr.Plot``'s frontend."""
+    import gradio as gr
+
+    from components.badge import draw
+
+    class ThemedPlot(gr.Plot):
+        is_template = True
+
+        def postprocess(self, value):
+            return super().postprocess(draw(neutral(value)) if _is_plotly(value) else value)
+
+    return ThemedPlot
+
+
 def theme_plots(demo) -> int:
     """Route every ``gr.Plot`` of ``demo`` through :func:`neutral` and ``components.badge.draw`` (its initial
-    value and every update: a figure stamped with a provenance shows its badge).
+    value and every update: a figure stamped with a provenance shows its badge), by making it a
+    :func:`themed_plot_class`.
 
     Returns the number of plots themed.
     """
     import gradio as gr
     import plotly.io as pio
 
-    from components.badge import draw
-
+    themed = themed_plot_class()
     count = 0
     for block in demo.blocks.values():
         if not isinstance(block, gr.Plot):
             continue
-        original = block.postprocess
-
-        def postprocess(value, _original=original):
-            return _original(draw(neutral(value)) if _is_plotly(value) else value)
-
-        block.postprocess = postprocess
+        block.__class__ = themed
         initial = getattr(block, "value", None)
         plot = getattr(initial, "plot", None) if not isinstance(initial, dict) else initial.get("plot")
         kind = getattr(initial, "type", None) if not isinstance(initial, dict) else initial.get("type")
         if plot and kind == "plotly":
-            block.value = original(draw(neutral(pio.from_json(plot if isinstance(plot, str) else json.dumps(plot)))))
+            block.value = block.postprocess(pio.from_json(plot if isinstance(plot, str) else json.dumps(plot)))
         count += 1
     return count

@@ -94,3 +94,26 @@ def test_badge_slot_renders_a_provenance_when_sent():
     assert slot.postprocess(prov) == badge.badge_html(prov)
     assert slot.postprocess("<b>as is</b>") == "<b>as is</b>" and slot.postprocess(None) is None
     assert isinstance(table, gr.Dataframe)
+
+
+def test_badges_survive_gradios_per_session_copy_after_an_update():
+    """After a handler sends ``gr.update()`` (a streaming heartbeat), gradio rebuilds the session's component
+    from its class and constructor arguments: the copy still draws badges and the page still uses the stock
+    frontends."""
+    import json
+
+    import gradio as gr
+
+    from components.theme import theme_plots
+
+    with gr.Blocks() as demo:
+        plot = gr.Plot()
+        slot, _ = badge.badged_table(headers=["a"], interactive=False)
+    theme_plots(demo)
+    assert (plot.get_block_name(), slot.get_block_name()) == ("plot", "html")
+    plot_copy = type(plot)(**{**plot.constructor_args, "render": False})
+    slot_copy = type(slot)(**{**slot.constructor_args, "render": False})
+    fig = badge.stamp(go.Figure(go.Bar(y=[1])), _all_kinds()["formula"])
+    layout = json.loads(plot_copy.postprocess(fig).plot)["layout"]
+    assert [a["name"] for a in layout["annotations"]] == [badge.NAME]
+    assert "data-kind='simulated'" in slot_copy.postprocess(_all_kinds()["simulated"])
