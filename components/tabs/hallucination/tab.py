@@ -12,7 +12,6 @@ import json
 import os
 
 import gradio as gr
-from gradio.context import Context
 
 from components.badge import badged_table, stamp
 from components.compare import label as model_label, model_notice, second_model
@@ -260,12 +259,15 @@ def build_hallucination_tab(ctx) -> dict:
 
     with gr.Accordion("How good is each probe on this model (AUROC on the labelled set)", open=True):
         task = gr.Radio(TASKS, value="questions", label="Task")
-        auroc_note = gr.Markdown()
-        auroc_badge, auroc_df = badged_table(label="AUROC with bootstrap 95% interval and shuffled-score control")
-        roc_plot = gr.Plot(label="ROC curves")
+        # read once when the page is built (this also imports what the evaluation needs in the main thread,
+        # not racing the page's load handlers); "Reload stored results" reads the file again
+        frame, roc, note, prov = auroc_badged("questions")
+        auroc_note = gr.Markdown(note)
+        auroc_badge, auroc_df = badged_table(prov, value=frame,
+                                             label="AUROC with bootstrap 95% interval and shuffled-score control")
+        roc_plot = gr.Plot(roc, label="ROC curves")
         refresh = gr.Button("Reload stored results")
-        gr.on([Context.root_block.load, task.change, refresh.click], auroc_badged, task,
-              [auroc_df, roc_plot, auroc_note, auroc_badge])
+        gr.on([task.change, refresh.click], auroc_badged, task, [auroc_df, roc_plot, auroc_note, auroc_badge])
 
     gr.api(probe_api, api_name="probe")
     gr.api(attribute_api, api_name="attribute")
