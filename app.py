@@ -26,8 +26,16 @@ CSS = """
 """ + share.CSS + theme.CSS
 
 
+def import_model_libraries() -> None:
+    """Import transformers' auto classes once, in this thread: its lazy module is not safe to import for the
+    first time from several threads at once, and the page's load handlers (tokens, LoRA) run in parallel, which
+    made a first request fail at random with "cannot import name 'AutoTokenizer' from 'transformers'"."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+
 def build_demo(initial_model: str | None = None) -> gr.Blocks:
     """Build the whole page: prompt bar and model picker on top, one tab per lens below."""
+    import_model_libraries()
     limits = get_limits()
     initial_model = initial_model or default_model()
     with gr.Blocks(title="LLM Explorer") as demo:

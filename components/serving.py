@@ -133,6 +133,13 @@ def _wait_notice(model: str, ahead: int, estimate_s: float) -> None:
         pass
 
 
+def _served(value, served):
+    """``value`` marked as served (``mark_served``); a cached answer's figures and table badges turn CACHED too."""
+    from components.badge import mark_cached
+
+    return value if served.how == "computed" else mark_cached(mark_served(value, served))
+
+
 def serve(fn, lens: str, endpoint: str, cache: bool):
     """Wrap a handler: count it, apply the per-session limit, and (``cache``) answer identical requests once.
 
@@ -169,7 +176,7 @@ def serve(fn, lens: str, endpoint: str, cache: bool):
                     return
                 for item, served in result_cache().stream(key, lambda: fn(*args, **kwargs), version, refresh):
                     _notice(served, model)
-                    yield mark_served(item, served)
+                    yield _served(item, served)
             except (turns.ModelBusy, stats.TooManyRequests) as exc:
                 raise gr.Error(str(exc)) from None
             finally:
@@ -186,7 +193,7 @@ def serve(fn, lens: str, endpoint: str, cache: bool):
                 return fn(*args, **kwargs)
             value, served = result_cache().call(key, lambda: fn(*args, **kwargs), version, refresh)
             _notice(served, model)
-            return mark_served(value, served)
+            return _served(value, served)
         except (turns.ModelBusy, stats.TooManyRequests) as exc:
             raise gr.Error(str(exc)) from None
         finally:

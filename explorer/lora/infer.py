@@ -10,11 +10,12 @@ Leibler 1951).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from explorer.core.config import get_limits
+from explorer.core.provenance import Provenance, measured
 from explorer.lora.train import LoraRun, adapter_active
 from explorer.lora.model import ba_norms, merge_delta_logits
 
@@ -27,10 +28,12 @@ UNRELATED_PROMPTS = (
 
 @dataclass(frozen=True)
 class Comparison:
-    """Answers of both models. ``rows``: ``(prompt, kind, base answer, adapted answer)``, kind ``trained``/``unrelated``."""
+    """Answers of both models. ``rows``: ``(prompt, kind, base answer, adapted answer)``, kind ``trained``/``unrelated``;
+    ``provenance``: measured (greedy generation through the engine, base and adapted)."""
 
     run_id: str
     rows: tuple[tuple[str, str, str, str], ...]
+    provenance: Provenance = field(default_factory=lambda: measured("greedy answers, base vs adapted"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class NextTokenShift:
         tokens: the union of both top-k tokens (decoded pieces), shape ``(n,)``.
         p_base, p_adapted: probabilities of those tokens, shape ``(n,)``.
         kl_nats: KL(adapted ‖ base) over the whole vocabulary (nats).
+        provenance: measured (one forward pass of each model).
     """
 
     prompt: str
@@ -48,14 +52,17 @@ class NextTokenShift:
     p_base: np.ndarray
     p_adapted: np.ndarray
     kl_nats: float
+    provenance: Provenance = field(default_factory=lambda: measured("next-token softmax, base vs adapted"))
 
 
 @dataclass(frozen=True)
 class AdapterNorms:
-    """‖scaling·BA‖_F per layer and module: ``norms`` shape ``(num_layers, len(modules))``, NaN = no adapter."""
+    """‖scaling·BA‖_F per layer and module: ``norms`` shape ``(num_layers, len(modules))``, NaN = no adapter;
+    ``provenance``: measured (read from the trained adapter matrices)."""
 
     norms: np.ndarray
     modules: tuple[str, ...]
+    provenance: Provenance = field(default_factory=lambda: measured("‖scaling·BA‖_F of the adapter weights"))
 
 
 class AdaptedModel:
@@ -114,7 +121,8 @@ def compare(run: LoraRun, n_trained: int = 3, extra_prompts: tuple[str, ...] = U
         for prompt in prompts:
             base, adapted = generate(run, prompt, max_new_tokens)
             rows.append((prompt, kind, base, adapted))
-    return Comparison(run_id=run.run_id, rows=tuple(rows))
+    return Comparison(run_id=run.run_id, rows=tuple(rows), provenance=measured(
+        f"greedy answers through Engine.steps, base vs adapter {run.run_id}", model=run.engine.name))
 
 
 def next_token_shift(run: LoraRun, prompt: str, top_k: int = 10) -> NextTokenShift:
@@ -135,7 +143,9 @@ def next_token_shift(run: LoraRun, prompt: str, top_k: int = 10) -> NextTokenShi
     union = list(dict.fromkeys(torch.topk(adapted, k).indices.tolist() + torch.topk(base, k).indices.tolist()))
     union.sort(key=lambda i: -float(adapted[i].exp() + base[i].exp()))
     return NextTokenShift(prompt=prompt, tokens=tuple(engine.tokenizer.decode([i]) for i in union),
-                          p_base=base[union].exp().numpy(), p_adapted=adapted[union].exp().numpy(), kl_nats=kl)
+                          p_base=base[union].exp().numpy(), p_adapted=adapted[union].exp().numpy(), kl_nats=kl,
+                          provenance=measured(f"Engine.forward next-token softmax, base vs adapter {run.run_id}",
+                                              model=engine.name))
 
 
 def adapter_norms(run: LoraRun) -> AdapterNorms:
@@ -144,7 +154,8 @@ def adapter_norms(run: LoraRun) -> AdapterNorms:
         raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
     with run.engine.lock:
         norms, modules = ba_norms(run.peft_model, run.adapter_name, int(run.engine.config.num_hidden_layers))
-    return AdapterNorms(norms=norms, modules=tuple(modules))
+    return AdapterNorms(norms=norms, modules=tuple(modules), provenance=measured(
+        f"‖scaling·BA‖_F of adapter {run.run_id}'s weights", model=run.engine.name))
 
 
 def merge_check(run: LoraRun, prompt: str) -> float:

@@ -13,6 +13,8 @@ with a sinusoidal absolute position vector added to q and k instead (Vaswani et 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass, field
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
-from explorer.core.provenance import Provenance, measured
+from explorer.core.provenance import Provenance, formula, measured
 from explorer.core.validation import check_int, check_text
 from explorer.positions.model_rope import (RopeBase, apply_rotary_fn, check_position, cos_sin, decoder_core,
                                           require_rope, rope_bases)
@@ -75,6 +77,15 @@ class RopeResult:
     key_token: str
     notices: tuple[str, ...] = ()
     provenance: Provenance = field(default_factory=lambda: measured("engine forward + model's apply_rotary_pos_emb"))
+
+    @property
+    def angles_provenance(self) -> Provenance:
+        """Where the rotation-angle figure comes from: a formula, ``cos(position x inv_freq)`` (RoPE, Su et al.
+        2021) on the frequencies read from the model's rotary module, not a measured activation (``when`` and
+        ``model`` as :attr:`provenance`)."""
+        return dataclasses.replace(formula("cos(position x inv_freq), RoPE (Su et al. 2021), inv_freq read from "
+                                           "the model's rotary module", model=self.provenance.model or self.model),
+                                   when=self.provenance.when)
 
     @property
     def inv_freq(self) -> np.ndarray:

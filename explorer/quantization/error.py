@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.core.provenance import Provenance, measured
 from explorer.quantization.layers import quantizable_linear_names
 
 _LAYER_RE = re.compile(r"^(?:.*\.)?layers\.(\d+)\.(.+)$")
@@ -123,6 +124,7 @@ class MatrixError:
         hist_edges ``(bins + 1,)`` and hist_counts ``(bins,)``: histogram of ``W_q - W``.
         sample_original, sample_dequantized: ``(n_sample,)`` matching weights for a scatter plot.
         distinct_values: number of distinct dequantised values in the whole matrix.
+        provenance: measured (the quantised copy's weights dequantised and compared).
     """
 
     name: str
@@ -134,6 +136,7 @@ class MatrixError:
     sample_original: np.ndarray
     sample_dequantized: np.ndarray
     distinct_values: int
+    provenance: Provenance = field(default_factory=lambda: measured("dequantised weights vs the reference weights"))
 
 
 def matrix_error(reference_model, variant_model, name: str, bins: int = 80, n_sample: int = 4000,
@@ -168,11 +171,13 @@ class ErrorMap:
     Attributes:
         layers: ``(n_layers,)`` layer indices; projections: projection names (columns).
         rel_error: ``(n_layers, n_projections)`` ``||W_q - W||_F / ||W||_F`` (NaN where absent).
+        provenance: measured (every quantised matrix dequantised and compared).
     """
 
     layers: np.ndarray
     projections: tuple[str, ...]
     rel_error: np.ndarray
+    provenance: Provenance = field(default_factory=lambda: measured("dequantised weights vs the reference weights"))
 
 
 def _grid(names: list[str]):
@@ -207,6 +212,7 @@ class OutlierCounts:
         counts: ``(n_layers, n_projections)`` input features with ``max |x| > threshold``.
         in_features: ``(n_projections,)`` input width of each projection.
         max_abs: ``(n_layers, n_projections)`` largest input magnitude seen.
+        provenance: measured (forward hooks on the projections' inputs, one pass of the engine).
     """
 
     threshold: float
@@ -215,6 +221,7 @@ class OutlierCounts:
     counts: np.ndarray
     in_features: np.ndarray
     max_abs: np.ndarray
+    provenance: Provenance = field(default_factory=lambda: measured("forward hooks on the projections' inputs"))
 
 
 @contextlib.contextmanager
@@ -255,4 +262,5 @@ def int8_outliers(engine, ids: list[int], threshold: float = 6.0) -> OutlierCoun
         counts[i, j] = int((feat > threshold).sum())
         max_abs[i, j] = float(feat.max())
         widths[j] = feat.size
-    return OutlierCounts(float(threshold), np.array(layers), projections, counts, widths, max_abs)
+    return OutlierCounts(float(threshold), np.array(layers), projections, counts, widths, max_abs,
+                         measured("Engine.forward with hooks on the projections' inputs", model=engine.name))

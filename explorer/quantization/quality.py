@@ -171,6 +171,16 @@ def reference_passage() -> str:
     return PASSAGE_PATH.read_text(encoding="utf-8")
 
 
+def _repo_relative(path) -> str:
+    """``path`` relative to the repository (``data/...``) when it lies inside it, else as given."""
+    import os
+
+    from explorer.core.config import REPO_ROOT
+
+    rel = os.path.relpath(str(path), REPO_ROOT)
+    return str(path) if rel.startswith("..") else rel
+
+
 def load_precomputed(path: Path | None = None) -> dict | None:
     """The quality table written by ``bench/bench_quantization.py``, or ``None`` if absent.
 
@@ -185,6 +195,6 @@ def load_precomputed(path: Path | None = None) -> dict | None:
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["provenance"] = stored(str(path), "python bench/bench_quantization.py --write",
+    data["provenance"] = stored(_repo_relative(path), "python bench/bench_quantization.py --write",
                                 when=path.stat().st_mtime, model=str(data.get("model", ""))).to_api()
     return data

@@ -179,7 +179,8 @@ def load_stored(path: str = STORE) -> Comparison | None:
         return None
     with open(path, encoding="utf-8") as handle:
         doc = json.load(handle)
-    prov = stored(os.path.relpath(path, os.path.dirname(os.path.dirname(path))), doc.get("command", ""),
+    root = os.path.dirname(os.path.dirname(os.path.dirname(path)))  # <root>/data/serving/<file>: "data/serving/..."
+    prov = stored(os.path.relpath(path, root), doc.get("command", ""),
                   when=doc.get("unix_time"), model=doc["result"]["model"])
     result = from_api(doc["result"], prov)
     if doc.get("note"):

@@ -1,5 +1,7 @@
-"""Chromium (Debian's) driven by Playwright: open the page, type a prompt, run every tab, screenshot each."""
+"""Chromium (Debian's) driven by Playwright: open the page, type a prompt, run every tab, screenshot each; every
+visible figure and result table of each tab shows a provenance badge (issue 20.3)."""
 import os
+import re
 import shutil
 import time
 
@@ -27,6 +29,51 @@ def page(app_url):
         browser.close()
 
 
+# Problems with the provenance badges in one tab's panel, by the DOM conventions of components/badge.py: every
+# visible plotly figure with data has one annotation named 'prov-badge' whose text starts with a kind, drawn in
+# the SVG; every visible table with data is an input table ('prov-input') or sits in a 'prov-badged' column whose
+# visible '.prov-badge' carries a data-kind. Returns {plots, tables, problems}.
+BADGE_PROBLEMS_JS = """(key) => {
+  const kinds = ['MEASURED', 'CACHED', 'STORED', 'FORMULA', 'SIMULATED'];
+  const panel = document.getElementById('tab-' + key);
+  const shown = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+  const out = {plots: 0, tables: 0, problems: []};
+  for (const el of panel.querySelectorAll('.js-plotly-plot')) {
+    if (!shown(el) || !Array.isArray(el.data) || el.data.length === 0) continue;
+    out.plots++;
+    const marks = ((el.layout || {}).annotations || []).filter((a) => a.name === 'prov-badge');
+    const kind = marks.length === 1 ? marks[0].text.replace(/<[^>]+>/g, '').split(' ')[0] : null;
+    const drawn = [...el.querySelectorAll('.annotation-text')].some((t) => kind && t.textContent.startsWith(kind));
+    if (!kinds.includes(kind) || !drawn) {
+      const title = (((el.layout || {}).title || {}).text || '?').slice(0, 60);
+      out.problems.push('plot without a badge: ' + title);
+    }
+  }
+  for (const table of panel.querySelectorAll('table')) {
+    if (!shown(table) || ![...table.querySelectorAll('td')].some((td) => td.textContent.trim())) continue;
+    if (table.closest('.prov-input')) continue;
+    out.tables++;
+    const box = table.closest('.prov-badged');
+    const badge = box && box.querySelector('.prov-badge[data-kind]');
+    if (!badge || !shown(badge) || !kinds.includes(badge.dataset.kind.toUpperCase()))
+      out.problems.push('table without a badge: ' + table.innerText.slice(0, 60));
+  }
+  return out;
+}"""
+
+
+def assert_badged(page, key, timeout_s=20):
+    """Wait until every visible figure and table of tab ``key`` has its badge; returns ``{plots, tables}``."""
+    try:
+        page.wait_for_function(f"() => ({BADGE_PROBLEMS_JS})('{key}').problems.length === 0",
+                               timeout=timeout_s * 1000)
+    except Exception:  # noqa: BLE001 - report what is missing instead of a bare timeout
+        pass
+    found = page.evaluate(f"() => ({BADGE_PROBLEMS_JS})('{key}')")
+    assert not found["problems"], f"{key}: {found['problems']}"
+    return found
+
+
 def _type_prompt(page, text):
     box = page.locator("#prompt textarea")
     box.fill(text)
@@ -43,6 +90,8 @@ def test_tokens_tab_shows_chips(page, client, test_output_dir):
     expected = sum(t["count"] for t in client.predict(text, None, api_name="/tokenize")["tokenizers"])
     assert page.locator("#tokens-chips .tok-chip").count() == expected
     assert page.locator("#tokens-chat .tok-chip").count() > 0
+    found = assert_badged(page, "tokens")
+    assert found["plots"] >= 1 and found["tables"] >= 1, found
     page.screenshot(path=os.path.join(test_output_dir, "tab-tokens.png"), full_page=True)
 
 
@@ -50,7 +99,7 @@ def test_every_tab_renders_its_figure(page, test_output_dir):
     from components.registry import tab_specs
 
     _type_prompt(page, "The capital of France is")
-    timings = {}
+    timings, badged = {}, {}
     for key, label in [(spec.key, spec.label) for spec in tab_specs()]:
         if key == "tokens":
             continue
@@ -66,10 +115,33 @@ def test_every_tab_renders_its_figure(page, test_output_dir):
             timeout=TAB_TIMEOUT_S.get(key, 240) * 1000)
         timings[key] = time.perf_counter() - start
         assert page.locator(f"#{key}-main-plot .js-plotly-plot .main-svg").count() > 0
+        badged[key] = assert_badged(page, key)
+        assert badged[key]["plots"] >= 1, badged[key]
         page.screenshot(path=os.path.join(test_output_dir, f"tab-{key}.png"), full_page=True)
     with open(os.path.join(test_output_dir, "browser-timings.txt"), "w") as handle:
         for key, seconds in timings.items():
             handle.write(f"{key} {seconds:.2f}\n")
+    with open(os.path.join(test_output_dir, "browser-badges.txt"), "w") as handle:
+        for key, found in badged.items():
+            handle.write(f"{key} plots={found['plots']} tables={found['tables']}\n")
+
+
+def test_a_cached_result_says_so_with_its_age(page, test_output_dir):
+    """The same capture again is served from the result cache: the overview's badge turns CACHED, with when."""
+    _type_prompt(page, "The capital of France is")
+    page.get_by_role("tab", name="Attention").click()
+    badge_text = ("() => { const el = document.querySelector('#attention-main-plot .js-plotly-plot');"
+                  " const a = el && el.layout && (el.layout.annotations || []).find(x => x.name === 'prov-badge');"
+                  " return a ? a.text : ''; }")
+    page.locator("#attention-run").click()
+    try:  # after the tab walk above this capture is cached already; run alone, the second one is
+        page.wait_for_function(f"() => ({badge_text})().includes('CACHED')", timeout=60_000)
+    except Exception:  # noqa: BLE001
+        page.locator("#attention-run").click()
+        page.wait_for_function(f"() => ({badge_text})().includes('CACHED')", timeout=120_000)
+    assert re.fullmatch(r"<b>CACHED</b> · computed \d+ (s|min|h) ago", page.evaluate(badge_text))
+    assert_badged(page, "attention")
+    page.screenshot(path=os.path.join(test_output_dir, "badge-cached.png"), full_page=False)
 
 
 def test_shared_url_restores_the_view(page, app_url, test_output_dir):

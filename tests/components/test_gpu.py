@@ -20,7 +20,7 @@ CPU_ONLY = {("tokens", "show_tokens"), ("tokens", "tokenize_api"), ("kv_cache", 
             ("kv_cache", "replay"), ("kv_cache", "use_preset"), ("attention", "_detail"), ("attention", "_scrub"),
             ("attention", "_overview"), ("decoding", "_temperature"), ("decoding", "_reroll"),
             ("decoding", "_add_preset"), ("next_token", "show_stored"), ("next_token", "pick"),
-            ("hallucination", "rerender"), ("hallucination", "auroc_view"), ("serving", "stats_api"),
+            ("hallucination", "rerender"), ("hallucination", "auroc_badged"), ("serving", "stats_api"),
             ("serving", "poll"), ("quantization", "_smooth"), ("quantization", "_position"),
             ("lora", "show_params"), ("lora", "export"), ("lora", "attach"), ("embeddings", "search")}
 

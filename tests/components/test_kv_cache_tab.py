@@ -28,12 +28,14 @@ def test_tab_ids_and_whatif_start(handlers):
 def test_growth_handler_streams_and_replays(handlers, smollm2):
     fns, _ = handlers
     outputs = list(fns["measure"]("What is 2+2?", "smollm2-135m-instruct", 3))  # 3 generated = 3 passes
-    result, fig, summary, table, slider, compare_plot = outputs[-1]
+    result, fig, summary, table, slider, prov, compare_plot = outputs[-1]
+    assert prov is result.provenance and prov.kind == "measured"  # the table's badge
+    assert fig.layout.meta["provenance"]["kind"] == "measured"
     assert compare_plot["visible"] is False  # no "Compare with" model picked
     assert len(result.steps) == 3 and "equals the formula" in summary and "46,080" in summary
     assert [row[5] for row in table] == [True, True, True]
     assert slider["maximum"] == 3
-    replot, rows = fns["replay"](result, 1)
+    replot, rows, prov = fns["replay"](result, 1)
     assert len(rows) == 1 and len(replot.data) == 2  # formula + the prefill point
 
 
@@ -45,7 +47,8 @@ def test_whatif_and_paged_handlers(handlers, smollm2):
         fns["calculate"]("Llama-2 70B", float("nan"), 1, "fp16", "fp16", None)
     preset = fns["use_preset"]("Handbook: 70B at 8K context (~40 GB)")
     assert fns["calculate"](*preset[:6])[0].count("42.9 GB") >= 1
-    text, _, rows = fns["paged"]("smollm2-135m-instruct", "5, 17, 32", 16, 40)
+    text, fig, rows, prov = fns["paged"]("smollm2-135m-instruct", "5, 17, 32", 16, 40)
+    assert prov.kind == "simulated" and fig.layout.meta["provenance"]["kind"] == "simulated"
     assert "wasted" in text and rows[1][:3] == [1, 17, 2]
     with pytest.raises(gr.Error, match="whole numbers"):
         fns["paged"]("smollm2-135m-instruct", "5, x", 16, 40)

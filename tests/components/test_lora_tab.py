@@ -29,7 +29,9 @@ def test_stream_reattaches_after_reload_and_renders(tiny_engine):
     reattached = lora.active_run(owner)
     assert reattached is run or run.status != lora.RUNNING
     outputs = list(stream(owner, run))
-    run_id, status, loss_fig, diag_fig, runs_fig, table, pick, snap = outputs[-1]
+    run_id, status, loss_fig, diag_fig, runs_fig, table, pick, snap, runs_prov = outputs[-1]
+    assert runs_prov.kind == "measured" and "PEFT LoRA training" in runs_prov.source  # the runs table's badge
+    assert {f.layout.meta["provenance"]["kind"] for f in (loss_fig, diag_fig, runs_fig)} == {"measured"}
     assert run_id == run.run_id and "done" in status and "8/8" in status and "<progress" in status
     assert snap.run_id == run.run_id and snap.steps_done == 8  # the tab's result state, for the JSON download
     assert len(loss_fig.data) == 3 and len(loss_fig.data[0].y) == 8
@@ -61,7 +63,7 @@ def test_view_exposes_the_run_as_the_downloadable_result(tiny_engine):
     run = lora.start_run(owner, PAIRS, {"steps": 2, "batch_size": 2, "r": 4, "target_modules": ["q"]},
                          engine=tiny_engine)
     outputs = list(stream(owner, run))
-    result = outputs[-1][-1]
+    result = outputs[-1][-2]
     assert result.run_id == run.run_id and result.steps_done == 2
     data = json.load(open(share.result_file(result, "lora")))
     assert data["run_id"] == run.run_id and len(data["loss"]) == 2

@@ -10,7 +10,10 @@ def test_run_handler_and_where_the_error_is(smollm2):
     from components.tabs.quantization import tab as tab
 
     out = tab._run("Say hi.", "smollm2-135m-instruct", ["int8", "nf4"], 4, 6.0, 64, True, "auto", progress=_quiet)
-    result, status, rows, main, diff, position, dist, memory, bits, layer = out
+    result, status, rows, main, diff, position, dist, memory, bits, layer, rows_prov, bits_prov = out
+    assert rows_prov is result.provenance and rows_prov.kind == "measured"  # the tables' badges
+    assert bits_prov.kind == "formula" and "parameters × bits / 8" in bits_prov.source
+    assert main.layout.meta["provenance"]["kind"] == "measured"
     assert [m.name for m in result.methods] == ["reference", "int8", "nf4"]
     assert "Q4_1" in tab.INTRO and "smollm2-135m-instruct" in status
     assert [r[0] for r in rows] == ["reference", "int8", "nf4"]
@@ -20,6 +23,7 @@ def test_run_handler_and_where_the_error_is(smollm2):
                                                6.0, 64, True, "auto", progress=_quiet)
     assert "model.layers.3.mlp.down_proj" in hist.layout.title.text
     assert heat.data[0].z.shape == (30, 7) and int(outliers.data[0].z.sum()) > 0
+    assert {f.layout.meta["provenance"]["kind"] for f in (hist, scatter, heat, outliers)} == {"measured"}
 
 
 def test_stored_passage_table_loads():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
+from components.badge import stamp
 from components.compare import second_model
 from components.errors import ui_errors
 from components.tabs.attention.figures import ab_figure, detail_figure, overview_figure
@@ -112,8 +113,9 @@ def _capture(text, model, stat, hide_sink, layer, head, layer_b, head_b, compare
         progress(0.85, desc=f"Forward pass of {other}")
         second = attention.run(text, other, truncate=True).compact()
         summary += "\n\n**Compare with** " + _summary(second)
-        compare_fig = gr.update(value=overview_figure(second, stat, hide_sink), visible=True)
-    return (result, summary, overview_figure(result, stat, hide_sink),
+        compare_fig = gr.update(value=stamp(overview_figure(second, stat, hide_sink), second.provenance),
+                                visible=True)
+    return (result, summary, stamp(overview_figure(result, stat, hide_sink), result.provenance),
             gr.Slider(maximum=max_layer, value=layer), gr.Slider(maximum=max_head, value=head),
             gr.Slider(maximum=max_layer, value=layer_b), gr.Slider(maximum=max_head, value=head_b), compare_fig)
 
@@ -131,7 +133,7 @@ def _pick(clicked, result):
 def _overview(result, stat, hide_sink):
     if result is None:  # nothing captured yet: options only take effect after a run
         return gr.skip()
-    return overview_figure(result, stat, hide_sink)
+    return stamp(overview_figure(result, stat, hide_sink), result.provenance)
 
 
 @ui_errors
@@ -142,8 +144,8 @@ def _detail(result, mode, layer, head, hide_sink, residual):
     pattern, title = view_pattern(result.attn, result.kv_head_of_head, mode, layer, head, hide_sink, residual)
     line_pattern, line_title = view_pattern(result.attn, result.kv_head_of_head,
                                             "head" if mode == "head" else "mean over heads", layer, head, hide_sink)
-    return (detail_figure(pattern, result.tokens, result.causal, title),
-            lines_figure(line_pattern, result.tokens, line_title))
+    return (stamp(detail_figure(pattern, result.tokens, result.causal, title), result.provenance),
+            stamp(lines_figure(line_pattern, result.tokens, line_title), result.provenance))
 
 
 @ui_errors
@@ -154,7 +156,7 @@ def _ab(result, mode, layer, head, layer_b, head_b, hide_sink, residual):
     layer_b, head_b = _clip(result, layer_b, head_b)
     a, title_a = view_pattern(result.attn, result.kv_head_of_head, mode, layer, head, hide_sink, residual)
     b, title_b = view_pattern(result.attn, result.kv_head_of_head, mode, layer_b, head_b, hide_sink, residual)
-    return ab_figure(a, title_a, b, title_b, result.tokens, result.causal)
+    return stamp(ab_figure(a, title_a, b, title_b, result.tokens, result.causal), result.provenance)
 
 
 def _timeline_plot(timeline, mode, layer, head, hide_sink, step):
@@ -163,7 +165,8 @@ def _timeline_plot(timeline, mode, layer, head, hide_sink, step):
     title = f"layer {layer} · " + (f"head {head}" if mode == "head" else mode)
     if mode == "mean over KV group":
         title += f" (KV head {int(timeline.kv_head_of_head[head])})"
-    return timeline_figure(timeline, rows, step, title + (" · sink hidden, renormalised" if hide_sink else ""))
+    return stamp(timeline_figure(timeline, rows, step, title + (" · sink hidden, renormalised" if hide_sink else "")),
+                 timeline.provenance)
 
 
 @ui_errors

@@ -10,6 +10,7 @@ import time
 import gradio as gr
 
 from components.compare import label, model_notice, second_model
+from components.badge import INPUT_TABLE, stamp
 from components.errors import ui_errors
 from components.stoppable import iterate_in_thread
 from components.tabs.decoding.figures import columns_html, empty_figure, step_figure, temperature_figure
@@ -89,10 +90,12 @@ def _outputs(result, rows, temperature):
     beam_col = beams[0][1] if beams else None
     return (result, columns_html(result), _with_seeds(rows, result),
             gr.update(choices=steps, value=col), gr.update(maximum=max(n_steps, 1), value=1),
-            step_figure(result.runs[col] if col is not None else None, 0, result.vocab_text),
-            temperature_figure(result.first_logits, temperature, result.vocab_text),
+            stamp(step_figure(result.runs[col] if col is not None else None, 0, result.vocab_text),
+                  result.provenance if col is not None else None),
+            stamp(temperature_figure(result.first_logits, temperature, result.vocab_text), result.provenance),
             gr.update(choices=beams, value=beam_col),
-            beam_tree_figure(result.runs[beam_col] if beam_col is not None else None, result.vocab_text))
+            stamp(beam_tree_figure(result.runs[beam_col] if beam_col is not None else None, result.vocab_text),
+                  result.provenance if beam_col is not None else None))
 
 
 RUN_OUTPUTS = 9  # components a decoding run updates: state, columns, table, column, step, plots, beam picker, tree
@@ -182,26 +185,27 @@ def _pick_column(result, col):
     if result is None or col is None:
         return gr.update(), empty_figure("Run the strategies first.")
     run = result.runs[int(col)]
-    return gr.update(maximum=max(run.steps.num_steps, 1), value=1), step_figure(run, 0, result.vocab_text)
+    return (gr.update(maximum=max(run.steps.num_steps, 1), value=1),
+            stamp(step_figure(run, 0, result.vocab_text), result.provenance))
 
 
 @ui_errors
 def _scrub(result, col, step):
     if result is None or col is None:
         return empty_figure("Run the strategies first.")
-    return step_figure(result.runs[int(col)], int(step) - 1, result.vocab_text)
+    return stamp(step_figure(result.runs[int(col)], int(step) - 1, result.vocab_text), result.provenance)
 
 
 @ui_errors
 def _temperature(result, temperature):
-    return temperature_figure(result.first_logits if result else None, temperature,
-                              result.vocab_text if result else {})
+    return stamp(temperature_figure(result.first_logits if result else None, temperature,
+                                    result.vocab_text if result else {}), result)
 
 
 @ui_errors
 def _beam(result, col):
     run = result.runs[int(col)] if result is not None and col is not None else None
-    return beam_tree_figure(run, result.vocab_text if result else {})
+    return stamp(beam_tree_figure(run, result.vocab_text if result else {}), result if run is not None else None)
 
 
 @ui_errors
@@ -214,7 +218,8 @@ def _speculate(prompt, model, method, num_draft, ngram_size, draft_model, max_ne
                f"{int(result.accepted.sum())} (**{result.acceptance_rate:.0%}**) · {result.seconds:.2f} s vs "
                f"{result.baseline_seconds:.2f} s plain greedy → **speed-up {result.speedup:.2f}×** · output "
                + ("identical to plain greedy." if result.identical else "differs from plain greedy."))
-    return result, speculative_figure(result, result.vocab_text), speculative_html(result), summary
+    return (result, stamp(speculative_figure(result, result.vocab_text), result.provenance), speculative_html(result),
+            summary)
 
 
 @ui_errors
@@ -235,7 +240,8 @@ def build_decoding_tab(ctx) -> dict:
     gr.Markdown(INTRO)
     table = gr.Dataframe(value=[preset_row(n) for n in DEFAULT_PRESETS], headers=HEADERS, datatype="str",
                          type="array", column_count=len(HEADERS),
-                         interactive=True, label="Strategies (one row per column)", elem_id="decoding-table")
+                         interactive=True, label="Strategies (one row per column)", elem_id="decoding-table",
+                         elem_classes=[INPUT_TABLE])
     with gr.Row():
         preset = gr.Dropdown(list(PRESETS), value=list(PRESETS)[2], label="Preset", scale=3)
         add = gr.Button("Add preset row", scale=1)

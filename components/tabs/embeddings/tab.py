@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components.badge import badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.embeddings import figures as figs
 from explorer import embeddings as emb
@@ -51,15 +52,15 @@ def _question_section(ctx) -> dict:
     run = gr.Button("Retrieve and answer", variant="primary", elem_id="embeddings-run")
     plot = gr.Plot(elem_id="embeddings-main-plot", label="retrieved chunks per metric")
     answers = gr.Markdown(elem_id="embeddings-answers")
-    table = gr.Dataframe(headers=PASSAGE_HEADERS, interactive=False, label="passages in the prompt", wrap=True,
-                         elem_id="embeddings-passages")
+    table_badge, table = badged_table(headers=PASSAGE_HEADERS, interactive=False, label="passages in the prompt",
+                                      wrap=True, elem_id="embeddings-passages")
     prompt = gr.Code(label="the prompt's user turn", language=None, lines=6)
     attr_run = gr.Button("Which passages did the answer draw on? (captum attribution)")
     attr_plot = gr.Plot(label="attribution over the retrieved passages")
     attr_md = gr.Markdown()
     state = gr.State(None)
     return {"question": question, "k": k, "metric": metric, "chunk_size": chunk, "run": run, "plot": plot,
-            "answers": answers, "table": table, "prompt_box": prompt, "attr_run": attr_run, "attr_plot": attr_plot,
+            "answers": answers, "table": table, "table_badge": table_badge, "prompt_box": prompt, "attr_run": attr_run, "attr_plot": attr_plot,
             "attr_md": attr_md, "state": state, "result": state}
 
 
@@ -106,14 +107,15 @@ def _tokens_section() -> dict:
         token = gr.Textbox(" king", label="token (nearest neighbours by cosine)")
         n = gr.Slider(1, 50, value=10, step=1, label="neighbours")
         near_run = gr.Button("Nearest tokens")
-    near_table = gr.Dataframe(headers=["rank", "token", "id", "cosine"], interactive=False, label="nearest tokens")
+    near_badge, near_table = badged_table(headers=["rank", "token", "id", "cosine"], interactive=False,
+                                          label="nearest tokens")
     with gr.Row():
         words = gr.Textbox("king, queen, man, woman, Paris, London, Berlin, apple, banana, cherry, one, two, three",
                            label="tokens to map (comma-separated)", scale=3)
         map_run = gr.Button("Map in 2-D (PCA)")
     map_plot = gr.Plot(label="token map")
     return {"facts_run": facts_run, "facts_md": facts_md, "token": token, "neighbours": n, "near_run": near_run,
-            "near_table": near_table, "map_words": words, "map_run": map_run, "map_plot": map_plot}
+            "near_table": near_table, "near_badge": near_badge, "map_words": words, "map_run": map_run, "map_plot": map_plot}
 
 
 def _accuracy_section() -> dict:
@@ -121,15 +123,17 @@ def _accuracy_section() -> dict:
     note = ("No stored bench result yet: run `python bench/bench_rag.py --write`." if stored is None else
             f"Stored: {stored.provenance.source}.")
     md = gr.Markdown(note)
-    plot = gr.Plot(figs.accuracy_figure(stored) if stored else None, label="accuracy with vs without retrieval")
+    plot = gr.Plot(stamp(figs.accuracy_figure(stored), stored.provenance) if stored else None,
+                   label="accuracy with vs without retrieval")
     with gr.Row():
         per_group = gr.Slider(1, 5, value=2, step=1, label="questions per group for the live sample")
         run = gr.Button("Recompute live on a sample")
         stop = gr.Button("Stop", variant="stop")
-    table = gr.Dataframe(figs.accuracy_rows(stored) if stored else None, interactive=False, wrap=True,
-                         headers=["group", "question", "with retrieval", "ok", "without", "ok"], label="answers")
+    badge, table = badged_table(stored.provenance if stored else None, value=figs.accuracy_rows(stored) if stored else None,
+                                interactive=False, wrap=True,
+                                headers=["group", "question", "with retrieval", "ok", "without", "ok"], label="answers")
     return {"acc_md": md, "acc_plot": plot, "acc_per_group": per_group, "acc_run": run, "acc_stop": stop,
-            "acc_table": table}
+            "acc_table": table, "acc_badge": badge}
 
 
 def build_embeddings_tab(ctx) -> dict:
@@ -161,11 +165,13 @@ def _wire(ctx, p: dict) -> None:
         progress(0.4, desc="answering with and without retrieval")
         result = emb.answer_question(question, "smollm2-135m-instruct", int(k), metric, chunk, session)
         _notices(result.notices)
-        return (result, figs.retrieval_figure(sides), _answers_md(result), figs.passage_rows(result.passages),
-                result.prompt)
+        search_prov = next(iter(sides.values())).provenance if sides else None
+        return (result, stamp(figs.retrieval_figure(sides), search_prov), _answers_md(result),
+                figs.passage_rows(result.passages), result.prompt, result.provenance)
 
     p["run"].click(follow, [p["question"], p["k"], p["metric"], p["chunk_size"], p["session"]],
-                   [p["state"], p["plot"], p["answers"], p["table"], p["prompt_box"]], api_visibility="private")
+                   [p["state"], p["plot"], p["answers"], p["table"], p["prompt_box"], p["table_badge"]],
+                   api_visibility="private")
 
     @ui_errors
     def attribute(result, progress=gr.Progress()):
@@ -174,7 +180,7 @@ def _wire(ctx, p: dict) -> None:
         progress(0.1, desc="captum feature ablation over the prompt's sentences")
         attr = emb.attribute_context(result)
         best = int(attr.passage_scores.argmax()) + 1 if len(attr.passage_scores) else 0
-        return figs.attribution_figure(attr, result.passages), (
+        return stamp(figs.attribution_figure(attr, result.passages), attr.provenance), (
             f"Blanking passage **[{best}]** lowers the answer's log-probability the most "
             f"({attr.passage_scores.max():.2f} nats; answer log-probability {attr.target_logprob:.2f} nats). "
             f"_{attr.provenance.source}_")
@@ -186,7 +192,7 @@ def _wire(ctx, p: dict) -> None:
     def recall(progress=gr.Progress()):
         result = emb.recall_by_chunk_size(progress=lambda i, n, label: progress(i / n, desc=label))
         best = max(range(len(result.chunk_sizes)), key=lambda i: result.recall[i, 0])
-        return figs.recall_figure(result), (
+        return stamp(figs.recall_figure(result), result.provenance), (
             f"Best recall@1: **{result.recall[best, 0]:.0%}** at chunk size "
             f"{result.chunk_sizes[best] or 'passage'} ({result.n_chunks[best]} chunks).")
 
@@ -214,7 +220,8 @@ def _wire(ctx, p: dict) -> None:
                              ("last", f"decoder last token, layer {layer}")):
             value, low, high = result.interval(method, layer)
             rows.append(f"- {name}: AUROC **{value:.3f}** (95 % CI {low:.3f} to {high:.3f})")
-        return figs.pairs_figure(result, layer), figs.similarity_figure(result, layer), "\n".join(rows)
+        return (stamp(figs.pairs_figure(result, layer), result.provenance),
+                stamp(figs.similarity_figure(result, layer), result.provenance), "\n".join(rows))
 
     @ui_errors
     def pairs(model, layer, progress=gr.Progress()):
@@ -242,16 +249,17 @@ def _wire(ctx, p: dict) -> None:
     def near(model, token, n):
         r = emb.nearest_tokens(get_engine(model), token, int(n))
         _notices(r.notices)
-        return figs.neighbour_rows(r)
+        return figs.neighbour_rows(r), r.provenance
 
     @ui_errors
     def token_map(model, words):
         r = emb.token_map(get_engine(model), [w for w in (words or "").split(",")])
         _notices(r.notices)
-        return figs.token_map_figure(r)
+        return stamp(figs.token_map_figure(r), r.provenance)
 
     p["facts_run"].click(facts, ctx.model, p["facts_md"], api_visibility="private")
-    p["near_run"].click(near, [ctx.model, p["token"], p["neighbours"]], p["near_table"], api_visibility="private")
+    p["near_run"].click(near, [ctx.model, p["token"], p["neighbours"]], [p["near_table"], p["near_badge"]],
+                        api_visibility="private")
     p["map_run"].click(token_map, [ctx.model, p["map_words"]], p["map_plot"], api_visibility="private")
 
     @ui_errors
@@ -260,9 +268,9 @@ def _wire(ctx, p: dict) -> None:
         result = emb_accuracy.evaluate(questions, "smollm2-135m-instruct", 1,
                                        progress=lambda i, total, q: progress(i / total, desc=q))
         return (f"Live sample of {len(result.rows)} questions ({result.provenance.kind}).",
-                figs.accuracy_figure(result), figs.accuracy_rows(result))
+                stamp(figs.accuracy_figure(result), result.provenance), figs.accuracy_rows(result), result.provenance)
 
-    event = p["acc_run"].click(live, p["acc_per_group"], [p["acc_md"], p["acc_plot"], p["acc_table"]],
+    event = p["acc_run"].click(live, p["acc_per_group"], [p["acc_md"], p["acc_plot"], p["acc_table"], p["acc_badge"]],
                                api_visibility="private")
     p["acc_stop"].click(None, None, None, cancels=[event], api_visibility="private")
 

@@ -13,6 +13,7 @@ import os
 
 import gradio as gr
 
+from components.badge import badged_table, stamp
 from components.compare import label as model_label, model_notice, second_model
 from components.errors import ui_errors
 from components.tabs.hallucination import figures as figs
@@ -40,9 +41,10 @@ def summary_markdown(result: H.HallucinationResult) -> str:
 def _views(result: H.HallucinationResult, view: str, picked: str | None):
     """The tab's plots from a result: token confidence (main), sample clusters, logit lens, attribution, and the
     figure of the probe picked in "Figure of a probe" (each drawn from the probe's own figure kind)."""
-    main = figs.token_confidence(result.answer, view)
-    fixed = [figs.probe_figure(result, name) for name in ("semantic_entropy", "logit_lens", "attribution")]
-    return (main, *fixed, figs.probe_figure(result, picked) if picked else None)
+    prov = result.provenance
+    main = stamp(figs.token_confidence(result.answer, view), prov)
+    fixed = [stamp(figs.probe_figure(result, name), prov) for name in ("semantic_entropy", "logit_lens", "attribution")]
+    return (main, *fixed, stamp(figs.probe_figure(result, picked), prov) if picked else None)
 
 
 @ui_errors
@@ -78,13 +80,13 @@ def run_probes(question, model, probes, n_samples, seed, context, view, compare_
 @ui_errors
 def rerender(result, view):
     """Redraw the token view from the stored result (no model run)."""
-    return figs.token_confidence(result.answer, view) if result is not None else None
+    return stamp(figs.token_confidence(result.answer, view), result.provenance) if result is not None else None
 
 
 @ui_errors
 def rerender_probe(result, picked):
     """Redraw the picked probe's figure from the stored result (no model run)."""
-    return figs.probe_figure(result, picked) if result is not None and picked else None
+    return stamp(figs.probe_figure(result, picked), result.provenance) if result is not None and picked else None
 
 
 @ui_errors
@@ -95,7 +97,8 @@ def compare(template, real, fictitious, model, n_samples, seed, progress=gr.Prog
     named = {f"{name} (real)" if i == 0 else f"{name} (invented)": scores_from_probes(r.probes)
              for i, (name, r) in enumerate(zip((real.strip(), fictitious.strip()), pair))}
     answers = "\n".join(f"- **{n}**: {r.answer.text!r}" for n, r in zip(named, pair))
-    return answers, figs.comparison_table(named), figs.probe_comparison(named, "Real vs invented entity")
+    return (answers, figs.comparison_table(named),
+            stamp(figs.probe_comparison(named, "Real vs invented entity"), pair[0].provenance), pair[0].provenance)
 
 
 @ui_errors
@@ -105,7 +108,7 @@ def run_attribution(question, model, method, unit, target, parse_special=True, p
     progress(0.1, desc=f"captum {method} over {unit}s")
     result = attribute(get_engine(model), question, method=method, unit=unit, target=target or None,
                        max_seconds=gr_limits().max_probe_seconds, parse_special=bool(parse_special))
-    return figs.attribution(result), figs.attribution_html(result), result.to_api()
+    return stamp(figs.attribution(result), result.provenance), figs.attribution_html(result), result.to_api()
 
 
 def gr_limits():
@@ -156,7 +159,14 @@ def auroc_view(task):
     text = (f"{rows[0].n} items, {rows[0].n_positive} positives; AUROC 0.5 = no better than chance. "
             f"Stored results: `{table.provenance.source}`; recomputed by `explorer.hallucination.evaluation`. "
             + collection_note(task))
-    return figs.auroc_frame(rows), figs.roc_curves(rows, f"ROC curves: detecting {rows[0].task}s"), text
+    return (figs.auroc_frame(rows), stamp(figs.roc_curves(rows, f"ROC curves: detecting {rows[0].task}s"),
+                                          table.provenance), text)
+
+
+def auroc_badged(task):
+    """:func:`auroc_view` and the stored table's provenance for its badge (``None`` when nothing is stored)."""
+    out = auroc_view(task)
+    return (*out, _stored(task).provenance if out[1] is not None else None)
 
 
 @ui_errors
@@ -227,10 +237,10 @@ def build_hallucination_tab(ctx) -> dict:
             fake = gr.Textbox(value="Zorvak Melindrel", label="Invented entity")
         cmp_btn = gr.Button("Compare")
         cmp_answers = gr.Markdown()
-        cmp_table = gr.Dataframe(label="Scores side by side (higher = more likely wrong)")
+        cmp_badge, cmp_table = badged_table(label="Scores side by side (higher = more likely wrong)")
         cmp_plot = gr.Plot()
         cmp_event = cmp_btn.click(compare, [template, real, fake, ctx.model, n_samples, seed],
-                                  [cmp_answers, cmp_table, cmp_plot])
+                                  [cmp_answers, cmp_table, cmp_plot, cmp_badge])
 
     with gr.Accordion("Attribution: which words drove the answer (captum)", open=False):
         with gr.Row():
@@ -249,18 +259,20 @@ def build_hallucination_tab(ctx) -> dict:
 
     with gr.Accordion("How good is each probe on this model (AUROC on the labelled set)", open=True):
         task = gr.Radio(TASKS, value="questions", label="Task")
-        auroc_note = gr.Markdown(lambda: auroc_view("questions")[2])
-        auroc_df = gr.Dataframe(lambda: auroc_view("questions")[0],
-                                label="AUROC with bootstrap 95% interval and shuffled-score control")
-        roc_plot = gr.Plot(lambda: auroc_view("questions")[1], label="ROC curves")
+        # read once when the page is built (this also imports what the evaluation needs in the main thread,
+        # not racing the page's load handlers); "Reload stored results" reads the file again
+        frame, roc, note, prov = auroc_badged("questions")
+        auroc_note = gr.Markdown(note)
+        auroc_badge, auroc_df = badged_table(prov, value=frame,
+                                             label="AUROC with bootstrap 95% interval and shuffled-score control")
+        roc_plot = gr.Plot(roc, label="ROC curves")
         refresh = gr.Button("Reload stored results")
-        for trigger in (task.change, refresh.click):
-            trigger(auroc_view, task, [auroc_df, roc_plot, auroc_note])
+        gr.on([task.change, refresh.click], auroc_badged, task, [auroc_df, roc_plot, auroc_note, auroc_badge])
 
     gr.api(probe_api, api_name="probe")
     gr.api(attribute_api, api_name="attribute")
     return {"probes": probes, "n_samples": n_samples, "seed": seed, "context": context, "run": run_btn,
             "stop": stop_btn, "summary": summary, "view": view, "main_plot": main_plot, "clusters_plot": clusters_plot,
             "lens_plot": lens_plot, "attr_plot": attr_plot, "picked": picked, "probe_plot": probe_plot, "raw": raw,
-            "state": state, "result": state, "auroc_table": auroc_df,
+            "state": state, "result": state, "auroc_table": auroc_df, "auroc_badge": auroc_badge,
             "roc_plot": roc_plot, "task": task}

@@ -10,6 +10,7 @@ import importlib.util
 import gradio as gr
 import numpy as np
 
+from components.badge import badged_table, stamp
 from components.compare import second_model
 from components.errors import ui_errors
 from components.tabs.kv_cache import figures as figs
@@ -75,13 +76,13 @@ def _growth_section(ctx) -> dict:
     compare_plot = gr.Plot(label="Compare with: both models' KV cache", visible=False, elem_id="kv_cache-compare-plot")
     summary = gr.Markdown()
     step = gr.Slider(1, 2, value=2, step=1, label="show steps up to", interactive=True)
-    table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, label="measurements", max_height=300)
+    table_badge, table = badged_table(headers=TABLE_HEADERS, interactive=False, label="measurements", max_height=300)
     state = gr.State(None)
 
     def outputs(engine, ids, steps):
         result = kv_cache.collect(engine, ids, steps)
-        return (result, figs.growth_figure(result), growth_summary(result), figs.step_table(result),
-                gr.update(maximum=max(2, len(steps)), value=len(steps)))
+        return (result, stamp(figs.growth_figure(result), result.provenance), growth_summary(result),
+                figs.step_table(result), gr.update(maximum=max(2, len(steps)), value=len(steps)), result.provenance)
 
     @ui_errors
     def measure(text, model, n, compare=None):
@@ -101,17 +102,18 @@ def _growth_section(ctx) -> dict:
         yield first + (gr.update(),)
         second = kv_cache.run(text, other, n)  # same prompt, same number of decode steps
         yield first[:2] + (first[2] + f"\n\n**Compare with {other}:** " + growth_summary(second),) + first[3:] + (
-            gr.update(value=compare_growth([first[0], second]), visible=True),)
+            gr.update(value=stamp(compare_growth([first[0], second]), second.provenance), visible=True),)
 
     def replay(result, upto):
         if result is None:
-            return gr.update(), gr.update()
-        return figs.growth_figure(result, upto), figs.step_table(result, upto)
+            return gr.update(), gr.update(), gr.update()
+        return (stamp(figs.growth_figure(result, upto), result.provenance), figs.step_table(result, upto),
+                result.provenance)
 
     _stoppable(run, stop, measure, [ctx.prompt, ctx.model, new_tokens]
                + ([ctx.compare_model] if ctx.compare_model is not None else []),
-               [state, plot, summary, table, step, compare_plot])
-    step.release(replay, [state, step], [plot, table], api_visibility="private")
+               [state, plot, summary, table, step, table_badge, compare_plot])
+    step.release(replay, [state, step], [plot, table, table_badge], api_visibility="private")
     return {"new_tokens": new_tokens, "run": run, "stop": stop, "plot": plot, "compare_plot": compare_plot,
             "summary": summary, "step": step,
             "table": table, "state": state, "result": state}
@@ -139,7 +141,7 @@ def _compare_section(ctx) -> dict:
                 ratio = item.cached_tokens_per_s / item.uncached_tokens_per_s if item.uncached_tokens_per_s else 0
                 yield (f"With the cache: **{item.cached_tokens_per_s:.1f} tokens/s**; without: "
                        f"**{item.uncached_tokens_per_s:.1f} tokens/s** ({ratio:.1f}x). Same tokens: "
-                       f"{item.identical_tokens}.", figs.timing_figure(item))
+                       f"{item.identical_tokens}.", stamp(figs.timing_figure(item), item.provenance))
 
     _stoppable(run, stop, compare, [ctx.prompt, ctx.model, new_tokens], [status, plot])
     return {"compare_run": run, "compare_plot": plot}
@@ -162,13 +164,13 @@ def _whatif_section() -> dict:
     explanation = gr.Markdown()
     start = kv_cache_whatif.calculate("Llama-3 8B", 8192, 1, "bf16", "bf16")
     summary = gr.Markdown(start.summary())
-    plot = gr.Plot(figs.whatif_figure(start), label="KV cache vs weights")
+    plot = gr.Plot(stamp(figs.whatif_figure(start), start.provenance), label="KV cache vs weights")
 
     @ui_errors
     def calculate(name, ctx_len, n_batch, c_dtype, w_dtype, heads):
         heads = heads or None
         result = kv_cache_whatif.calculate(name, ctx_len, n_batch, c_dtype, w_dtype, num_kv_heads=heads)
-        return result.summary(), figs.whatif_figure(result)
+        return result.summary(), stamp(figs.whatif_figure(result), result.provenance)
 
     def use_preset(name):
         if not name:
@@ -204,7 +206,8 @@ def _prefix_section(ctx) -> dict:
                 f"(best of {len(r.full_ms)}). "
                 f"Next-token logits computed vs reused differ by at most **{r.max_abs_logit_diff:.2g}**; "
                 f"vs one single pass over the whole prompt by {r.one_pass_max_abs_diff:.2g} (float summation order). "
-                f"Same next token ({r.next_token!r}): {r.same_next_token}."), xfigs.prefix_figure(r)
+                f"Same next token ({r.next_token!r}): {r.same_next_token}."), \
+            stamp(xfigs.prefix_figure(r), r.provenance)
 
     _stoppable(run, stop, prefix, [ctx.prompt, ctx.model, system, repeats], [summary, plot])
     return {"prefix_run": run, "prefix_plot": plot}
@@ -218,7 +221,7 @@ def _paged_section(ctx) -> dict:
         run = gr.Button("Simulate")
     summary = gr.Markdown()
     plot = gr.Plot(label="contiguous vs paged")
-    table = gr.Dataframe(headers=PAGED_HEADERS, interactive=False, label="block tables")
+    table_badge, table = badged_table(headers=PAGED_HEADERS, interactive=False, label="block tables")
 
     @ui_errors
     def paged(model, text, size, reserve):
@@ -226,9 +229,11 @@ def _paged_section(ctx) -> dict:
         r = kv_cache_paged.simulate(kv_cache_paged.parse_lengths(text), int(size), per_token, reserve or None)
         return (f"Real data: {format_bytes(r.used_bytes)}. Contiguous reserves {format_bytes(r.contiguous_bytes)} "
                 f"({r.contiguous_waste_pct:.1f} % wasted); paged reserves {format_bytes(r.paged_bytes)} "
-                f"({r.paged_waste_pct:.1f} % wasted)."), xfigs.paged_figure(r), xfigs.block_table_rows(r)
+                f"({r.paged_waste_pct:.1f} % wasted)."), stamp(xfigs.paged_figure(r), r.provenance), \
+            xfigs.block_table_rows(r), r.provenance
 
-    run.click(paged, [ctx.model, lengths, block, max_len], [summary, plot, table], api_visibility="private")
+    run.click(paged, [ctx.model, lengths, block, max_len], [summary, plot, table, table_badge],
+              api_visibility="private")
     return {"paged_run": run, "paged_plot": plot}
 
 
@@ -261,7 +266,8 @@ def _quant_section(ctx) -> dict:
                         f"{r.max_abs_diff.max():.3f}, top-1 agreement {r.top1_agree.mean():.0%}" for r in item.runs]
                 rows += [f"- `{k}` not run: {why}" for k, why in item.unavailable.items()]
                 yield (f"Full-precision cache: {format_bytes(item.reference_bytes)} (formula "
-                       f"{format_bytes(item.formula_bytes)}).\n" + "\n".join(rows)), xfigs.quant_figure(item)
+                       f"{format_bytes(item.formula_bytes)}).\n" + "\n".join(rows)), \
+                    stamp(xfigs.quant_figure(item), item.provenance)
 
     _stoppable(run, stop, quant, [ctx.prompt, ctx.model, backends, residual, new_tokens], [summary, plot])
     return {"quant_run": run, "quant_plot": plot}

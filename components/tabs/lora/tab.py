@@ -15,6 +15,7 @@ import gradio as gr
 import pandas as pd
 from gradio.context import Context
 
+from components.badge import INPUT_TABLE, badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.lora import figures as figs
 from explorer import lora
@@ -70,9 +71,11 @@ def view(owner: str, snap) -> tuple:
     snaps = [lora.snapshot(r) for r in lora.runs_for(owner)] if owner else []
     choices = [s.run_id for s in snaps if s.status != "failed"]
     value = snap.run_id if snap is not None and snap.run_id in choices else (choices[-1] if choices else None)
-    return (snap.run_id if snap else None, figs.status_html(snap), figs.loss_figure(snap),
-            figs.diagnostics_figure(snap), figs.runs_figure(snaps), runs_table(snaps),
-            gr.update(choices=choices, value=value), snap)
+    prov = snap.provenance if snap is not None and snap.steps_done else None  # no badge before a step
+    runs_prov = next((s.provenance for s in reversed(snaps) if s.steps_done), None)
+    return (snap.run_id if snap else None, figs.status_html(snap), stamp(figs.loss_figure(snap), prov),
+            stamp(figs.diagnostics_figure(snap), prov), stamp(figs.runs_figure(snaps), runs_prov), runs_table(snaps),
+            gr.update(choices=choices, value=value), snap, runs_prov)
 
 
 def stream(owner: str, run):
@@ -116,7 +119,7 @@ def build_lora_tab(ctx) -> dict:
             first = builtin_dataset(list(BUILTIN_DATASETS)[0])
             table = gr.Dataframe(pd.DataFrame(first, columns=["prompt", "response"]), headers=["prompt", "response"],
                                  column_count=(2, "fixed"), interactive=True, wrap=True, max_height=260,
-                                 label="Pairs (editable)")
+                                 label="Pairs (editable)", elem_classes=[INPUT_TABLE])
             jsonl = gr.File(label="Upload JSONL ({'prompt','response'} or chat {'messages'} per line; "
                                   "a chat becomes one row per assistant turn)",
                             file_types=[".jsonl", ".json"], height=90)
@@ -150,7 +153,7 @@ def build_lora_tab(ctx) -> dict:
     diag_plot = gr.Plot(label="Gradient norm and throughput")
     with gr.Accordion("Runs compared", open=False):
         runs_plot = gr.Plot(label="Loss curves of this session's runs")
-        runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, label="Runs")
+        runs_badge, runs = badged_table(headers=RUN_COLUMNS, interactive=False, label="Runs")
     run_pick = gr.Dropdown([], label="Run used below", elem_id="lora-run-pick")
     with gr.Accordion("Before / after", open=True):
         with gr.Row():
@@ -159,7 +162,8 @@ def build_lora_tab(ctx) -> dict:
         with gr.Row():
             base_out = gr.Textbox(label="base", lines=3)
             adapted_out = gr.Textbox(label="adapted", lines=3)
-        compare_table = gr.Dataframe(headers=["prompt", "kind", "base", "adapted"], wrap=True, interactive=False)
+        compare_badge, compare_table = badged_table(headers=["prompt", "kind", "base", "adapted"], wrap=True,
+                                                    interactive=False)
         with gr.Row():
             shift_prompt = gr.Textbox("What is the capital of Veloria?", label="Prompt for the next-token shift",
                                       scale=3)
@@ -180,7 +184,7 @@ def build_lora_tab(ctx) -> dict:
 
     setting_inputs = [r, alpha, dropout, targets, rslora, lr, steps, batch, warmup, scheduler, clip, seed, qlora,
                       ctx.model]
-    view_outputs = [run_id, status, main_plot, diag_plot, runs_plot, runs, run_pick, result]
+    view_outputs = [run_id, status, main_plot, diag_plot, runs_plot, runs, run_pick, result, runs_badge]
 
     @ui_errors
     def pick_dataset(name, model):
@@ -256,11 +260,12 @@ def build_lora_tab(ctx) -> dict:
     @ui_errors
     def compare_all(owner_id, chosen, request: gr.Request):
         result = compare(picked(owner_id, chosen, request))
-        return pd.DataFrame(result.rows, columns=["prompt", "kind", "base", "adapted"])
+        return pd.DataFrame(result.rows, columns=["prompt", "kind", "base", "adapted"]), result.provenance
 
     @ui_errors
     def shift(owner_id, chosen, prompt, request: gr.Request):
-        return figs.shift_figure(next_token_shift(picked(owner_id, chosen, request), prompt))
+        result = next_token_shift(picked(owner_id, chosen, request), prompt)
+        return stamp(figs.shift_figure(result), result.provenance)
 
     @ui_errors
     def norms(owner_id, chosen, prompt, request: gr.Request):
@@ -268,7 +273,8 @@ def build_lora_tab(ctx) -> dict:
         delta = merge_check(run, prompt)
         why = "NF4 re-quantised on merge" if run.settings.qlora else f"{run.engine.dtype}".replace("torch.", "") + \
             " rounding only"
-        return figs.norms_figure(adapter_norms(run)), (
+        result = adapter_norms(run)
+        return stamp(figs.norms_figure(result), result.provenance), (
             f"Merged W + (α/r)·BA vs unmerged adapter on this prompt: max |Δlogit| = **{delta:.2e}** ({why}).")
 
     @ui_errors
@@ -295,7 +301,7 @@ def build_lora_tab(ctx) -> dict:
     root.load(pick_dataset, [dataset_name, ctx.model], [table, trained_tokens], **private)
     stop_btn.click(stop, [browser_id], view_outputs, cancels=[train_event, attach_event], **private)
     ask_btn.click(ask, [browser_id, run_pick, ctx.prompt], [base_out, adapted_out], **private)
-    compare_btn.click(compare_all, [browser_id, run_pick], compare_table, **private)
+    compare_btn.click(compare_all, [browser_id, run_pick], [compare_table, compare_badge], **private)
     shift_btn.click(shift, [browser_id, run_pick, shift_prompt], shift_plot, **private)
     norms_btn.click(norms, [browser_id, run_pick, shift_prompt], [norms_plot, merge_md], **private)
     export_btn.click(export, [browser_id, run_pick], export_file, **private)

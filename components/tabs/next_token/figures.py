@@ -1,26 +1,18 @@
 """Next token figures: results of ``explorer.next_token`` -> plotly figures and small markdown pieces (no torch)."""
 from __future__ import annotations
 
-import datetime
 import html
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from components.badge import badge_md  # noqa: F401 - the tab's badge lines (one renderer for every tab)
+
 # surprisal buckets (nats) for the token chips, green (expected) to red (surprising)
 BUCKETS = ((1.0, "< 1 nat"), (2.0, "1-2 nats"), (4.0, "2-4 nats"), (8.0, "4-8 nats"), (float("inf"), ">= 8 nats"))
 COLORS = {"< 1 nat": "#1a9850", "1-2 nats": "#91cf60", "2-4 nats": "#fee08b", "4-8 nats": "#fc8d59",
           ">= 8 nats": "#d73027"}
-
-
-def badge_md(provenance) -> str:
-    """A one-line provenance badge: kind in capitals, source, model and when."""
-    if provenance is None:
-        return ""
-    when = datetime.datetime.fromtimestamp(provenance.when, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    model = f" · {provenance.model}" if provenance.model else ""
-    return f"<span class='prov-badge'>**{provenance.kind.upper()}**</span> {provenance.source}{model} · {when}"
 
 
 def bucket(surprisal: float) -> str:

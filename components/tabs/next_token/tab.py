@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components.badge import badged_table, stamp
 from components.errors import ui_errors
 from components.stoppable import iterate_in_thread
 from components.tabs.next_token import figures as figs
@@ -64,8 +65,9 @@ def _prediction_section(ctx) -> dict:
         for notice in result.notices:
             gr.Warning(notice)
         worst = int(result.surprisal.argmax()) + 1
-        yield (result, figs.chips(result), figs.surprisal_figure(result), figs.topk_figure(result, worst),
-               figs.summary_md(result), figs.badge_md(result.provenance))
+        yield (result, figs.chips(result), stamp(figs.surprisal_figure(result), result.provenance),
+               stamp(figs.topk_figure(result, worst), result.provenance), figs.summary_md(result),
+               figs.badge_md(result.provenance))
 
     def pick(result, evt: gr.SelectData):
         if result is None or evt is None or evt.index is None:
@@ -74,7 +76,7 @@ def _prediction_section(ctx) -> dict:
         if int(index) < 1:
             gr.Info("The first token has no prediction: nothing comes before it.")
             return gr.update()
-        return figs.topk_figure(result, int(index))
+        return stamp(figs.topk_figure(result, int(index)), result.provenance)
 
     event = run.click(score, [ctx.prompt, ctx.model, top_k], [state, chips, plot, topk, summary, badge],
                       api_visibility="private")
@@ -104,24 +106,26 @@ def _domain_section(ctx) -> dict:
         stop = gr.Button("Stop", variant="stop")
     badge = gr.Markdown()
     plot = gr.Plot(label="perplexity by domain", elem_id="next_token-domains-plot")
-    table = gr.Dataframe(headers=figs.DOMAIN_HEADERS, interactive=False)
+    table_badge, table = badged_table(headers=figs.DOMAIN_HEADERS, interactive=False)
 
     def show_stored(model):
         stored_table = domains.load_stored(model or "smollm2-135m-instruct")
         if stored_table is None:
             return (f"No stored table for {model}; press *Recompute live*.", figs.empty_figure("no stored table"),
-                    [])
-        return figs.badge_md(stored_table.provenance), figs.domain_figure(stored_table), figs.domain_rows(stored_table)
+                    [], None)
+        return (figs.badge_md(stored_table.provenance), stamp(figs.domain_figure(stored_table), stored_table.provenance),
+                figs.domain_rows(stored_table), stored_table.provenance)
 
     @ui_errors
     def recompute(model, progress=gr.Progress()):
         result = yield from _drive(lambda flag: domains.iter_run(model, stop=flag), progress,
-                                   (gr.update(), gr.update(), gr.update()))
-        yield figs.badge_md(result.provenance), figs.domain_figure(result), figs.domain_rows(result)
+                                   (gr.update(), gr.update(), gr.update(), gr.update()))
+        yield (figs.badge_md(result.provenance), stamp(figs.domain_figure(result), result.provenance),
+               figs.domain_rows(result), result.provenance)
 
-    gr.on([gr.context.Context.root_block.load, ctx.model.change], show_stored, ctx.model, [badge, plot, table],
-          api_visibility="private")
-    event = live.click(recompute, ctx.model, [badge, plot, table], api_visibility="private")
+    gr.on([gr.context.Context.root_block.load, ctx.model.change], show_stored, ctx.model,
+          [badge, plot, table, table_badge], api_visibility="private")
+    event = live.click(recompute, ctx.model, [badge, plot, table, table_badge], api_visibility="private")
     stop.click(None, None, None, cancels=[event], api_visibility="private")
     return {"domains_plot": plot, "domains_run": live}
 
@@ -139,7 +143,7 @@ def _min_k_section(ctx) -> dict:
     def score(text, prompt, model, kk, progress=gr.Progress()):
         progress(0, desc="scoring the passage and the two references")
         result = min_k.run(text if (text or "").strip() else prompt, model, float(kk))
-        return figs.badge_md(result.provenance), figs.min_k_figure(result)
+        return figs.badge_md(result.provenance), stamp(figs.min_k_figure(result), result.provenance)
 
     run.click(score, [passage, ctx.prompt, ctx.model, k], [badge, plot], api_visibility="private")
 
@@ -182,13 +186,14 @@ def _context_section(ctx) -> dict:
                                    (gr.update(), gr.update()))
         for notice in result.notices:
             gr.Warning(notice)
-        yield (f"{result.summary()}\n\n{figs.badge_md(result.provenance)}", figs.position_figure(result))
+        yield (f"{result.summary()}\n\n{figs.badge_md(result.provenance)}",
+               stamp(figs.position_figure(result), result.provenance))
 
     def show_stored(model):
         grid = needle.load_stored(model or "smollm2-135m-instruct")
         if grid is None:
             return "", f"No stored grid for {model}; run a live one.", figs.empty_figure("no stored grid")
-        return figs.badge_md(grid.provenance), grid.verdict(), figs.needle_figure(grid)
+        return figs.badge_md(grid.provenance), grid.verdict(), stamp(figs.needle_figure(grid), grid.provenance)
 
     @ui_errors
     def live(model, lens_text, deps_text, progress=gr.Progress()):
@@ -197,12 +202,13 @@ def _context_section(ctx) -> dict:
         for item in iterate_in_thread(lambda flag: needle.iter_run(model, lens, deps, stop=flag)):
             if isinstance(item, Progress):
                 progress(item.fraction, desc=item.message)
-                yield (figs.badge_md(item.partial.provenance), "running ...", figs.needle_figure(item.partial))
+                yield (figs.badge_md(item.partial.provenance), "running ...",
+                       stamp(figs.needle_figure(item.partial), item.partial.provenance))
             elif item is None:
                 yield gr.update(), gr.update(), gr.update()
             else:
                 result = item
-        yield figs.badge_md(result.provenance), result.verdict(), figs.needle_figure(result)
+        yield figs.badge_md(result.provenance), result.verdict(), stamp(figs.needle_figure(result), result.provenance)
 
     event = run_pos.click(positions, ctx.model, [pos_summary, pos_plot], api_visibility="private")
     stop_pos.click(None, None, None, cancels=[event], api_visibility="private")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components.badge import badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.positions import figures as figs
 from explorer.core.engine import get_engine
@@ -65,7 +66,8 @@ def _rope_section(ctx) -> dict:
     @ui_errors
     def rotate_and_compare(text, model, i, j, off):
         r = pos_rope.run(text or None, model, [i, j], off)
-        return r, figs.angles_figure(r), rope_summary(r), figs.shift_figure(r), figs.growth_figure(r)
+        return (r, stamp(figs.angles_figure(r), r.angles_provenance), rope_summary(r),
+                stamp(figs.shift_figure(r), r.provenance), stamp(figs.growth_figure(r), r.provenance))
 
     run.click(rotate_and_compare, [ctx.prompt, ctx.model, pos_i, pos_j, offset],
               [state, plot, summary, shift_plot, growth_plot], api_visibility="private")
@@ -86,7 +88,7 @@ def _extension_section(ctx) -> dict:
         run, stop = gr.Button("Measure perplexity"), gr.Button("Stop", variant="stop")
     summary = gr.Markdown()
     plot = gr.Plot(label="perplexity past the trained length")
-    table = gr.Dataframe(headers=EXT_HEADERS, interactive=False, label="measurements")
+    table_badge, table = badged_table(headers=EXT_HEADERS, interactive=False, label="measurements")
 
     @ui_errors
     def extend(model, offs, types, f, progress=gr.Progress()):
@@ -99,9 +101,11 @@ def _extension_section(ctx) -> dict:
                 continue
             notes = "".join(f"\n\n_{n}_" for n in item.notices)
             yield (f"Passage of {item.tokens} tokens; trained length {item.trained_length:,}. Scaling applies to "
-                   f"{item.scaled_layers}.{notes}", figs.extension_figure(item), pos_ext.rows_table(item).tolist())
+                   f"{item.scaled_layers}.{notes}", stamp(figs.extension_figure(item), item.provenance),
+                   pos_ext.rows_table(item).tolist(), item.provenance)
 
-    event = run.click(extend, [ctx.model, offsets, kinds, factor], [summary, plot, table], api_visibility="private")
+    event = run.click(extend, [ctx.model, offsets, kinds, factor], [summary, plot, table, table_badge],
+                      api_visibility="private")
     stop.click(None, None, None, cancels=[event], api_visibility="private")
     return {"ext_offsets": offsets, "ext_factor": factor, "ext_plot": plot}
 
@@ -115,7 +119,7 @@ def _cost_section(ctx) -> dict:
         run, stop = gr.Button("Measure eager vs SDPA"), gr.Button("Stop", variant="stop")
     summary = gr.Markdown()
     plot = gr.Plot(label="attention cost")
-    table = gr.Dataframe(headers=COST_HEADERS, interactive=False, label="measurements")
+    table_badge, table = badged_table(headers=COST_HEADERS, interactive=False, label="measurements")
 
     @ui_errors
     def measure(model, text, progress=gr.Progress()):
@@ -126,9 +130,10 @@ def _cost_section(ctx) -> dict:
             worst = max(item.max_rel_diff.values())
             notes = "".join(f"\n\n_{n}_" for n in item.notices)
             yield (f"On {item.device}: eager and SDPA outputs agree to {worst:.1e} (relative, final hidden "
-                   f"states).{notes}", figs.cost_figure(item), pos_cost.ratio_table(item).tolist())
+                   f"states).{notes}", stamp(figs.cost_figure(item), item.provenance),
+                   pos_cost.ratio_table(item).tolist(), item.provenance)
 
-    event = run.click(measure, [ctx.model, lengths], [summary, plot, table], api_visibility="private")
+    event = run.click(measure, [ctx.model, lengths], [summary, plot, table, table_badge], api_visibility="private")
     stop.click(None, None, None, cancels=[event], api_visibility="private")
     return {"cost_lengths": lengths, "cost_plot": plot}
 

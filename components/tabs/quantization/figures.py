@@ -137,6 +137,15 @@ def bits_table_rows(result) -> list[list]:
     return rows
 
 
+def bits_provenance(result):
+    """The bits table's origin: a formula (size = parameters × bits / 8, the handbook's bit widths; a measured
+    method's row applies the same formula to its measured bits per weight)."""
+    from explorer.core.provenance import formula
+
+    return formula("size = parameters × bits / 8 (handbook bit widths; measured rows: bits per weight of each "
+                   "quantised copy)", model=result.model if result is not None else "")
+
+
 BITS_HEADERS = ["precision", "bits / weight", "7B size (GB)", "70B size (GB)", "source"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components.badge import badged_table, stamp
 from components.compare import label, second_model
 from components.errors import ui_errors
 from components.tabs.quantization import figures as fig
@@ -51,9 +52,12 @@ def _run(prompt, model, methods, new_tokens, threshold, block, double, compute, 
                               progress=lambda f, m: progress(f, desc=m))
     n_pos = result.methods[0].topk_ids.shape[0]
     position = max(result.n_prompt - 1, 0)
-    return (result, _status(result), fig.summary_rows(result), fig.kl_figure(result), fig.text_diff_html(result),
-            gr.update(maximum=n_pos - 1, value=position), fig.distribution_figure(result, position),
-            fig.memory_figure(result), fig.bits_table_rows(result), gr.update(maximum=max(result.n_layers - 1, 0)))
+    prov = result.provenance
+    return (result, _status(result), fig.summary_rows(result), stamp(fig.kl_figure(result), prov),
+            fig.text_diff_html(result), gr.update(maximum=n_pos - 1, value=position),
+            stamp(fig.distribution_figure(result, position), prov), stamp(fig.memory_figure(result), prov),
+            fig.bits_table_rows(result), gr.update(maximum=max(result.n_layers - 1, 0)), prov,
+            fig.bits_provenance(result))
 
 
 @ui_errors
@@ -62,25 +66,26 @@ def _compare_run(prompt, model, compare, methods, new_tokens, threshold, block, 
     """The same methods and settings on the "Compare with" model: its side-by-side rows and status."""
     other = second_model(model, compare)
     if not other:
-        return "Pick a second model in **Compare with** at the top of the page to quantise it too.", None
+        return "Pick a second model in **Compare with** at the top of the page to quantise it too.", None, None
     result = quantization.run(prompt, other, methods, _options(threshold, block, double, compute),
                               max_new_tokens=int(new_tokens), progress=lambda f, m: progress(f, desc=m))
-    return f"**{label(other)}**  \n" + _status(result), fig.summary_rows(result)
+    return f"**{label(other)}**  \n" + _status(result), fig.summary_rows(result), result.provenance
 
 
 @ui_errors
 def _position(result, position):
     if result is None:
         return gr.update()
-    return fig.distribution_figure(result, int(position))
+    return stamp(fig.distribution_figure(result, int(position)), result.provenance)
 
 
 @ui_errors
 def _passage(model, methods, max_tokens, smooth, threshold, block, double, compute, progress=gr.Progress()):
     pq = quantization.run_passage(model or None, methods, _options(threshold, block, double, compute),
                                   max_tokens=int(max_tokens) or None, progress=lambda f, m: progress(f, desc=m))
-    data = quantization.passage_dict(pq)
-    return data, _passage_note(data, live=True), fig.passage_rows(data), fig.passage_figure(data, int(smooth))
+    data = {**quantization.passage_dict(pq), "provenance": pq.provenance}
+    return (data, _passage_note(data, live=True), fig.passage_rows(data),
+            stamp(fig.passage_figure(data, int(smooth)), data), data.get("provenance"))
 
 
 WRITE_COMMAND = "python bench/bench_quantization.py --write"
@@ -101,7 +106,7 @@ def _passage_note(data, live: bool) -> str:
 
 
 def _smooth(data, smooth):
-    return gr.update() if data is None else fig.passage_figure(data, int(smooth))
+    return gr.update() if data is None else stamp(fig.passage_figure(data, int(smooth)), data)
 
 
 @ui_errors
@@ -120,9 +125,10 @@ def _where(result, model, method, layer, projection, threshold, block, double, c
     emap = error_map(engine.model, variant.engine.model)
     progress(0.8, desc="counting int8 outlier features")
     outliers = int8_outliers(engine, result.sequence_ids.tolist(), float(threshold))
-    return (fig.error_histogram(err), fig.error_scatter(err),
-            fig.error_heatmap(emap, f"Relative weight error of {method}, every layer × projection"),
-            fig.outlier_heatmap(outliers))
+    return (stamp(fig.error_histogram(err), err.provenance), stamp(fig.error_scatter(err), err.provenance),
+            stamp(fig.error_heatmap(emap, f"Relative weight error of {method}, every layer × projection"),
+                  emap.provenance),
+            stamp(fig.outlier_heatmap(outliers), outliers.provenance))
 
 
 @ui_errors
@@ -154,11 +160,12 @@ def build_quantization_tab(ctx) -> dict:
         run = gr.Button("Compare methods", variant="primary", elem_id="quantization-run", scale=1)
         stop = gr.Button("Stop", variant="stop", scale=0, min_width=80)
     status = gr.Markdown()
-    table = gr.Dataframe(headers=fig.SUMMARY_HEADERS, label="Side by side on the prompt", interactive=False, wrap=True)
+    table_badge, table = badged_table(headers=fig.SUMMARY_HEADERS, label="Side by side on the prompt",
+                                      interactive=False, wrap=True)
     with gr.Accordion("Compare with: the same methods on the second model", open=False):
         compare_btn = gr.Button("Quantise the Compare-with model too")
         compare_status = gr.Markdown()
-        compare_table = gr.Dataframe(headers=fig.SUMMARY_HEADERS, interactive=False, wrap=True,
+        compare_badge, compare_table = badged_table(headers=fig.SUMMARY_HEADERS, interactive=False, wrap=True,
                                      label="The second model, same methods and settings")
     main_plot = gr.Plot(label="KL divergence per position", elem_id="quantization-main-plot")
     diff = gr.HTML(label="Greedy text (tokens that differ from the reference are red)")
@@ -166,8 +173,9 @@ def build_quantization_tab(ctx) -> dict:
     dist = gr.Plot(label="Next-token distribution", elem_id="quantization-dist-plot")
     with gr.Accordion("Memory and speed", open=True):
         memory = gr.Plot(label="Memory and speed", elem_id="quantization-memory-plot")
-        bits = gr.Dataframe(value=fig.bits_table_rows(None), headers=fig.BITS_HEADERS, interactive=False,
-                            label="Bits per weight → model size (size = parameters × bits / 8)")
+        bits_badge, bits = badged_table(fig.bits_provenance(None), value=fig.bits_table_rows(None),
+                                        headers=fig.BITS_HEADERS, interactive=False,
+                                        label="Bits per weight → model size (size = parameters × bits / 8)")
     with gr.Accordion("Quality on the reference passage (~2,000 tokens)", open=True):
         passage_note = gr.Markdown(_passage_note(stored, live=False))
         with gr.Row():
@@ -175,9 +183,10 @@ def build_quantization_tab(ctx) -> dict:
             smooth = gr.Slider(1, 64, value=16, step=1, label="Running mean over tokens")
             live = gr.Button("Compute live", elem_id="quantization-passage-run")
             live_stop = gr.Button("Stop", variant="stop", min_width=80)
-        passage_table = gr.Dataframe(value=fig.passage_rows(stored) if stored else None, headers=fig.PASSAGE_HEADERS,
-                                     interactive=False, label="llama.cpp-style KL report")
-        passage_plot = gr.Plot(value=fig.passage_figure(stored, 16) if stored else None,
+        passage_badge, passage_table = badged_table(
+            stored, value=fig.passage_rows(stored) if stored else None, headers=fig.PASSAGE_HEADERS,
+            interactive=False, label="llama.cpp-style KL report")
+        passage_plot = gr.Plot(value=stamp(fig.passage_figure(stored, 16), stored) if stored else None,
                                label="KL per token on the passage", elem_id="quantization-passage-plot")
     with gr.Accordion("Where the error is", open=False):
         with gr.Row():
@@ -194,17 +203,19 @@ def build_quantization_tab(ctx) -> dict:
 
     settings = [threshold, block, double, compute]
     run_event = run.click(_run, [ctx.prompt, ctx.model, methods, new_tokens, *settings],
-                          [result_state, status, table, main_plot, diff, position, dist, memory, bits, layer],
+                          [result_state, status, table, main_plot, diff, position, dist, memory, bits, layer,
+                           table_badge, bits_badge],
                           concurrency_id="quantization", api_name="quantize_compare")
     cancels = [run_event]
     if ctx.compare_model is not None:
         cancels.append(compare_btn.click(_compare_run, [ctx.prompt, ctx.model, ctx.compare_model, methods, new_tokens,
-                                                        *settings], [compare_status, compare_table],
+                                                        *settings], [compare_status, compare_table, compare_badge],
                                          concurrency_id="quantization", api_visibility="private"))
     stop.click(None, None, None, cancels=cancels)
     position.change(_position, [result_state, position], dist)
     live_event = live.click(_passage, [ctx.model, methods, max_tokens, smooth, *settings],
-                            [passage_state, passage_note, passage_table, passage_plot], concurrency_id="quantization",
+                            [passage_state, passage_note, passage_table, passage_plot, passage_badge],
+                            concurrency_id="quantization",
                             api_name="quantize_passage")
     live_stop.click(None, None, None, cancels=[live_event])
     smooth.change(_smooth, [passage_state, smooth], passage_plot)

@@ -8,7 +8,9 @@ import time
 
 import gradio as gr
 
+from components.badge import stamp
 from components.errors import ui_errors
+from explorer.core.provenance import measured
 from components.tabs.serving import figures as figs
 from explorer import serving
 from explorer.serving import compare
@@ -65,7 +67,7 @@ def build_serving_tab(ctx) -> dict:
         now = serving.serving_stats()
         hist = (list(hist or []) + [{**{k: now[k] for k in ("running", "waiting", "tokens_per_s", "batch_sizes")},
                                     "t": round(time.time() - started, 1)}])[-90:]
-        return hist, now, figs.live_figure(hist)
+        return hist, now, stamp(figs.live_figure(hist), measured("this server's /serving_stats, polled every 2 s"))
 
     timer.tick(poll, history, [history, numbers, live], api_visibility="private", show_progress="hidden")
     gr.Markdown("### One at a time vs static batching vs continuous batching (same requests, same tokens)")
@@ -75,7 +77,8 @@ def build_serving_tab(ctx) -> dict:
         run = gr.Button("Show the stored comparison", variant="primary", elem_id="serving-run")
         recompute = gr.Button("Measure again here (both cores, about a minute)", elem_id="serving-measure")
     summary = gr.Markdown(comparison_summary(start_data, "stored") if start_data else "No stored comparison yet.")
-    plot = gr.Plot(figs.comparison_figure(start_data) if start_data else None, elem_id="serving-main-plot")
+    plot = gr.Plot(stamp(figs.comparison_figure(start_data), start_data) if start_data else None,
+                   elem_id="serving-main-plot")
     result = gr.State(start_data)
 
     @ui_errors
@@ -84,13 +87,14 @@ def build_serving_tab(ctx) -> dict:
         if found is None:
             raise ValueError("No stored comparison: run python bench/bench_serving.py --write, or Measure again.")
         data = found.to_api()
-        return data, comparison_summary(data, f"stored: {data['provenance']['source']}"), figs.comparison_figure(data)
+        return (data, comparison_summary(data, f"stored: {data['provenance']['source']}"),
+                stamp(figs.comparison_figure(data), data))
 
     @ui_errors
     def measure(model, progress=gr.Progress()):
         progress(0, desc="measuring three ways (about a minute)")
         data = compare.run(model or None).to_api()
-        return data, comparison_summary(data, "measured just now"), figs.comparison_figure(data)
+        return data, comparison_summary(data, "measured just now"), stamp(figs.comparison_figure(data), data)
 
     run.click(show, None, [result, summary, plot], api_visibility="private")
     recompute.click(measure, ctx.model, [result, summary, plot], api_visibility="private",

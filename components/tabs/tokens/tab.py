@@ -7,6 +7,7 @@ import gradio as gr
 from gradio.context import Context
 import pandas as pd
 
+from components.badge import badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.tokens import figures as figs
 from explorer import tokens
@@ -74,18 +75,20 @@ def chat_html(text: str, model: str, parse_special: bool, limit: int) -> str:
 
 
 def render_tokens(text, names, hub, parse, ids, model, limit: int) -> tuple:
-    """Outputs ``(result, counts, figure, chips, chat, which, table)`` for the prompt ``text``.
+    """Outputs ``(result, counts, figure, chips, chat, which, table, provenance)`` for the prompt ``text``
+    (``provenance`` feeds the tables' badges; the figure carries its own).
 
     Only the empty string shows the empty state; spaces, newlines and tabs are tokens too.
     """
     if not text:
-        return None, pd.DataFrame(), None, EMPTY, "", gr.update(), token_table(None, None, limit)
+        return None, pd.DataFrame(), None, EMPTY, "", gr.update(), token_table(None, None, limit), None
     result = tokens.run(text, _names(names, hub), parse_special=parse)
     rows = [{"name": r.name, "count": r.count, "chars_per_token": r.chars_per_token} for r in result.results]
     names_out = [r.name for r in result.results]
-    return (result, counts_table(result), figs.comparison_figure(rows), side_by_side_html(result, limit, ids),
-            chat_html(text, model or OFFLINE_TOKENIZERS[0], parse, limit),
-            gr.update(choices=names_out, value=names_out[0]), token_table(result, names_out[0], limit))
+    return (result, counts_table(result), stamp(figs.comparison_figure(rows), result.provenance),
+            side_by_side_html(result, limit, ids), chat_html(text, model or OFFLINE_TOKENIZERS[0], parse, limit),
+            gr.update(choices=names_out, value=names_out[0]), token_table(result, names_out[0], limit),
+            result.provenance)
 
 
 def build_tokens_tab(ctx) -> dict:
@@ -101,21 +104,22 @@ def build_tokens_tab(ctx) -> dict:
         run = gr.Button("Tokenize", variant="primary", elem_id="tokens-run")
     chips = gr.HTML(EMPTY, elem_id="tokens-chips")
     with gr.Row():
-        counts = gr.Dataframe(label="Counts", interactive=False, elem_id="tokens-counts")
+        counts_badge, counts = badged_table(label="Counts", interactive=False, elem_id="tokens-counts")
     plot = gr.Plot(elem_id="tokens-main-plot", label="Comparison")
     with gr.Accordion("Chat template", open=True):
         chat = gr.HTML(elem_id="tokens-chat")
     with gr.Accordion("Token table", open=False):
         which = gr.Dropdown(OFFLINE_TOKENIZERS, value=OFFLINE_TOKENIZERS[0], label="Tokenizer")
-        table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, elem_id="tokens-table")
+        table_badge, table = badged_table(headers=TABLE_COLUMNS, interactive=False, elem_id="tokens-table")
     state = gr.State(None)
 
     @ui_errors
     def show_tokens(text, names, hub, parse, ids, model):
-        return render_tokens(text, names, hub, parse, ids, model, limit)
+        out = render_tokens(text, names, hub, parse, ids, model, limit)
+        return out + out[-1:]  # one provenance for each table's badge
 
     inputs = [ctx.prompt, selected, hub_id, parse_special, show_ids, ctx.model]
-    outputs = [state, counts, plot, chips, chat, which, table]
+    outputs = [state, counts, plot, chips, chat, which, table, counts_badge, table_badge]
     run.click(show_tokens, inputs, outputs, api_visibility="private")
     # tokenizing is cheap: follow the prompt as it is typed, restored from a link or set by a scene
     ctx.prompt.change(show_tokens, inputs, outputs, api_visibility="private", trigger_mode="always_last",
@@ -123,7 +127,8 @@ def build_tokens_tab(ctx) -> dict:
     Context.root_block.load(show_tokens, inputs, outputs, api_visibility="private")  # tokens of the opening prompt
     for control in (selected, parse_special, show_ids):
         control.change(show_tokens, inputs, outputs, api_visibility="private", trigger_mode="always_last")
-    which.change(lambda result, name: token_table(result, name, limit), [state, which], table, api_visibility="private")
+    which.change(lambda result, name: (token_table(result, name, limit), getattr(result, "provenance", None)),
+                 [state, which], [table, table_badge], api_visibility="private")
 
     def tokenize_api(text: str, tokenizers: list[str] | None = None) -> dict:
         """JSON API: ``{"tokenizers": [{"name", "vocab_size", "count", "tokens": [{"id", "text", "bytes_hex",
