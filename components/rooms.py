@@ -2,7 +2,8 @@
 
 **Rooms.** "Start a room" opens a room in :func:`explorer.workshop.room_store` and shows its code and a link
 (``?room=CODE``). The presenter's page publishes its view (tab, prompt, model, the tabs' share-link settings, and a
-stamp of each tab's last result) every ``PUBLISH_S`` seconds through a ``gr.Timer``; the token that allows the
+stamp of each tab's last result) on every change of one of them, and every ``PUBLISH_S`` seconds through a
+``gr.Timer``; the token that allows the
 write lives in the presenter's server-side ``gr.State`` only. A follower's page, opened with the link, polls the
 room every ``Limits.room_poll_seconds`` with its own ``gr.Timer``. Both timers run **outside the queue**
 (``queue=False``): the handlers read or write a dict and never touch a model, so a hundred followers never wait
@@ -31,7 +32,7 @@ from components.errors import ui_errors
 from explorer.workshop import RoomGone, read_talk, room_store, write_talk
 
 API_NAMES = ("room_start", "room_publish", "room_state")
-PUBLISH_S = 0.5  # the presenter's page sends its view this often (a cheap, unqueued call)
+PUBLISH_S = 1.0  # the presenter's page also sends its view this often (a heartbeat; changes go at once)
 
 _CLICK_JS = """(signal) => {
   if (!signal || signal === window.__llmxRoomRun) return;
@@ -105,6 +106,7 @@ def build_panel(ctx, talk_path: str | None = None) -> dict:
                                    min_width=160)
         parts["rejoin"] = gr.Button("Rejoin", size="sm", visible=False, elem_id="room-rejoin", scale=0, min_width=100)
     parts["run_signal"] = gr.Textbox(visible=False, elem_id="room-run")
+    parts["figures_json"] = gr.Textbox(visible=False, elem_id="room-figures")
     with gr.Accordion("Workshop: follow the presenter, talk files", open=talk is not None or bool(talk_note),
                       elem_id="workshop-box"):
         _build_accordion(parts, talk, talk_note)
@@ -113,6 +115,7 @@ def build_panel(ctx, talk_path: str | None = None) -> dict:
     parts["token_state"] = gr.State("")
     parts["follow_code"] = gr.State("")
     parts["seen"] = gr.State(-1)
+    parts["applied"] = gr.State({})  # the presenter's params this follower's page already shows
     parts["publish_timer"] = gr.Timer(PUBLISH_S, active=False)
     parts["poll_timer"] = gr.Timer(limits.room_poll_seconds, active=False)
     return parts
@@ -126,8 +129,10 @@ def _build_accordion(parts: dict, talk, talk_note: str) -> None:
         parts["link"] = gr.Textbox(label="Link for the audience", interactive=False, elem_id="room-link", scale=3,
                                    max_lines=1, buttons=["copy"])
     with gr.Row(equal_height=False):
-        parts["export"] = gr.DownloadButton("Export talk file", size="sm", elem_id="room-export", scale=0,
-                                            min_width=160)
+        with gr.Column(scale=1, min_width=200):
+            parts["export"] = gr.Button("Export talk file", size="sm", elem_id="room-export")
+            parts["export_file"] = gr.File(label="Talk file", interactive=False, elem_id="room-export-file",
+                                           height=90)
         parts["upload"] = gr.File(label="Load a talk file (.zip exported here)", file_types=[".zip"],
                                   type="binary", elem_id="talk-upload", scale=3, height=90)
     parts["talk_note"] = gr.Markdown(talk_note, elem_id="talk-note")
@@ -149,9 +154,10 @@ def _badge(scene) -> str:
 
 
 def _figure(scene):
-    import plotly.io as pio
+    """The stored figure for ``gr.Plot``: plotly JSON handed to plotly.js as it was exported."""
+    from gradio.components.plot import PlotData
 
-    return pio.from_json(json.dumps(scene.figure))
+    return PlotData(type="plotly", plot=json.dumps(scene.figure))
 
 
 def _stored_outputs(talk, index):
@@ -162,14 +168,18 @@ def _stored_outputs(talk, index):
     return gr.Group(visible=True), gr.update(choices=_scene_choices(talk), value=index), _badge(scene), _figure(scene)
 
 
-def _main_plots(demo, keys: list[str]) -> dict:
-    plots = {}
-    for block in demo.blocks.values():
-        if isinstance(block, gr.Plot) and block.elem_id and block.elem_id.endswith("-main-plot"):
-            key = block.elem_id[: -len("-main-plot")]
-            if key in keys:
-                plots[key] = block
-    return plots
+def _figures_js(keys: list[str]) -> str:
+    """JavaScript for the export click: the second input becomes ``{tab: {"data", "layout"}}`` (JSON) of every
+    main figure drawn on this page, typed arrays written as plain lists."""
+    return f"""(...args) => {{
+  const figures = {{}};
+  for (const key of {json.dumps(keys)}) {{
+    const el = document.querySelector('#' + key + '-main-plot .js-plotly-plot');
+    if (el && Array.isArray(el.data) && el.data.length) figures[key] = {{data: el.data, layout: el.layout || {{}}}};
+  }}
+  args[1] = JSON.stringify(figures, (k, v) => ArrayBuffer.isView(v) ? Array.from(v) : (k.startsWith('_') ? undefined : v));
+  return args;
+}}"""
 
 
 def _lens_json(key: str, result):
@@ -185,7 +195,8 @@ def _lens_json(key: str, result):
 
 
 def export_scenes(keys, labels, params: dict, results: list, plots: list) -> list[dict]:
-    """Scenes for :func:`explorer.workshop.write_talk`: one per tab with both a result and a drawn main figure.
+    """Scenes for :func:`explorer.workshop.write_talk`: one per tab with both a result and a drawn main figure
+    (``plots``: per tab a plotly ``{"data", "layout"}`` dict, a ``PlotData``, or ``None``).
 
     ``params`` are the page's share-link parameters; each scene keeps the prompt, model and its own tab's ones.
     """
@@ -193,10 +204,13 @@ def export_scenes(keys, labels, params: dict, results: list, plots: list) -> lis
 
     scenes = []
     for key, label, result, plot in zip(keys, labels, results, plots):
-        figure_json = getattr(plot, "plot", None) if not isinstance(plot, dict) else plot.get("plot")
-        if result is None or not figure_json:
+        if isinstance(plot, dict) and isinstance(plot.get("data"), list):
+            figure = plot  # as drawn in the browser
+        else:  # a gr.Plot value (PlotData), plotly JSON text
+            text = getattr(plot, "plot", None)
+            figure = json.loads(text) if isinstance(text, str) and text else None
+        if result is None or not figure or not figure.get("data"):
             continue
-        figure = json.loads(figure_json) if isinstance(figure_json, str) else figure_json
         own = {k: v for k, v in params.items() if "." not in k or k.startswith(key + ".")}
         own["tab"] = key
         title = next((s.title for s in SCENES if s.params.get("tab") == key
@@ -216,12 +230,10 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
     labels = [spec.label for spec in specs]
     auto_run = {spec.key for spec in specs if spec.cached}
     result_states = [ctx.extra[k]["result"] for k in keys]
-    plots = _main_plots(demo, keys)
-    plot_keys = [k for k in keys if k in plots]
     store = room_store()
     pair_components = [c for _, c in pairs]
-    follower_outputs = [ctx.tabs] + pair_components + [bar["current_tab"], parts["seen"], parts["status"],
-                                                       parts["run_signal"], parts["poll_timer"]]
+    follower_outputs = [ctx.tabs] + pair_components + [bar["current_tab"], parts["seen"], parts["applied"],
+                                                       parts["status"], parts["run_signal"], parts["poll_timer"]]
 
     # presenter ---------------------------------------------------------------------------------------------
     @ui_errors
@@ -236,7 +248,7 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
 
     parts["start"].click(start, [parts["code_state"], parts["token_state"]],
                          [parts["code_state"], parts["token_state"], parts["code"], parts["publish_timer"],
-                          parts["status"]], api_visibility="private").then(
+                          parts["status"]], queue=False, api_visibility="private").then(
         None, parts["code"], parts["link"], js=_LINK_JS)
 
     def publish(code, token, tab, *values):
@@ -250,9 +262,12 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
             return f"The room has ended: {exc}", gr.Timer(active=False)
         return _presenter_status(code, view.followers), gr.skip()
 
-    parts["publish_timer"].tick(publish, [parts["code_state"], parts["token_state"], bar["current_tab"]]
-                                + pair_components + result_states, [parts["status"], parts["publish_timer"]],
-                                queue=False, show_progress="hidden", api_visibility="private")
+    # published at once on every change of the view, and by the timer as a heartbeat and for new results
+    changes = [c.change for c in pair_components + [bar["current_tab"]] + result_states if hasattr(c, "change")]
+    gr.on([parts["publish_timer"].tick] + changes, publish, [parts["code_state"], parts["token_state"],
+                                                             bar["current_tab"]] + pair_components + result_states,
+          [parts["status"], parts["publish_timer"]], queue=False, show_progress="hidden", trigger_mode="always_last",
+          api_visibility="private")
 
     # follower ----------------------------------------------------------------------------------------------
     def join(request: gr.Request):
@@ -269,16 +284,17 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
                 "shows.", gr.Button(visible=True), gr.Button(visible=False)]
 
     demo.load(join, None, [parts["follow_code"], parts["seen"], parts["poll_timer"], parts["status"],
-                           parts["leave"], parts["rejoin"]], api_visibility="private")
+                           parts["leave"], parts["rejoin"]], queue=False, show_progress="hidden",
+              api_visibility="private")
 
-    def poll(code, seen, request: gr.Request):
+    def poll(code, seen, applied, request: gr.Request):
         skip = [gr.skip()] * len(follower_outputs)
         if not code:
             return skip
         try:
             view = store.view(code, follower=getattr(request, "session_hash", None))
         except RoomGone as exc:
-            return skip[:-4] + [gr.skip(), f"**The room has ended.** {exc}", gr.skip(), gr.Timer(active=False)]
+            return skip[:-3] + [f"**The room has ended.** {exc}", gr.skip(), gr.Timer(active=False)]
         if view.version == seen or not view.state:
             return skip
         state = view.state
@@ -286,13 +302,15 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         params = dict(state.get("params") or {})
         if tab:
             params["tab"] = tab
-        updates = share.apply_params(pairs, params, keys)
+        applied = applied or {}
+        changed = {k: v for k, v in params.items() if applied.get(k) != v}  # only what moved since the last poll
+        updates = [u if u != gr.update() else gr.skip() for u in share.apply_params(pairs, changed, keys)]
         stamp = (state.get("runs") or {}).get(tab) if tab in auto_run else None
         signal = f"{tab}|{stamp}" if stamp else gr.skip()
-        return updates + [tab or gr.skip(), view.version, f"Following room **{code}** ({view.followers} following).",
-                          signal, gr.skip()]
+        return updates + [tab if "tab" in changed else gr.skip(), view.version, params,
+                          f"Following room **{code}** ({view.followers} following).", signal, gr.skip()]
 
-    parts["poll_timer"].tick(poll, [parts["follow_code"], parts["seen"]], follower_outputs, queue=False,
+    parts["poll_timer"].tick(poll, [parts["follow_code"], parts["seen"], parts["applied"]], follower_outputs, queue=False,
                              show_progress="hidden", api_visibility="private").then(
         None, parts["run_signal"], None, js=_CLICK_JS)
 
@@ -304,21 +322,22 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
                 "follow again.")
 
     parts["leave"].click(leave, parts["follow_code"], [parts["poll_timer"], parts["leave"], parts["rejoin"],
-                                                        parts["status"]], api_visibility="private")
+                                                        parts["status"]], queue=False, api_visibility="private")
     parts["rejoin"].click(lambda code: (gr.Timer(active=bool(code)), gr.Button(visible=True),
-                                        gr.Button(visible=False), -1, f"Following room **{code}** again."),
+                                        gr.Button(visible=False), -1, {}, f"Following room **{code}** again."),
                           parts["follow_code"], [parts["poll_timer"], parts["leave"], parts["rejoin"], parts["seen"],
-                                                 parts["status"]], api_visibility="private").then(
+                                                 parts["applied"], parts["status"]], queue=False, api_visibility="private").then(
         None, None, None, js="() => { window.__llmxRoomRun = undefined; }")
 
     # talk files --------------------------------------------------------------------------------------------
-    def export(code, *values):
+    def export(code, figures_json, *values):
         n = len(pair_components)
         params = {name: text for (name, _), value in zip(pairs, values[:n]) if (text := _text(value)) is not None}
-        results = dict(zip(keys, values[n:n + len(keys)]))
-        drawn = dict(zip(plot_keys, values[n + len(keys):]))
-        scenes = export_scenes(plot_keys, [labels[keys.index(k)] for k in plot_keys], params,
-                               [results[k] for k in plot_keys], [drawn[k] for k in plot_keys])
+        try:
+            drawn = json.loads(figures_json or "{}")
+        except ValueError:
+            drawn = {}
+        scenes = export_scenes(keys, labels, params, list(values[n:]), [drawn.get(k) for k in keys])
         folder = tempfile.mkdtemp(prefix="llm-explorer-talk-")
         path = os.path.join(folder, f"llm-explorer-talk{('-' + code) if code else ''}.zip")
         try:
@@ -326,8 +345,9 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
-    parts["export"].click(export, [parts["code_state"]] + pair_components + result_states
-                          + [plots[k] for k in plot_keys], parts["export"], api_visibility="private")
+    # the figures travel as drawn on the page (plotly's own data and layout), read in the browser
+    parts["export"].click(export, [parts["code_state"], parts["figures_json"]] + pair_components + result_states,
+                          parts["export_file"], js=_figures_js(keys), api_visibility="private")
 
     stored_outputs = [parts["stored_box"], parts["stored_pick"], parts["stored_badge"], parts["stored_plot"]]
 
