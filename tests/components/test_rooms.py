@@ -124,3 +124,35 @@ def test_room_apis_through_the_client(client):
         client.predict(room["code"], "wrong", {"tab": "tokens"}, api_name="/room_publish")
     with pytest.raises(AppError, match="does not exist or has ended"):
         client.predict("zzzzzzzzzz", "", api_name="/room_state")
+
+
+def test_stored_mode_at_start_draws_the_file_and_refuses_a_damaged_one(tmp_path):
+    """``app.py --talk FILE``: the panel opens with the file's first figure and a STORED badge; a file whose
+    checksum fails opens the normal page with the reason."""
+    import json
+    import types
+    import zipfile
+
+    import gradio as gr
+
+    from components.rooms import build_panel
+    from explorer.core.config import get_limits
+
+    figure = {"data": [{"type": "bar", "x": ["a", "b"], "y": [3, 4]}], "layout": {}}
+    path = write_talk([{"title": "Bars", "tab": "tokens", "figure": figure,
+                        "provenance": {"kind": "measured", "source": "s", "when": 1.7e9, "model": "m"}}],
+                      str(tmp_path / "talk.zip"))
+    ctx = types.SimpleNamespace(limits=get_limits())
+    with gr.Blocks():
+        parts = build_panel(ctx, path)
+    assert json.loads(parts["stored_plot"].value["plot"])["data"] == figure["data"]
+    assert parts["stored_badge"].value.startswith("**STORED**") and "talk.zip" in parts["stored_badge"].value
+    assert parts["stored_box"].visible and "Stored mode" in parts["talk_note"].value
+
+    damaged = str(tmp_path / "damaged.zip")
+    with zipfile.ZipFile(path) as a, zipfile.ZipFile(damaged, "w") as b:
+        for name in a.namelist():
+            b.writestr(name, a.read(name).replace(b"[3,", b"[5,") if name.startswith("scenes/") else a.read(name))
+    with gr.Blocks():
+        parts = build_panel(ctx, damaged)
+    assert "checksum mismatch" in parts["talk_note"].value and not parts["stored_box"].visible
