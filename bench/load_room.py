@@ -16,7 +16,7 @@ Prints per endpoint requests, errors, p50/p95; the followers' view latency (pres
 follower's poll has it) and update latency (presenter's result published -> the follower has the same results);
 forward passes of the room vs the presenter alone (target: within 2x); followers seen by the presenter.
 
-Usage: ``python bench/load_room.py [--followers 100] [--seconds 150] [--scene-seconds 20] [--poll-seconds 1]``
+Usage: ``python bench/load_room.py [--followers 100] [--seconds 110] [--scene-seconds 20] [--poll-seconds 1]``
 """
 from __future__ import annotations
 
@@ -49,11 +49,23 @@ def _poll(http: httpx.Client, url: str, code: str, follower: str) -> dict:
     return response.json()["data"][0]
 
 
-def _follower(url, code, index, stop_at, poll_s, stats: Stats, latencies: dict, lock: threading.Lock):
+def _publish(http: httpx.Client, url: str, code: str, token: str, state: dict) -> dict:
+    """The presenter page's write, through the same unqueued route."""
+    response = http.post(f"{url}gradio_api/run/room_publish", json={"data": [code, token, state],
+                                                                     "session_hash": "bench-presenter"}, timeout=60)
+    response.raise_for_status()
+    return response.json()["data"][0]
+
+
+def _follower(url, code, index, room: dict, poll_s, stats: Stats, latencies: dict, lock: threading.Lock):
     rng = random.Random(index)
-    client = _client(url, stats)
+    client = _client(url, stats)  # a page of its own: its own Gradio session
+    with lock:
+        room["connected"] += 1
     if client is None:
         return
+    room["go"].wait()
+    stop_at = room["stop_at"]
     name = f"bench-follower-{index}"
     seen_version, seen_tab, seen_stamp = 0, None, None
     time.sleep(rng.uniform(0, poll_s))  # timers of pages opened at different moments are out of phase
@@ -91,7 +103,7 @@ def _follower(url, code, index, stop_at, poll_s, stats: Stats, latencies: dict, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--followers", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=150.0, help="how long the room runs")
+    parser.add_argument("--seconds", type=float, default=110.0, help="how long the room runs (after arrival)")
     parser.add_argument("--scene-seconds", type=float, default=20.0)
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="the page's default (Limits.room_poll_seconds)")
     args = parser.parse_args()
@@ -108,29 +120,34 @@ def main() -> int:
                 presenter.predict(*scene_args, api_name=endpoint)
         alone = _model_totals(presenter.predict(api_name="/serving_stats"))[0] - before
 
-        room = presenter.predict(api_name="/room_start")
-        code, token = room["code"], room["token"]
-        start_passes = _model_totals(presenter.predict(api_name="/serving_stats"))[0]
-        stop_at = time.time() + args.seconds
-        threads = [threading.Thread(target=_follower, args=(url, code, i, stop_at, args.poll_seconds, stats,
+        opened = presenter.predict(api_name="/room_start")
+        code, token = opened["code"], opened["token"]
+        room = {"connected": 0, "go": threading.Event(), "stop_at": 0.0}
+        threads = [threading.Thread(target=_follower, args=(url, code, i, room, args.poll_seconds, stats,
                                                             latencies, lock), daemon=True)
                    for i in range(args.followers)]
-        for t in threads:
+        arrival = time.time()
+        for t in threads:  # the audience arrives, one page after another
             t.start()
-            time.sleep(0.05)
-        time.sleep(min(10.0, args.scene_seconds))  # the audience arrives before the first scene
+            time.sleep(0.2)
+        while room["connected"] < args.followers and time.time() < arrival + 300:
+            time.sleep(0.5)
+        print(f"followers connected: {room['connected']} in {time.time() - arrival:.0f} s", flush=True)
+        start_passes = _model_totals(presenter.predict(api_name="/serving_stats"))[0]
+        stop_at = room["stop_at"] = time.time() + args.seconds
+        room["go"].set()
+        http = httpx.Client()
+        time.sleep(3 * args.poll_seconds)  # every follower polls before the first scene
         names, index = list(SCENES), 0
         while index < len(names) and time.time() < stop_at - args.scene_seconds / 2:
             name, scene_at = names[index], time.time()
             state = {"tab": name, "params": {"prompt": SCENES[name][0][1][0] + ROOM_SUFFIX}, "runs": {},
                      "view_at": scene_at}
-            followers_seen = max(followers_seen, presenter.predict(code, token, state,
-                                                                   api_name="/room_publish")["followers"])
+            followers_seen = max(followers_seen, _publish(http, url, code, token, state)["followers"])
             for endpoint, scene_args in _variant(SCENES[name], ROOM_SUFFIX):
                 presenter_stats.call(presenter, endpoint, *scene_args)
             state = {**state, "runs": {name: f"run-{index}"}, "result_at": time.time()}
-            followers_seen = max(followers_seen, presenter.predict(code, token, state,
-                                                                   api_name="/room_publish")["followers"])
+            followers_seen = max(followers_seen, _publish(http, url, code, token, state)["followers"])
             index += 1
             time.sleep(max(0.0, scene_at + args.scene_seconds - time.time()))
         for t in threads:
