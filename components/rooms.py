@@ -327,7 +327,9 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
                                         gr.Button(visible=False), -1, {}, f"Following room **{code}** again."),
                           parts["follow_code"], [parts["poll_timer"], parts["leave"], parts["rejoin"], parts["seen"],
                                                  parts["applied"], parts["status"]], queue=False, api_visibility="private").then(
-        None, None, None, js="() => { window.__llmxRoomRun = undefined; }")
+        None, None, None, js="() => { window.__llmxRoomRun = undefined; }").then(  # catch up now, not at the next tick
+        poll, [parts["follow_code"], parts["seen"], parts["applied"]], follower_outputs, queue=False,
+        show_progress="hidden", api_visibility="private").then(None, parts["run_signal"], None, js=_CLICK_JS)
 
     # talk files --------------------------------------------------------------------------------------------
     def export(code, figures_json, *values):
