@@ -9,7 +9,7 @@ import os
 
 import gradio as gr
 
-from components import compare, scenes
+from components import compare, rooms, scenes
 from components import share
 from components import theme
 from components.context import AppContext
@@ -33,8 +33,10 @@ def import_model_libraries() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
 
-def build_demo(initial_model: str | None = None) -> gr.Blocks:
-    """Build the whole page: prompt bar and model picker on top, one tab per lens below."""
+def build_demo(initial_model: str | None = None, talk_path: str | None = None) -> gr.Blocks:
+    """Build the whole page: prompt bar and model picker on top, one tab per lens below.
+
+    ``talk_path`` (or ``LLM_EXPLORER_TALK``): a talk file shown in stored mode (``components/rooms.py``)."""
     import_model_libraries()
     limits = get_limits()
     initial_model = initial_model or default_model()
@@ -55,6 +57,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
         bar = share.build_share_bar(ctx, tab_keys)
         with gr.Accordion("Presenter scenes", open=False, elem_id="scenes-box"):
             gallery = scenes.build_gallery()
+        room = rooms.build_panel(ctx, talk_path or os.environ.get("LLM_EXPLORER_TALK") or None)
         tab_items = []
         with gr.Tabs() as tabs:
             ctx.tabs = tabs
@@ -68,6 +71,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
             block.render()
         share.wire(demo, ctx, bar, tab_items)
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
+        rooms.wire(demo, ctx, room, bar, specs)
     theme.theme_plots(demo)  # every figure follows the light/dark page theme
     hide_internal_endpoints(demo)
     wrap_for_zero_gpu(demo, limits, specs)  # first, so the result cache below answers before any GPU call
@@ -79,7 +83,7 @@ def build_demo(initial_model: str | None = None) -> gr.Blocks:
 
 def hide_internal_endpoints(demo: gr.Blocks) -> None:
     """Keep only the documented JSON APIs in the API page; UI-only handlers stay callable by the page."""
-    public = public_api_names()
+    public = public_api_names() | set(rooms.API_NAMES)
     for block_fn in demo.fns.values():
         if block_fn.api_name not in public and getattr(block_fn, "api_visibility", "public") == "public":
             block_fn.api_visibility = "undocumented"
@@ -121,13 +125,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    parser.add_argument("--talk", default=None, help="a talk file (exported room) to open in stored mode, for a "
+                        "machine where the model is missing or fails to load")
     args = parser.parse_args(argv)
     from explorer.serving import threads
 
     if not threads.configure():  # before torch loads: idle OpenMP threads sleep instead of spinning (a room)
         print("torch was imported before app.main; OMP_WAIT_POLICY could not take effect.")
     warm_up(args.model or default_model())
-    demo = build_demo(args.model)
+    demo = build_demo(args.model, talk_path=args.talk)
     start_scene_warm_up(demo)  # presenter scenes computed in the background (LLM_EXPLORER_WARM_SCENES=0: off)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS)
 

@@ -199,7 +199,8 @@ def wire(demo, ctx, bar: dict, tab_items: list[tuple[str, object]]) -> None:
     pairs = collect(ctx)
     tab_keys = [key for key, _ in tab_items]
     for key, tab in tab_items:
-        tab.select(lambda k=key: k, None, bar["current_tab"], api_visibility="private")
+        # bookkeeping, unqueued: never waits behind model work (a room publishes the tab at once)
+        tab.select(lambda k=key: k, None, bar["current_tab"], queue=False, api_visibility="private")
     bar["share"].click(None, [bar["current_tab"]] + [c for _, c in pairs], bar["link"],
                        js=share_js([n for n, _ in pairs]))
 

@@ -57,6 +57,10 @@ class Limits:
         hub_allow_list: comma-separated Hub ids allowed (empty = any valid id).
         zerogpu_max_seconds: longest GPU call one request asks ZeroGPU for (seconds); longer work (a LoRA run, a
             long generation) is split into calls that each fit.
+        room_idle_seconds: a workshop room whose presenter has not been seen for this long ends (float, seconds).
+        max_rooms: workshop rooms open at once on this server.
+        room_poll_seconds: how often a follower's page asks its room for the presenter's view (float, seconds).
+        max_talk_bytes: bytes of a talk file (exported room) written or read, uncompressed (bytes).
     """
 
     max_prompt_tokens: int = 2048
@@ -90,6 +94,10 @@ class Limits:
     concurrency: int = 4
     hub_allow_list: tuple[str, ...] = ()
     zerogpu_max_seconds: int = 120
+    room_idle_seconds: float = 1800.0
+    max_rooms: int = 200
+    room_poll_seconds: float = 1.0
+    max_talk_bytes: int = 64 * 2**20
 
 
 def _parse(field: dataclasses.Field, raw: str):
