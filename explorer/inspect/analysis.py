@@ -10,7 +10,9 @@
 2. the **reference logits** (``forward_logits``: the pass ``/quantize`` scores with): per position the top-k
    next tokens, and the log-probability and rank of the token that actually follows (as ``/perplexity``);
 3. the **int8 and NF4 copies' passes** (:func:`explorer.quantization.get_variant`, cached copies; the NF4 copy
-   is the one shared with QLoRA): KL(reference || copy) and same top-1 per position, with
+   is the one shared with QLoRA) over what ``/quantize`` scores (the text, then the reference's greedy
+   continuation; LLM.int8() chooses its 16-bit columns from the whole pass, so int8 is not position-local):
+   KL(reference || copy) and same top-1 per position, with
    :func:`explorer.quantization.quality.compare_logits` (llama.cpp's ``--kl-divergence`` statistics);
 4. with ``chat_template=True``: the hallucination lens's greedy answer to the text asked as a question (its
    short-answer chat prompt, :func:`explorer.hallucination.answer.generate_answer`), whose tokens are appended,
@@ -35,6 +37,7 @@ TOP_K = 10  # next-token candidates kept per position (the /perplexity default)
 LENS_TOP_K = 5  # logit-lens candidates kept per layer and position
 STRONG_HEADS = 5  # heads listed per row
 QUANT_METHODS = ("int8", "nf4")
+QUANTIZE_NEW_TOKENS = 24  # /quantize's greedy continuation (tokens), scored with the text
 LENS_CHUNK_BYTES = 32 * 2**20  # fp32 logits alive at once while reading the logit lens
 
 
@@ -213,10 +216,18 @@ def _predictions(ref_logits, ids: list[int], k: int):
             rank.numpy().astype(np.int64))
 
 
-def _quantised(engine, ids: list[int], ref_logits) -> dict:
-    """Per position KL(reference || copy), same top-1 and the copy's top-1 for each of :data:`QUANT_METHODS`."""
+def _quantised(engine, ids: list[int], ref_logits, continue_tokens: int) -> dict:
+    """Per position KL(reference || copy), same top-1 and the copy's top-1 for each of :data:`QUANT_METHODS`.
+
+    LLM.int8() picks the activation columns it keeps in 16 bit from the whole pass (any value above the
+    threshold), so a position's int8 logits depend on the other tokens scored with it. With
+    ``continue_tokens > 0`` the copies therefore score what ``/quantize`` scores: the ids followed by the
+    reference's greedy continuation of that many tokens (:func:`explorer.quantization.greedy_generate`), and the
+    first ``len(ids)`` positions are kept.
+    """
     import torch
 
+    from explorer.quantization import greedy_generate
     from explorer.quantization.methods import check_fits, get_variant
     from explorer.quantization.quality import compare_logits, forward_logits
 
@@ -225,16 +236,21 @@ def _quantised(engine, ids: list[int], ref_logits) -> dict:
         check_fits(engine, list(QUANT_METHODS))
     except ValueError as exc:
         return {name: {"error": str(exc)} for name in QUANT_METHODS}
+    n, sequence = len(ids), list(ids)
+    if continue_tokens > 0:
+        sequence += greedy_generate(engine, ids, continue_tokens)[0]
+        ref_logits = forward_logits(engine, sequence)
     # compare_logits also reads the correct next token; the last position has none, so its own id stands in
     # (only the KL and the top-1, which do not depend on it, are kept).
-    targets = torch.as_tensor(ids[1:] + ids[-1:], dtype=torch.long)
+    targets = torch.as_tensor(sequence[1:] + sequence[-1:], dtype=torch.long)
     for name in QUANT_METHODS:
         try:
             variant = get_variant(engine, name)
-            logits = forward_logits(variant.engine, ids)
+            logits = forward_logits(variant.engine, sequence)
             cmp = compare_logits(ref_logits, logits, targets)
-            out[name] = {"kld": cmp.kld.astype(np.float64), "same_top": cmp.same_top.astype(bool),
-                         "top1": logits.argmax(-1).numpy().astype(np.int64), "weight_bytes": int(variant.weight_bytes)}
+            out[name] = {"kld": cmp.kld[:n].astype(np.float64), "same_top": cmp.same_top[:n].astype(bool),
+                         "top1": logits[:n].argmax(-1).numpy().astype(np.int64),
+                         "weight_bytes": int(variant.weight_bytes)}
         except Exception as exc:  # noqa: BLE001 - a missing kernel: reported for that method, the rest still shown
             out[name] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
     return out
@@ -295,7 +311,7 @@ def iter_analyse(engine, text: str, chat_template: bool = False) -> Iterator[Pro
     lens_ids, lens_p, lens_final = _logit_lens(engine, hidden, top_ids[:, 0], LENS_TOP_K)
     del out, hidden
     yield Progress(0.6, "int8 and NF4 copies")
-    quant = _quantised(engine, ids, ref_logits)
+    quant = _quantised(engine, ids, ref_logits, 0 if chat_template else QUANTIZE_NEW_TOKENS)
     del ref_logits
     if chat_template:
         yield Progress(0.85, "answer confidence and attribution")

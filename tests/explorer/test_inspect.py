@@ -95,11 +95,16 @@ def test_quantized_copies_per_position(tiny_engine, analysed):
     from explorer.quantization import get_variant
 
     ids = analysed.ids.tolist()
-    ref = torch.log_softmax(_direct(tiny_engine, ids).logits[0].float(), -1)
+    n = len(ids)
+    with torch.no_grad():  # scored like /quantize: the text, then the reference's greedy continuation (24 tokens)
+        sequence = tiny_engine.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False,
+                                              pad_token_id=2)[0].tolist()
+        ref = torch.log_softmax(_direct(tiny_engine, sequence).logits[0, :n].float(), -1)
     for name in ("int8", "nf4"):
         q = analysed.quant[name]
         assert "error" not in q, q
-        logits = get_variant(tiny_engine, name).engine.model(torch.tensor([ids])).logits[0].float()
+        with torch.no_grad():
+            logits = get_variant(tiny_engine, name).engine.model(torch.tensor([sequence])).logits[0, :n].float()
         lq = torch.log_softmax(logits, -1)
         kld = (ref.exp() * (ref - lq)).sum(-1).numpy()  # KL(reference || copy), llama.cpp's direction
         np.testing.assert_allclose(q["kld"], kld, rtol=1e-3, atol=1e-6)
