@@ -96,7 +96,7 @@ def wire_token_clicks(ctx, position, chat, inspect_fn, inputs, outputs) -> gr.Te
     ctx.page_level.append(clicked)  # mounted with the page, so a click works before the Inspector was opened
     opened = [position, chat, ctx.tabs]
     tokens_state = ctx.extra.get("tokens", {}).get("result") or gr.State(None)
-    clicked.input(from_click, [clicked, ctx.prompt, ctx.model, tokens_state], opened).success(
+    clicked.change(from_click, [clicked, ctx.prompt, ctx.model, tokens_state], opened).success(
         inspect_fn, inputs, outputs, concurrency_id="inspect-model")
     chips = ctx.extra.get("next_token", {}).get("chips")
     if chips is not None:
