@@ -6,6 +6,11 @@ import html
 import plotly.graph_objects as go
 
 
+def _code(text: str) -> str:
+    """``repr`` of a token for a Markdown code span (backticks replaced: they would end the span)."""
+    return repr(text).replace("`", "'")
+
+
 def _show(text: str) -> str:
     return text.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "␣") if text.strip() == "" else text
 
@@ -43,7 +48,7 @@ def token_md(result) -> str:
     """The token: position, id, text, bytes and what part of the sequence it is."""
     t = result.token
     byte_part = f" · bytes `{t['bytes_hex']}` ({t['n_bytes']})" if t["bytes_hex"] is not None else ""
-    return (f"### Token {t['position']} of {result.n_tokens}: `{html.escape(repr(t['text']))}`\n"
+    return (f"### Token {t['position']} of {result.n_tokens}: `{_code((t['text']))}`\n"
             f"id **{t['id']}**{byte_part} · {t['kind']} · {result.model}")
 
 
@@ -51,11 +56,11 @@ def prediction_md(result) -> str:
     """Top-k at this position, the surprisal of the token that follows and of this token."""
     pred = result.prediction
     lines = ["| rank | next token | p |", "| --- | --- | --- |"]
-    lines += [f"| {i + 1} | `{html.escape(repr(c['text']))}` | {c['p']:.4f} |" for i, c in enumerate(pred["top"])]
+    lines += [f"| {i + 1} | `{_code((c['text']))}` | {c['p']:.4f} |" for i, c in enumerate(pred["top"])]
     nxt, this = pred["next_token"], pred["this_token"]
     notes = []
     if nxt:
-        notes.append(f"The text continues with `{html.escape(repr(nxt['text']))}`: p = {nxt['p']:.4f}, rank "
+        notes.append(f"The text continues with `{_code((nxt['text']))}`: p = {nxt['p']:.4f}, rank "
                      f"{nxt['rank']}, surprisal {nxt['surprisal_nats']:.2f} nats ({nxt['surprisal_bits']:.2f} bits).")
     if this:
         notes.append(f"This token itself had rank {this['rank']} and surprisal {this['surprisal_nats']:.2f} nats "
@@ -79,7 +84,7 @@ def quantization_md(result) -> str:
             rows.append(f"| {name} | could not run: {html.escape(q['error'][:120])} | | |")
             continue
         rows.append(f"| {name} | {q['kld']:.5f} | {'yes' if q['same_top'] else '**no**'} | "
-                    f"`{html.escape(repr(q['top1']['text']))}` |")
+                    f"`{_code((q['top1']['text']))}` |")
     return "\n".join(rows)
 
 
@@ -88,7 +93,7 @@ def confidence_md(result) -> str:
     c = result.confidence
     if c is None:
         return f"No answer confidence: {result.confidence_reason}"
-    alts = ", ".join(f"`{html.escape(repr(p))}` {q:.3f}" for p, q in c["alternatives"])
+    alts = ", ".join(f"`{_code((p))}` {q:.3f}" for p, q in c["alternatives"])
     text = (f"Answer token {c['answer_index']}: p = {c['prob']:.4f}, entropy {c['entropy']:.3f} nats, rank "
             f"{c['rank']} ({c['band']}). Alternatives: {alts}.")
     att = c.get("attribution")
