@@ -6,7 +6,7 @@ import gradio as gr
 from components.errors import ui_errors
 from components.inspector import wire_token_clicks
 from components.tabs.inspect import figures as figs
-from components.tabs.next_token.figures import badge_md
+from components import badge
 from explorer import inspect as lens
 from explorer.core.validation import check_int, check_optional_text, check_text
 
@@ -31,9 +31,10 @@ def inspect_api(text: str, model: str = "smollm2-135m-instruct", position: int =
 
 
 def _outputs(result) -> tuple:
-    return (result, figs.token_md(result), figs.attention_figure(result), figs.prediction_md(result),
-            figs.logit_lens_figure(result), figs.kv_md(result), figs.quantization_md(result),
-            figs.confidence_md(result), badge_md(result.provenance))
+    return (result, figs.token_md(result), badge.stamp(figs.attention_figure(result), result.provenance),
+            figs.prediction_md(result), badge.stamp(figs.logit_lens_figure(result), result.provenance),
+            figs.kv_md(result), figs.quantization_md(result), figs.confidence_md(result),
+            badge.badge_md(result.provenance))
 
 
 @ui_errors
@@ -55,7 +56,7 @@ def build_inspect_tab(ctx) -> dict:
         chat = gr.Checkbox(False, label="Ask the prompt as a question (chat template + the model's answer; answer "
                                         "tokens get their confidence)", elem_id="inspect-chat", scale=2)
         run = gr.Button("Inspect", variant="primary", elem_id="inspect-run", scale=1)
-    badge = gr.Markdown(elem_id="inspect-badge")
+    badge_box = gr.Markdown(elem_id="inspect-badge")
     token = gr.Markdown(elem_id="inspect-token")
     with gr.Row():
         with gr.Column(scale=3):
@@ -68,11 +69,11 @@ def build_inspect_tab(ctx) -> dict:
         quant = gr.Markdown(elem_id="inspect-quantization")
     confidence = gr.Markdown(elem_id="inspect-confidence")
     state = gr.State(None)
-    outputs = [state, token, attention, prediction, lens_plot, kv, quant, confidence, badge]
+    outputs = [state, token, attention, prediction, lens_plot, kv, quant, confidence, badge_box]
     inputs = [ctx.prompt, ctx.model, position, chat]
     run.click(_inspect, inputs, outputs, concurrency_id="inspect-model")
     clicked = wire_token_clicks(ctx, position, chat, _inspect, inputs, outputs)
     gr.api(inspect_api, api_name="inspect")
-    return {"position": position, "chat": chat, "run": run, "badge": badge, "token": token, "attention": attention,
+    return {"position": position, "chat": chat, "run": run, "badge": badge_box, "token": token, "attention": attention,
             "prediction": prediction, "lens": lens_plot, "kv": kv, "quantization": quant, "confidence": confidence,
             "clicked": clicked, "state": state, "result": state}
