@@ -38,7 +38,8 @@ class MethodRun:
         prepare_s: seconds to build the copy (0 for the reference or a cache hit's original build time).
         tokens_per_s: greedy decode speed (tokens/s, prefill excluded); prefill_ms: prompt pass (ms).
         generated_ids: ``(n_new,)`` greedy continuation; text: its decoded text.
-        stats: :class:`QualityStats` on the scored sequence; kld: ``(n_scored,)`` KL per position (nats).
+        stats: :class:`QualityStats` on the scored sequence; kld: ``(n_scored,)`` KL per position (nats);
+        same_top: ``(n_scored,)`` bool, the method's top-1 equals the reference's at that position.
         topk_ids, topk_probs: ``(n_pos, k)`` the method's own top-k next tokens per position.
         ref_topk_probs: ``(n_pos, k)`` the method's probabilities of the *reference's* top-k ids.
         generated_tokens: display strings of ``generated_ids``; topk_tokens: display strings of ``topk_ids``.
@@ -59,6 +60,7 @@ class MethodRun:
     text: str = ""
     stats: QualityStats | None = None
     kld: np.ndarray | None = None
+    same_top: np.ndarray | None = None
     topk_ids: np.ndarray | None = None
     topk_probs: np.ndarray | None = None
     ref_topk_probs: np.ndarray | None = None
@@ -154,7 +156,7 @@ def _run_method(name, reference, variant, prompt_ids, sequence, ref_logits, ref_
                      bits_per_param=8.0 * variant.weight_bytes / n_params, prepare_s=variant.prepare_s,
                      tokens_per_s=tps, prefill_ms=prefill_ms, generated_ids=np.array(new_ids, dtype=np.int64),
                      text=engine.tokenizer.decode(new_ids, skip_special_tokens=True), stats=summarize(cmp),
-                     kld=cmp.kld, topk_ids=ids, topk_probs=probs, ref_topk_probs=ref_probs,
+                     kld=cmp.kld, same_top=cmp.same_top, topk_ids=ids, topk_probs=probs, ref_topk_probs=ref_probs,
                      generated_tokens=token_strings(engine.tokenizer, new_ids),
                      topk_tokens=tuple(token_strings(engine.tokenizer, row) for row in ids.tolist()))
 
@@ -169,7 +171,7 @@ def _resolve(model, engine):
 
 def iter_run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf4"),
              options: QuantOptions | None = None, max_new_tokens: int = 24, top_k: int = 10,
-             engine=None) -> Iterator[Progress | QuantizeResult]:
+             engine=None, chat: bool = True) -> Iterator[Progress | QuantizeResult]:
     """The lens contract of :func:`run`: a :class:`Progress` before building and before running each method,
     then the :class:`QuantizeResult`.
 
@@ -186,7 +188,7 @@ def iter_run(prompt: str, model: str | None = None, methods=("reference", "int8"
     max_new_tokens = check_max_new_tokens(max_new_tokens, get_limits().max_new_tokens)
     reference = _resolve(model, engine)
     check_fits(reference, names)
-    prompt_ids = reference.chat_ids(prompt)
+    prompt_ids = reference.chat_ids(prompt) if chat else reference.encode(prompt)
     yield Progress(0.0, "reference: greedy continuation")
     ref_generation = greedy_generate(reference, prompt_ids, max_new_tokens)
     sequence = prompt_ids + ref_generation[0]
@@ -219,7 +221,8 @@ def iter_run(prompt: str, model: str | None = None, methods=("reference", "int8"
 
 
 def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf4"), options: QuantOptions | None = None,
-        max_new_tokens: int = 24, top_k: int = 10, progress: ProgressFn | None = None, engine=None) -> QuantizeResult:
+        max_new_tokens: int = 24, top_k: int = 10, progress: ProgressFn | None = None, engine=None,
+        chat: bool = True) -> QuantizeResult:
     """Run the prompt through every method and compare with the reference.
 
     Args:
@@ -230,6 +233,7 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
         top_k: next-token candidates kept per position for the distribution view.
         progress: optional ``(fraction, message)`` callback.
         engine: an explicit reference engine (tests); default ``get_engine(model)``.
+        chat: wrap the prompt in the chat template (default); False scores the plain text's tokens.
     Raises:
         ValueError: empty prompt, unknown method, bad options, prompt too long, an encoder model, or a
             model whose quantised copy would not fit in memory (refused before anything runs).
@@ -240,21 +244,30 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
                 progress(item.fraction, item.message)
             yield item
 
-    return run_to_end(report(iter_run(prompt, model, methods, options, max_new_tokens, top_k, engine)))
+    return run_to_end(report(iter_run(prompt, model, methods, options, max_new_tokens, top_k, engine, chat)))
 
 
-def to_api(result: QuantizeResult) -> dict:
+def to_api(result: QuantizeResult, decimals: int = 6) -> dict:
     """The ``/quantize`` JSON: ``{"model", "methods": {name: {"weight_bytes", "kld_mean", "kld_p99", "same_top_pct",
-    "ppl", "ppl_ratio", "text", "error"}}, "provenance"}`` (``error`` says why a method could not run, ``None``
-    numbers then)."""
+    "ppl", "ppl_ratio", "text", "error", "kld", "same_top"}}, "positions", "provenance"}`` (``error`` says why a
+    method could not run, ``None`` numbers then).
+
+    Per position: ``positions`` is ``{"ids", "tokens", "n_prompt"}`` of the scored sequence (the prompt, then the
+    reference's greedy continuation); a method's ``kld[i]`` (nats, rounded to ``decimals``) and ``same_top[i]`` are
+    its KL from the reference and whether its top-1 matches, at position ``i`` (predicting token ``i + 1``).
+    """
     out = {}
     for m in result.methods:
         s = m.stats
         out[m.name] = {"weight_bytes": int(m.weight_bytes) if m.error is None else None,
                        "kld_mean": s.kld_mean if s else None, "kld_p99": s.kld_p99 if s else None,
                        "same_top_pct": s.same_top_pct if s else None, "ppl": s.ppl if s else None,
-                       "ppl_ratio": s.ppl_ratio if s else None, "text": m.text, "error": m.error}
+                       "ppl_ratio": s.ppl_ratio if s else None, "text": m.text, "error": m.error,
+                       "kld": None if m.kld is None else np.round(m.kld.astype(np.float64), decimals).tolist(),
+                       "same_top": None if m.same_top is None else [bool(v) for v in m.same_top]}
     return {"model": result.model, "methods": out,
+            "positions": {"ids": [int(i) for i in result.sequence_ids], "tokens": list(result.tokens),
+                          "n_prompt": int(result.n_prompt)},
             "provenance": result.provenance.to_api() if result.provenance else None}
 
 

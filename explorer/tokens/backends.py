@@ -187,21 +187,28 @@ class HFBackend(Backend):
         ids = list(enc["input_ids"])
         labels = self.tokenizer.convert_ids_to_tokens(ids)
         special = [i in self._special_ids for i in ids]
+        pieces = self.pieces(ids)
         if self.byte_level:
-            table = _byte_decoder()
-            pieces = []
-            for label, is_special in zip(labels, special):
-                if is_special or any(ch not in table for ch in label):
-                    pieces.append(label.encode("utf-8"))
-                else:
-                    pieces.append(bytes(table[ch] for ch in label))
             return Encoded(ids, pieces, None, special, labels)
         spans = [tuple(span) for span in enc["offset_mapping"]]
+        return Encoded(ids, pieces, spans, special, labels)
+
+    def pieces(self, ids: list[int]) -> list[bytes] | None:
+        """The bytes each token id stands for (special tokens: their label's UTF-8), or ``None`` when the
+        tokenizer is neither byte-level nor SentencePiece (WordPiece pieces are not bytes of the text).
+
+        Byte-level: GPT-2's byte table applied to the label; SentencePiece: :func:`piece_bytes`.
+        """
+        labels = self.tokenizer.convert_ids_to_tokens(list(ids))
+        special = [i in self._special_ids for i in ids]
+        if self.byte_level:
+            table = _byte_decoder()
+            return [label.encode("utf-8") if is_special or any(ch not in table for ch in label)
+                    else bytes(table[ch] for ch in label) for label, is_special in zip(labels, special)]
         if self.sentencepiece:
-            pieces = [label.encode("utf-8") if is_special else piece_bytes(label, self.marker, self.byte_fallback)
-                      for label, is_special in zip(labels, special)]
-            return Encoded(ids, pieces, spans, special, labels)
-        return Encoded(ids, None, spans, special, labels)
+            return [label.encode("utf-8") if is_special else piece_bytes(label, self.marker, self.byte_fallback)
+                    for label, is_special in zip(labels, special)]
+        return None
 
     def decode(self, ids: list[int]) -> str:
         """See :meth:`Backend.decode` (no clean-up of spaces, special tokens kept)."""

@@ -132,12 +132,14 @@ def _where(result, model, method, layer, projection, threshold, block, double, c
 
 
 @ui_errors
-def quantize_api(text: str, model: str, methods: list[str]) -> dict:
-    """``/quantize``: ``(text, model, methods) -> {"methods": {name: {"weight_bytes", "kld_mean", "kld_p99",
-    "same_top_pct", "ppl", "ppl_ratio", "text"}}}`` (default options, 24 new tokens)."""
+def quantize_api(text: str, model: str, methods: list[str], chat_template: bool = True) -> dict:
+    """``/quantize``: ``(text, model, methods, chat_template=True) -> {"methods": {name: {"weight_bytes", "kld_mean",
+    "kld_p99", "same_top_pct", "ppl", "ppl_ratio", "text", "kld", "same_top"}}, "positions": {"ids", "tokens",
+    "n_prompt"}}`` (default options, 24 new tokens; ``kld``/``same_top`` per position of ``positions``;
+    ``chat_template=False`` scores the plain text's tokens)."""
     text, model = check_text(text, "text"), check_optional_text(model, "model")
     methods = check_choices(methods, "methods", None) if methods else ["reference", "int8", "nf4"]
-    return quantization.to_api(quantization.run(text, model, methods))
+    return quantization.to_api(quantization.run(text, model, methods, chat=chat_template is not False))
 
 
 def build_quantization_tab(ctx) -> dict:

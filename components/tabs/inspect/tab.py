@@ -1,0 +1,79 @@
+"""The Inspector tab: one token through every lens, opened by a click on a token in any tab (components/inspector.py)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from components.errors import ui_errors
+from components.inspector import wire_token_clicks
+from components.tabs.inspect import figures as figs
+from components import badge
+from explorer import inspect as lens
+from explorer.core.validation import check_int, check_optional_text, check_text
+
+INTRO = ("Click a token in **Tokens** (the model's own column), **Next token** or the **Attention** detail view to "
+         "follow it through every lens here: what it attends to, the KV bytes it adds, the model's prediction "
+         "there, the logit lens across layers, what int8 and NF4 change, and, for an answer token, its confidence. "
+         "The text is analysed once (a reference pass, the int8 and NF4 copies' passes); every further click reads "
+         "from that result without running the model again.")
+
+
+@ui_errors
+def inspect_api(text: str, model: str = "smollm2-135m-instruct", position: int = 0,
+                chat_template: bool = False) -> dict:
+    """``/inspect``: one token through every lens (see :func:`explorer.inspect.to_api`).
+
+    ``position`` indexes the plain text's tokens (``chat_template=False``, as ``/attention`` and ``/perplexity``
+    tokenize) or, with ``chat_template=True``, the hallucination lens's chat prompt followed by the model's answer.
+    """
+    text, model = check_text(text, "text"), check_optional_text(model, "model")
+    position = check_int(position, "position", minimum=0)
+    return lens.to_api(lens.run(text, model, position, chat_template is True))
+
+
+def _outputs(result) -> tuple:
+    return (result, figs.token_md(result), badge.stamp(figs.attention_figure(result), result.provenance),
+            figs.prediction_md(result), badge.stamp(figs.logit_lens_figure(result), result.provenance),
+            figs.kv_md(result), figs.quantization_md(result), figs.confidence_md(result),
+            badge.badge_md(result.provenance))
+
+
+@ui_errors
+def _inspect(text, model, position, chat, progress=gr.Progress()):
+    text, model = check_text(text, "prompt"), check_optional_text(model, "model")
+    position = check_int(position, "position", minimum=0)
+    result = None
+    for item in progress.tqdm(lens.iter_run(text, model, position, bool(chat)), total=2, desc="Inspecting"):
+        result = item
+    return _outputs(result)
+
+
+def build_inspect_tab(ctx) -> dict:
+    """Build the inspector panel in the current ``gr.Tab`` and wire the token displays of earlier tabs."""
+    gr.Markdown(INTRO)
+    with gr.Row():
+        position = gr.Number(0, precision=0, minimum=0, label="Position (token index, from 0)",
+                             elem_id="inspect-position", scale=1)
+        chat = gr.Checkbox(False, label="Ask the prompt as a question (chat template + the model's answer; answer "
+                                        "tokens get their confidence)", elem_id="inspect-chat", scale=2)
+        run = gr.Button("Inspect", variant="primary", elem_id="inspect-run", scale=1)
+    badge_box = gr.Markdown(elem_id="inspect-badge")
+    token = gr.Markdown(elem_id="inspect-token")
+    with gr.Row():
+        with gr.Column(scale=3):
+            attention = gr.Plot(label="Attention row (mean over heads, every layer)", elem_id="inspect-main-plot")
+        with gr.Column(scale=2):
+            prediction = gr.Markdown(elem_id="inspect-prediction")
+    lens_plot = gr.Plot(label="Logit lens across layers", elem_id="inspect-lens-plot")
+    with gr.Row():
+        kv = gr.Markdown(elem_id="inspect-kv")
+        quant = gr.Markdown(elem_id="inspect-quantization")
+    confidence = gr.Markdown(elem_id="inspect-confidence")
+    state = gr.State(None)
+    outputs = [state, token, attention, prediction, lens_plot, kv, quant, confidence, badge_box]
+    inputs = [ctx.prompt, ctx.model, position, chat]
+    run.click(_inspect, inputs, outputs, concurrency_id="inspect-model")
+    clicked = wire_token_clicks(ctx, position, chat, _inspect, inputs, outputs)
+    gr.api(inspect_api, api_name="inspect")
+    return {"position": position, "chat": chat, "run": run, "badge": badge_box, "token": token, "attention": attention,
+            "prediction": prediction, "lens": lens_plot, "kv": kv, "quantization": quant, "confidence": confidence,
+            "clicked": clicked, "state": state, "result": state}
