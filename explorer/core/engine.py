@@ -46,6 +46,28 @@ class Step:
     input_ids: Any
 
 
+@dataclass
+class BatchStep:
+    """One forward pass of :meth:`Engine.batch_steps` (several rows that share one prompt).
+
+    Attributes:
+        index: 0 for the prefill (the prompt, run once as one row), then 1, 2, ... for each decode step.
+        rows: the row numbers (0 .. rows - 1) still running in this pass, in batch order.
+        logits: next-token logits, ``torch.Tensor`` ``(len(rows), vocab)``, float32, on CPU (at the prefill every
+            row gets the one prompt row's logits).
+        tokens: the token each of ``rows`` chose (``select(row, logits, index)``), aligned with ``rows``.
+        finished: per entry of ``rows``, True when its token ends the sequence; that row is dropped after this pass.
+        ms: wall time of the forward pass in milliseconds (device synchronised).
+    """
+
+    index: int
+    rows: tuple
+    logits: Any
+    tokens: tuple
+    finished: tuple
+    ms: float
+
+
 def greedy(logits, index: int) -> int:
     """The default ``select`` of :meth:`Engine.steps`: the arg-max token id of ``logits`` ``(vocab,)``."""
     return int(logits.argmax())
@@ -259,6 +281,65 @@ class Engine:
                 return
             step_input = torch.tensor([[token]], device=self.device)
             feed = step_input if use_cache else torch.cat([feed, step_input], dim=-1)
+
+    def batch_steps(self, ids, rows: int, max_new_tokens: int, select: Callable[[int, Any, int], int],
+                    model=None, stop_at_eos: bool = True, eos_ids: set[int] | None = None) -> Iterator[BatchStep]:
+        """:meth:`steps` for ``rows`` sequences that continue one shared prompt, stepped as one batch.
+
+        The prompt is prefilled once (one row), its cache is repeated to ``rows`` rows
+        (``Cache.batch_repeat_interleave``), then each pass feeds every running row its last token, shape
+        ``(running, 1)``; rows stay the same length, so no padding or attention mask is needed. A row whose token
+        ends the sequence is dropped from the batch and the cache (``Cache.batch_select_indices``). Each pass holds
+        the lock for that pass only; ``select`` runs outside it, once per running row, on that row's CPU logits,
+        so each row can use its own strategy and private ``torch.Generator``. The rows' tokens equal
+        :meth:`steps` run once per row up to float rounding of the batched matrix products.
+
+        Args:
+            ids: the shared prompt's token ids, ``(n,)``.
+            rows: how many sequences (>= 1).
+            max_new_tokens: tokens to generate per row (passes made: ``max_new_tokens`` at most).
+            select: ``select(row, logits (vocab,), step_index) -> token id``.
+            model: another module tree sharing this engine's lock.
+            stop_at_eos / eos_ids: as in :meth:`steps`, per row.
+        Yields:
+            :class:`BatchStep` per pass.
+        Raises:
+            ValueError: ``rows`` or ``max_new_tokens`` below 1.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        if int(rows) < 1:
+            raise ValueError(f"rows must be at least 1 (got {rows}).")
+        if int(max_new_tokens) < 1:
+            raise ValueError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
+        model = model or self.model
+        eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
+        cache = DynamicCache(config=model.config)
+        feed, running = self.as_input(ids), list(range(int(rows)))
+        for index in range(int(max_new_tokens)):
+            with self.session():
+                self.synchronize()
+                start = time.perf_counter()
+                output = model(input_ids=feed, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                self.synchronize()
+                ms = (time.perf_counter() - start) * 1000.0
+            cache = output.past_key_values
+            logits = output.logits[:, -1].float().cpu()
+            if index == 0:
+                logits = logits.expand(len(running), -1)
+                cache.batch_repeat_interleave(len(running))
+            tokens = tuple(int(select(row, logits[k], index)) for k, row in enumerate(running))
+            finished = tuple(stop_at_eos and t in eos for t in tokens)
+            self.lock.record(tokens=len(running), batch_size=len(running))
+            yield BatchStep(index=index, rows=tuple(running), logits=logits, tokens=tokens, finished=finished, ms=ms)
+            keep = [k for k, done in enumerate(finished) if not done]
+            if not keep:
+                return
+            if len(keep) < len(running):
+                cache.batch_select_indices(torch.tensor(keep, device=self.device))
+                running = [running[k] for k in keep]
+            feed = torch.tensor([[tokens[k]] for k in keep], device=self.device)
 
     def eos_token_ids(self) -> set[int]:
         """Token ids that end a generation: the generation config's ``eos_token_id`` (int or list), else the

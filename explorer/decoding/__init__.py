@@ -8,13 +8,13 @@ Where a change goes:
 - the request (validation, caps) and the result/JSON: ``decode.py`` (``run``, ``iter_run``, ``to_api``);
 - speculative decoding and its drafters: ``speculative.py``; result types: ``results.py``.
 """
-from explorer.decoding.decode import (decode_one, iter_run, iter_runs, loop_start, prepare, run, stage_distributions,
+from explorer.decoding.decode import (decode_batch, decode_one, iter_run, iter_runs, loop_start, prepare, run, stage_distributions,
                                       temperature_distribution, to_api, token_loop, token_text)
 from explorer.decoding.results import BeamRecords, DecodeResult, DecodeRun, StepRecords
 from explorer.decoding.speculative import DRAFTERS, SpeculativeResult, run_speculative
 from explorer.decoding.strategies import MAX_STRATEGIES, PRESETS, STRATEGIES, Strategy, StrategySpec, parse_strategy
 
 __all__ = ["BeamRecords", "DRAFTERS", "DecodeResult", "DecodeRun", "MAX_STRATEGIES", "PRESETS", "STRATEGIES",
-           "SpeculativeResult", "StepRecords", "Strategy", "StrategySpec", "decode_one", "iter_run", "iter_runs",
+           "SpeculativeResult", "StepRecords", "Strategy", "StrategySpec", "decode_batch", "decode_one", "iter_run", "iter_runs",
            "loop_start", "parse_strategy", "prepare", "run", "run_speculative", "stage_distributions",
            "temperature_distribution", "to_api", "token_loop", "token_text"]

@@ -25,7 +25,7 @@ from explorer.core.provenance import measured
 from explorer.core.validation import check_max_new_tokens, check_text, require_causal
 from explorer.decoding.processors import build_processors
 from explorer.decoding.results import DecodeResult, DecodeRun
-from explorer.decoding.sampling import TOP_N, loop_start, token_loop  # noqa: F401  (re-exported)
+from explorer.decoding.sampling import TOP_N, loop_start, token_loop, token_loops  # noqa: F401  (re-exported)
 from explorer.decoding.strategies import MAX_STRATEGIES, STRATEGIES, Strategy, parse_strategy
 
 ProgressFn = Callable[[int, int], None]
@@ -78,16 +78,59 @@ def token_text(engine: Engine, token_id: int) -> str:
     return engine.tokenizer.decode([int(token_id)])
 
 
+def _decode_run(engine: Engine, strategy: Strategy, ids, logprobs, seconds: float, records: dict) -> DecodeRun:
+    return DecodeRun(strategy=strategy.name, label=strategy.label, params=dict(strategy.params), seed=strategy.seed,
+                     text=engine.tokenizer.decode(ids, skip_special_tokens=True),
+                     token_ids=np.array(ids, np.int64), token_texts=tuple(token_text(engine, i) for i in ids),
+                     token_logprobs=logprobs, seconds=seconds, loop_start=loop_start(ids), **records)
+
+
 def decode_one(engine: Engine, prompt_ids: list[int], strategy: Strategy, max_new_tokens: int,
                on_step: ProgressFn | None = None) -> tuple[DecodeRun, np.ndarray]:
     """Run one validated strategy; returns ``(DecodeRun, first_logits (vocab,) float32)``."""
     ids, logprobs, seconds, first_logits, records = STRATEGIES[strategy.name].loop(
         engine, prompt_ids, strategy, max_new_tokens, on_step)
-    run = DecodeRun(strategy=strategy.name, label=strategy.label, params=dict(strategy.params), seed=strategy.seed,
-                    text=engine.tokenizer.decode(ids, skip_special_tokens=True),
-                    token_ids=np.array(ids, np.int64), token_texts=tuple(token_text(engine, i) for i in ids),
-                    token_logprobs=logprobs, seconds=seconds, loop_start=loop_start(ids), **records)
-    return run, first_logits
+    return _decode_run(engine, strategy, ids, logprobs, seconds, records), first_logits
+
+
+def decode_batch(engine: Engine, prompt_ids: list[int], strategies: list[Strategy], max_new_tokens: int,
+                 on_step: ProgressFn | None = None) -> list[tuple[DecodeRun, np.ndarray]]:
+    """Run several step-wise strategies (greedy / sampling) together as one batch on the shared prompt.
+
+    Same runs as :func:`decode_one` per strategy (same seeds, same records), but one forward pass per token for
+    all of them (:func:`explorer.decoding.sampling.token_loops`); each run's ``seconds`` is the batch's time.
+
+    Raises:
+        ValueError: a strategy that is not step-wise (beam search has its own loop).
+    """
+    for strategy in strategies:
+        if not strategy.spec.stepwise:
+            raise ValueError(f"strategies: {strategy.name!r} cannot be batched (it has its own loop).")
+    out = token_loops(engine, prompt_ids, strategies, max_new_tokens, on_step=on_step)
+    return [(_decode_run(engine, s, ids, logprobs, seconds, {"steps": records}), first)
+            for s, (ids, logprobs, records, first, seconds) in zip(strategies, out)]
+
+
+def _units(parsed: list[Strategy], batched: bool) -> list[list[int]]:
+    """Indices of ``parsed`` in the order they run: the step-wise ones first as one batch (when ``batched`` and
+    there are two or more), then each other strategy alone; otherwise one at a time, in order."""
+    stepwise = [i for i, s in enumerate(parsed) if s.spec.stepwise]
+    if not batched or len(stepwise) < 2:
+        return [[i] for i in range(len(parsed))]
+    return [stepwise] + [[i] for i in range(len(parsed)) if i not in stepwise]
+
+
+def _run_unit(engine, prompt_ids, parsed, unit: list[int], max_new_tokens, on_step) -> list[tuple]:
+    """``[(DecodeRun, first_logits)]`` for the strategies ``unit`` of :func:`_units` (a batch or one alone)."""
+    if len(unit) > 1:
+        return decode_batch(engine, prompt_ids, [parsed[i] for i in unit], max_new_tokens, on_step)
+    return [decode_one(engine, prompt_ids, parsed[unit[0]], max_new_tokens, on_step)]
+
+
+def _batch_notice(parsed, batched) -> list[str]:
+    units = [u for u in _units(parsed, batched) if len(u) > 1]
+    return [f"{len(u)} greedy/sampling columns ran together as one batch (one forward pass per token for all); "
+            f"each one's time is the batch's time." for u in units]
 
 
 def prepare(text: str, model: str | None, strategies, max_new_tokens, engine: Engine | None = None):
@@ -118,41 +161,45 @@ def prepare(text: str, model: str | None, strategies, max_new_tokens, engine: En
 
 
 def iter_run(text: str, model: str | None = None, strategies=None, max_new_tokens: int = 32,
-             engine: Engine | None = None) -> Iterator[Progress | DecodeResult]:
-    """The lens contract: a :class:`Progress` before each strategy and one after it (``partial`` = the
-    :class:`DecodeResult` so far), then the complete :class:`DecodeResult`.
+             engine: Engine | None = None, batched: bool = True) -> Iterator[Progress | DecodeResult]:
+    """The lens contract: a :class:`Progress` before each unit of work and one after it (``partial`` = the
+    :class:`DecodeResult` so far, runs in the requested order), then the complete :class:`DecodeResult`.
+
+    A unit is one strategy, or (``batched``, the default) all greedy/sampling strategies together as one batch
+    (:func:`decode_batch`); ``batched=False`` runs every strategy alone, one after another.
 
     Raises:
         ValueError: see :func:`prepare`.
     """
     engine, prompt_ids, parsed, max_new_tokens, notices = prepare(text, model, strategies or [{"name": "greedy"}],
                                                                   max_new_tokens, engine)
-    runs, first_logits, partial = [], None, None
-    for number, strategy in enumerate(parsed):
-        yield Progress(number / len(parsed), f"strategy {number + 1} of {len(parsed)}: {strategy.label}")
-        run_, logits = decode_one(engine, prompt_ids, strategy, max_new_tokens)
-        runs.append(run_)
-        first_logits = logits if first_logits is None else first_logits
-        partial = _result(engine, prompt_ids, runs, first_logits, notices)
-        yield Progress((number + 1) / len(parsed), f"strategy {number + 1} of {len(parsed)} done", partial)
+    notices += _batch_notice(parsed, batched)
+    done: dict[int, tuple] = {}
+    partial = None
+    for unit in _units(parsed, batched):
+        labels = ", ".join(parsed[i].label for i in unit)
+        yield Progress(len(done) / len(parsed), f"strategy {', '.join(str(i + 1) for i in unit)} of "
+                       f"{len(parsed)}: {labels}")
+        done.update(zip(unit, _run_unit(engine, prompt_ids, parsed, unit, max_new_tokens, None)))
+        partial = _ordered_result(engine, prompt_ids, done, notices)
+        yield Progress(len(done) / len(parsed), f"{len(done)} of {len(parsed)} strategies done", partial)
     yield partial
 
 
 def iter_runs(text: str, model: str | None = None, strategies=None, max_new_tokens: int = 32,
-              engine: Engine | None = None, on_step: ProgressFn | None = None):
-    """The tab's streaming form: yields the partial :class:`DecodeResult` after each strategy finishes
-    (``on_step(step, max_new_tokens)`` after every token, where a Stop flag can raise)."""
+              engine: Engine | None = None, on_step: ProgressFn | None = None, batched: bool = True):
+    """The tab's streaming form: yields the partial :class:`DecodeResult` after each unit of work finishes
+    (see :func:`iter_run`; ``on_step(step, max_new_tokens)`` after every token, where a Stop flag can raise)."""
     engine, prompt_ids, parsed, max_new_tokens, notices = prepare(text, model, strategies, max_new_tokens, engine)
-    runs, first_logits = [], None
-    for strategy in parsed:
-        run_, logits = decode_one(engine, prompt_ids, strategy, max_new_tokens, on_step)
-        runs.append(run_)
-        first_logits = logits if first_logits is None else first_logits
-        yield _result(engine, prompt_ids, runs, first_logits, notices)
+    notices += _batch_notice(parsed, batched)
+    done: dict[int, tuple] = {}
+    for unit in _units(parsed, batched):
+        done.update(zip(unit, _run_unit(engine, prompt_ids, parsed, unit, max_new_tokens, on_step)))
+        yield _ordered_result(engine, prompt_ids, done, notices)
 
 
 def run(text: str, model: str | None = None, strategies=None, max_new_tokens: int = 32,
-        engine: Engine | None = None, on_step: ProgressFn | None = None) -> DecodeResult:
+        engine: Engine | None = None, on_step: ProgressFn | None = None, batched: bool = True) -> DecodeResult:
     """Decode ``text`` (wrapped by the chat template) with each strategy, in order.
 
     Args:
@@ -162,17 +209,26 @@ def run(text: str, model: str | None = None, strategies=None, max_new_tokens: in
             or :class:`Strategy` objects; default ``[{"name": "greedy"}]``.
         max_new_tokens: tokens to generate per strategy (capped at the configured ``max_new_tokens``).
         on_step: called as ``on_step(step, max_new_tokens)`` after every generated token.
+        batched: run the greedy/sampling strategies together as one batch (same tokens and records as one at a
+            time, see :func:`decode_batch`); False runs each strategy alone (the reference path).
     Returns:
         :class:`DecodeResult`.
     Raises:
         ValueError: see :func:`prepare`.
     """
     if on_step is None:
-        return run_to_end(iter_run(text, model, strategies, max_new_tokens, engine))
+        return run_to_end(iter_run(text, model, strategies, max_new_tokens, engine, batched))
     result = None
-    for result in iter_runs(text, model, strategies or [{"name": "greedy"}], max_new_tokens, engine, on_step):
+    for result in iter_runs(text, model, strategies or [{"name": "greedy"}], max_new_tokens, engine, on_step,
+                            batched):
         pass
     return result
+
+
+def _ordered_result(engine, prompt_ids, done: dict[int, tuple], notices) -> DecodeResult:
+    """The result of the runs finished so far (``done``: strategy index -> (DecodeRun, first_logits)), in order."""
+    order = sorted(done)
+    return _result(engine, prompt_ids, [done[i][0] for i in order], done[order[0]][1], notices)
 
 
 def _result(engine, prompt_ids, runs, first_logits, notices) -> DecodeResult:

@@ -84,6 +84,61 @@ class Recorder:
             entropy_nats=np.array(r["entropy"], np.float32), vocab_size=vocab_size)
 
 
+class Column:
+    """One greedy or sampled sequence's choosing and recording: its processors, its private ``torch.Generator``
+    (seeded with the strategy's seed), the ids seen so far and its :class:`Recorder`. :func:`token_loop` drives
+    one column with ``Engine.steps``, :func:`token_loops` several with ``Engine.batch_steps``; both call the same
+    :meth:`select` and :meth:`accept`, so a column records the same whichever loop runs it."""
+
+    def __init__(self, engine, prompt_ids: list[int], strategy, record: bool = True, top_n: int = TOP_N):
+        import torch
+
+        self.strategy, self.device, self.record = strategy, engine.device, record
+        self.processors = build_processors(strategy)
+        self.generator = None
+        if strategy.do_sample:
+            self.generator = torch.Generator(device=self.device)
+            self.generator.manual_seed(int(strategy.seed))
+        self.recorder = Recorder(tuple(label for label, _ in self.processors), top_n) if record else None
+        self.seen = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+        self.logprobs: list[float] = []
+        self.chosen: list[int] = []
+
+    def select(self, cpu_logits, index: int) -> int:
+        """Apply the processors to ``cpu_logits`` (vocab,), pick (argmax or a seeded draw) and record the step."""
+        import torch
+
+        logits = cpu_logits.to(self.device)[None, :]
+        raw_logprobs = torch.log_softmax(logits[0], dim=-1)
+        scores, stage_scores = logits, []
+        for _, processor in self.processors:
+            scores = processor(self.seen, scores)
+            if self.record:  # processors return new tensors, so keeping a reference is safe
+                stage_scores.append(scores[0])
+        if self.strategy.do_sample:
+            probs = torch.softmax(scores, dim=-1)
+            token = int(torch.multinomial(probs, num_samples=1, generator=self.generator)[0, 0])
+        else:
+            probs = torch.softmax(scores, dim=-1) if self.record else None
+            token = int(torch.argmax(scores, dim=-1)[0])
+        if self.recorder is not None:
+            self.recorder.add(raw_logprobs, stage_scores, probs[0], token)
+        self.logprobs.append(float(raw_logprobs[token]))
+        return token
+
+    def accept(self, token: int) -> None:
+        """Append the chosen ``token`` to the ids seen (what the next step's penalties look at)."""
+        import torch
+
+        self.chosen.append(int(token))
+        self.seen = torch.cat([self.seen, torch.tensor([[int(token)]], dtype=torch.long, device=self.device)], dim=-1)
+
+    def result(self, first_logits, seconds: float):
+        """``(token_ids, token_logprobs (n,) float32, StepRecords | None, first_logits, seconds)``."""
+        records = self.recorder.result(self.chosen, int(first_logits.shape[-1])) if self.recorder else None
+        return list(self.chosen), np.array(self.logprobs, np.float32), records, first_logits, seconds
+
+
 def token_loop(engine, prompt_ids: list[int], strategy, max_new_tokens: int, record: bool = True,
                top_n: int = TOP_N, on_step: ProgressFn | None = None):
     """Greedy or sampled decoding of one sequence: ``engine.steps`` with a recording ``select``.
@@ -97,49 +152,42 @@ def token_loop(engine, prompt_ids: list[int], strategy, max_new_tokens: int, rec
         np.ndarray (vocab,) float32, seconds float)``. Generation stops after an end-of-sequence token
         (included) or ``max_new_tokens``.
     """
-    import torch
-
-    processors = build_processors(strategy)
-    device = engine.device
-    generator = None
-    if strategy.do_sample:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(int(strategy.seed))
-    recorder = Recorder(tuple(label for label, _ in processors), top_n) if record else None
-    seen = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    logprobs: list[float] = []
-
-    def select(cpu_logits, index: int) -> int:
-        logits = cpu_logits.to(device)[None, :]
-        raw_logprobs = torch.log_softmax(logits[0], dim=-1)
-        scores, stage_scores = logits, []
-        for _, processor in processors:
-            scores = processor(seen, scores)
-            if record:  # processors return new tensors, so keeping a reference is safe
-                stage_scores.append(scores[0])
-        if strategy.do_sample:
-            probs = torch.softmax(scores, dim=-1)
-            token = int(torch.multinomial(probs, num_samples=1, generator=generator)[0, 0])
-        else:
-            probs = torch.softmax(scores, dim=-1) if record else None
-            token = int(torch.argmax(scores, dim=-1)[0])
-        if recorder is not None:
-            recorder.add(raw_logprobs, stage_scores, probs[0], token)
-        logprobs.append(float(raw_logprobs[token]))
-        return token
-
-    chosen, first_logits = [], None
+    column = Column(engine, prompt_ids, strategy, record, top_n)
+    first_logits = None
     start = time.perf_counter()
-    for step in engine.steps(prompt_ids, max_new_tokens, select=select):
+    for step in engine.steps(prompt_ids, max_new_tokens, select=column.select):
         if first_logits is None:
             first_logits = step.logits.numpy()
-        chosen.append(step.token)
-        seen = torch.cat([seen, torch.tensor([[step.token]], dtype=torch.long, device=device)], dim=-1)
+        column.accept(step.token)
+        if on_step is not None:
+            on_step(step.index + 1, max_new_tokens)
+    return column.result(first_logits, time.perf_counter() - start)
+
+
+def token_loops(engine, prompt_ids: list[int], strategies, max_new_tokens: int, record: bool = True,
+                top_n: int = TOP_N, on_step: ProgressFn | None = None) -> list[tuple]:
+    """Several greedy / sampled strategies on one prompt, stepped together as one batch (``Engine.batch_steps``).
+
+    Row ``i`` runs ``strategies[i]`` with its own processors and private generator, so each row's tokens and
+    records are those of :func:`token_loop` for that strategy (up to float rounding of the batched pass).
+
+    Returns:
+        one :func:`token_loop` tuple per strategy, in order; ``seconds`` is the whole batch's wall time for
+        every row (they ran together).
+    """
+    columns = [Column(engine, prompt_ids, s, record, top_n) for s in strategies]
+    first_logits = None
+    start = time.perf_counter()
+    for step in engine.batch_steps(prompt_ids, len(columns), max_new_tokens,
+                                   select=lambda row, logits, index: columns[row].select(logits, index)):
+        if first_logits is None:
+            first_logits = step.logits[0].numpy()
+        for row, token in zip(step.rows, step.tokens):
+            columns[row].accept(token)
         if on_step is not None:
             on_step(step.index + 1, max_new_tokens)
     seconds = time.perf_counter() - start
-    records = recorder.result(chosen, int(first_logits.shape[-1])) if recorder is not None else None
-    return chosen, np.array(logprobs, np.float32), records, first_logits, seconds
+    return [column.result(first_logits, seconds) for column in columns]
 
 
 def run_token(engine, prompt_ids, strategy, max_new_tokens, on_step=None):

@@ -54,6 +54,9 @@ class StrategySpec:
             (n,) float32, seconds, first_logits (vocab,) float32, {"steps": StepRecords} or {"beam": BeamRecords})``:
             its own decoding loop (:func:`explorer.decoding.sampling.run_token` steps the model through
             ``Engine.steps``; :func:`explorer.decoding.beam.run_beam` expands beams over ``Engine.forward``).
+        stepwise: True when the loop is :func:`explorer.decoding.sampling.run_token` (one token per pass, one
+            sequence), so several such strategies on one prompt can run as one batch
+            (:func:`explorer.decoding.sampling.token_loops`).
     """
 
     name: str
@@ -62,6 +65,7 @@ class StrategySpec:
     params: tuple[str, ...]
     do_sample: bool
     loop: Callable
+    stepwise: bool = False
 
     @property
     def description(self) -> str:
@@ -74,7 +78,7 @@ _PENALTIES = ("repetition_penalty", "no_repeat_ngram_size")
 STRATEGIES: dict[str, StrategySpec] = {
     "greedy": StrategySpec(
         "greedy", "Greedy", "Always the most probable next token: deterministic, but prone to loops.",
-        _PENALTIES, False, run_token),
+        _PENALTIES, False, run_token, stepwise=True),
     "beam": StrategySpec(
         "beam", "Beam search", "Keep the num_beams best partial sequences by total log-probability and return "
         "the best finished one (score / length ** length_penalty).",
@@ -82,7 +86,7 @@ STRATEGIES: dict[str, StrategySpec] = {
     "sampling": StrategySpec(
         "sampling", "Sampling", "Draw the next token at random from the distribution reshaped by temperature, "
         "top-k, top-p, min-p and typical-p; a seed reproduces the draw.",
-        ("temperature", "top_k", "top_p", "min_p", "typical_p") + _PENALTIES + ("seed",), True, run_token),
+        ("temperature", "top_k", "top_p", "min_p", "typical_p") + _PENALTIES + ("seed",), True, run_token, stepwise=True),
 }
 
 
