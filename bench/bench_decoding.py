@@ -3,9 +3,12 @@
 Prints, for greedy, sampling and beam search, tokens/s of the recording loop (per-step records included)
 and of ``model.generate`` measured in the same run, plus the per-token time ratio (target <= 1.3x); then
 prompt-lookup speculative decoding vs plain greedy on a task that quotes the prompt (target >= 1.5x,
-identical output). Best of ``BENCH_REPEATS`` (default 3) timings each, since shared CPUs are noisy.
+identical output); then the Decoding tab's default columns as one request, greedy/sampling columns batched on
+``Engine.batch_steps`` vs one column at a time (same tokens required). Best of ``BENCH_REPEATS`` (default 3)
+timings each, since shared CPUs are noisy.
 
-Run: ``python bench/bench_decoding.py`` (``BENCH_NEW_TOKENS`` sets tokens per run, default 32).
+Run: ``python bench/bench_decoding.py`` (``BENCH_NEW_TOKENS`` sets tokens per run, default 32;
+``--columns`` runs only the batched-columns figure).
 """
 from __future__ import annotations
 
@@ -88,14 +91,35 @@ def bench_prompt_lookup(engine) -> None:
     print(f"prompt_lookup_identical_to_greedy: {all(r.identical for r in results)}", flush=True)
 
 
+def bench_columns(engine) -> None:
+    """The Decoding tab's default columns in one request: step-wise columns batched vs one column at a time."""
+    from components.tabs.decoding.tab import DEFAULT_PRESETS
+
+    columns = [dict(decoding.PRESETS[name]) for name in DEFAULT_PRESETS]
+    for k, raw in enumerate(columns):  # fixed seeds so both paths draw the same tokens
+        if raw["name"] == "sampling":
+            raw["seed"] = k + 1
+    (batched_s, single_s), (batched, single) = _interleaved(
+        lambda: decoding.run(PROMPT, strategies=columns, max_new_tokens=NEW_TOKENS, engine=engine),
+        lambda: decoding.run(PROMPT, strategies=columns, max_new_tokens=NEW_TOKENS, engine=engine, batched=False))
+    same = all(a.token_ids.tolist() == b.token_ids.tolist() for a, b in zip(batched.runs, single.runs))
+    print(f"decode_columns_batched: {1000 * batched_s:,.0f} ms (baseline one column at a time: "
+          f"{1000 * single_s:,.0f} ms, ratio {single_s / batched_s:.2f} x; columns {', '.join(DEFAULT_PRESETS)}; "
+          f"tokens identical: {same})", flush=True)
+
+
 def main() -> None:
     """Run every figure of the benchmark on the embedded model."""
     engine = get_engine()
     print(f"# decoding bench on {engine.name}, {engine.device} {engine.dtype}, {torch.get_num_threads()} CPU "
           f"threads, {NEW_TOKENS} new tokens, best of {REPEATS}", flush=True)
     decoding.run("warm up", strategies=[{"name": "greedy"}], max_new_tokens=2, engine=engine)
+    if "--columns" in sys.argv[1:]:
+        bench_columns(engine)
+        return
     bench_strategies(engine)
     bench_prompt_lookup(engine)
+    bench_columns(engine)
 
 
 if __name__ == "__main__":
