@@ -129,7 +129,7 @@ def _run_unit(engine, prompt_ids, parsed, unit: list[int], max_new_tokens, on_st
 
 def _batch_notice(parsed, batched) -> list[str]:
     units = [u for u in _units(parsed, batched) if len(u) > 1]
-    return [f"{len(u)} greedy/sampling columns ran together as one batch (one forward pass per token for all); "
+    return [f"{len(u)} columns ran together as one batch (one forward pass per token for all of them); "
             f"each one's time is the batch's time." for u in units]
 
 
@@ -187,9 +187,12 @@ def iter_run(text: str, model: str | None = None, strategies=None, max_new_token
 
 
 def iter_runs(text: str, model: str | None = None, strategies=None, max_new_tokens: int = 32,
-              engine: Engine | None = None, on_step: ProgressFn | None = None, batched: bool = True):
+              engine: Engine | None = None, on_step: ProgressFn | None = None, batched: bool = False):
     """The tab's streaming form: yields the partial :class:`DecodeResult` after each unit of work finishes
-    (see :func:`iter_run`; ``on_step(step, max_new_tokens)`` after every token, where a Stop flag can raise)."""
+    (see :func:`iter_run`; ``on_step(step, max_new_tokens)`` after every token, where a Stop flag can raise).
+
+    ``batched`` defaults to False here: the tab's progress and run-time cap count finished columns one by one
+    (``components/tabs/decoding/tab.py``); ``/decode`` and :func:`run` batch by default."""
     engine, prompt_ids, parsed, max_new_tokens, notices = prepare(text, model, strategies, max_new_tokens, engine)
     notices += _batch_notice(parsed, batched)
     done: dict[int, tuple] = {}
