@@ -41,7 +41,7 @@ from explorer.lora.dpo_data import (DEFAULT_SET, PairIds, collate_pairs, heldout
                                     validate_pairs)
 from explorer.lora.data import batch_order
 from explorer.lora.model import (ALL_LINEAR, LoraSettings, base_engine, build_peft_model, count_parameters,
-                                 lora_layers, resolve_targets)
+                                 resolve_targets)
 from explorer.lora.train import LoraRun, RunSnapshot, StepRecord, adapter_active
 from models.registry import DEFAULT_MODEL
 
@@ -62,15 +62,15 @@ class DpoSettings:
         model: base model name.
     """
 
-    steps: int = 20
-    learning_rate: float = 2e-3
+    steps: int = 12
+    learning_rate: float = 1e-3
     beta: float = 0.1
     rank: int = 8
     alpha: float = 16.0
-    batch_size: int = 4
+    batch_size: int = 2
     seed: int = 0
     start_from: str | None = None
-    kl_every: int = 5
+    kl_every: int = 4
     target_modules: tuple[str, ...] = (ALL_LINEAR,)
     model: str = DEFAULT_MODEL
 
@@ -467,8 +467,8 @@ def _worker(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
     finally:
         run.phase = ""
         if run.peft_model is not None:
-            for _, _, layer in lora_layers(run.peft_model, run.adapter_name):
-                for p in layer.parameters():
+            for name, p in run.peft_model.named_parameters():
+                if "lora_" in name:
                     p.requires_grad_(False)
 
 
