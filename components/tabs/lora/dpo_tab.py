@@ -173,9 +173,11 @@ def build_dpo_section(ctx, browser_id) -> dict:
         return pd.DataFrame(pairs, columns=list(FIELDS)), CUSTOM
 
     @ui_errors
-    def train_dpo(owner_id, rows, name, *values, request: gr.Request):
-        owner = owner_of(owner_id, request)
-        run = dpo.start_dpo(owner, pairs_of(rows), dpo_settings_dict(*values), name if name != CUSTOM else "custom")
+    def train_dpo(owner_id, rows, name, steps_, lr_, beta_, rank_, alpha_, batch_, seed_, start_, model_,
+                  request: gr.Request):
+        owner = owner_of(owner_id, request)  # gradio injects the request only into a named parameter, not *args
+        values = dpo_settings_dict(steps_, lr_, beta_, rank_, alpha_, batch_, seed_, start_, model_)
+        run = dpo.start_dpo(owner, pairs_of(rows), values, name if name != CUSTOM else "custom")
         for notice in run.notices:
             gr.Warning(notice)
         yield from stream(owner, run)
