@@ -15,8 +15,9 @@ Not TRL's trainer itself: it wraps and patches the model it trains, and here the
 A DPO run is a :class:`explorer.lora.train.LoraRun` (same registry, owner isolation, Stop, reload re-attach,
 ``/lora_generate``, PEFT download) whose adapter sits on a weight-sharing shadow of the shared model. The
 reference is the base with the adapter off, or the user's SFT run (``start_from``): then the new adapter starts as
-a copy of the SFT adapter and the SFT adapter is the reference. Reference log-probabilities are computed once
-before the first step (TRL's ``precompute_ref_log_probs``; the reference never changes, so this is exact).
+a copy of the SFT adapter and the SFT adapter is the reference. Each pair's reference log-probabilities are
+computed once, the first time a batch holds it (like TRL's ``precompute_ref_log_probs``, spread over the steps so
+the first point shows at once; the reference never changes, so this is exact).
 
 Every ``kl_every`` steps the KL divergence KL(π ‖ π_ref) is measured on the held-out prompts, teacher-forced on
 their chosen answers (nats per answer token, averaged over tokens). After the last step the reward accuracy and
@@ -404,9 +405,17 @@ def _train(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
     engine, model, s = run.engine, run.peft_model, run.dpo
     pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
     start = time.perf_counter()
-    run.phase = "reference log-probabilities of every pair (computed once)"
-    ref = [_reference_logps(run, _to(collate_pairs(g, pad_id), engine.device)) for g in _batches(pairs, s.batch_size)]
-    ref_chosen, ref_rejected = torch.cat([c for c, _ in ref]), torch.cat([r for _, r in ref])
+    run.phase = "reference log-probabilities of the held-out answers"
+    ref_chosen, ref_rejected = torch.zeros(len(pairs)), torch.zeros(len(pairs))
+    scored = torch.zeros(len(pairs), dtype=torch.bool)
+
+    def reference(indices) -> None:
+        """Score the pairs not yet seen with the reference, once each (it never changes)."""
+        new = [int(i) for i in indices if not scored[int(i)]]
+        for group in _batches(new, s.batch_size):
+            c, r = _reference_logps(run, _to(collate_pairs([pairs[i] for i in group], pad_id), engine.device))
+            ref_chosen[group], ref_rejected[group], scored[group] = c, r, True
+
     heldout_batch = _to(collate_pairs(heldout, pad_id), engine.device)
     ref_heldout = _answer_logprobs(run, heldout_batch, adapted=False)
     params, optimizer, scheduler = train.optimiser(run)
@@ -417,6 +426,7 @@ def _train(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
             run.phase = ""
             return
         idx = order[step]
+        reference(idx)
         batch = _to(collate_pairs([pairs[i] for i in idx], pad_id), engine.device)
         lr = scheduler.get_last_lr()[0]
         with engine.session(grad=True), torch.enable_grad(), adapter_active(run, train=True):
@@ -450,6 +460,7 @@ def _train(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
                                       tokens=int(batch["attention_mask"].sum()), step_s=step_s,
                                       elapsed_s=time.perf_counter() - start))
     run.phase = "reward accuracy on every training pair"
+    reference(range(len(pairs)))
     chosen, rejected = _policy_logps(run, pairs, pad_id)
     rewards = s.beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
     run.train_accuracy, run.train_margin = float((rewards > 0).float().mean()), float(rewards.mean())
