@@ -9,6 +9,7 @@ from test_browser import ARGS, CHROMIUM
 STATUS = "#dpo-status"
 POINTS = ("() => { const p = document.querySelector('#dpo-margin-plot .js-plotly-plot');"
           " return p && p.data && p.data.length ? p.data[0].y.length : 0; }")
+STEP = "(n) => { const m = document.querySelector('#dpo-status').innerText.match(/step (\\d+)\\//); return m && +m[1] >= n; }"
 
 
 def test_dpo_run_updates_the_margin_plot(app_url, test_output_dir):
@@ -29,11 +30,13 @@ def test_dpo_run_updates_the_margin_plot(app_url, test_output_dir):
             steps.press("Enter")
             assert page.evaluate(POINTS) == 0
             page.locator("#dpo-run").click()
-            # the margin plot gets its first step, then grows to three while the status counts up
-            page.wait_for_function(f"() => ({POINTS})() >= 1", timeout=300_000)
+            # the status counts the first step, the margin plot shows it, then both grow to three
+            page.wait_for_function(STEP, arg=1, timeout=600_000)
+            page.screenshot(path=os.path.join(test_output_dir, "dpo-run-step1.png"), full_page=True)
+            page.wait_for_function(f"() => ({POINTS})() >= 1", timeout=60_000)
             first = page.evaluate(POINTS)
             page.wait_for_function(f"() => /done/.test(document.querySelector('{STATUS}').innerText)",
-                                   timeout=300_000)
+                                   timeout=600_000)
             assert page.evaluate(POINTS) == 3 > first or first == 3
             text = page.locator(STATUS).inner_text()
             assert "step 3/3" in text and "margin" in text and "reward accuracy" in text
