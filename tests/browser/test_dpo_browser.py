@@ -7,8 +7,8 @@ import pytest
 from test_browser import ARGS, CHROMIUM
 
 STATUS = "#dpo-status"
-POINTS = ("() => { const p = document.querySelector('#dpo-margin-plot .js-plotly-plot');"
-          " return p && p.data && p.data.length ? p.data[0].y.length : 0; }")
+TRACES = "() => document.querySelectorAll('#dpo-margin-plot .scatterlayer .trace').length"
+TITLE = "() => document.querySelector('#dpo-margin-plot').textContent"
 STEP = "(n) => { const m = document.querySelector('#dpo-status').innerText.match(/step (\\d+)\\//); return m && +m[1] >= n; }"
 
 
@@ -28,16 +28,17 @@ def test_dpo_run_updates_the_margin_plot(app_url, test_output_dir):
             steps = page.locator("#dpo-steps input[type=number]")
             steps.fill("3")
             steps.press("Enter")
-            assert page.evaluate(POINTS) == 0
+            assert page.evaluate(TRACES) == 0 and "DPO run" not in page.evaluate(TITLE)
             page.locator("#dpo-run").click()
             # the status counts the first step, the margin plot shows it, then both grow to three
             page.wait_for_function(STEP, arg=1, timeout=600_000)
             page.screenshot(path=os.path.join(test_output_dir, "dpo-run-step1.png"), full_page=True)
-            page.wait_for_function(f"() => ({POINTS})() >= 1", timeout=60_000)
-            first = page.evaluate(POINTS)
+            page.wait_for_function(f"() => ({TRACES})() >= 3 && /DPO run .*running/.test(({TITLE})())",
+                                   timeout=60_000)
             page.wait_for_function(f"() => /done/.test(document.querySelector('{STATUS}').innerText)",
                                    timeout=600_000)
-            assert page.evaluate(POINTS) == 3 > first or first == 3
+            page.wait_for_function(f"() => /DPO run .*done/.test(({TITLE})())", timeout=60_000)
+            assert page.evaluate(TRACES) >= 7  # rewards, margin, loss, accuracy, log-probs, KL
             text = page.locator(STATUS).inner_text()
             assert "step 3/3" in text and "margin" in text and "reward accuracy" in text
             page.screenshot(path=os.path.join(test_output_dir, "dpo-run.png"), full_page=True)
