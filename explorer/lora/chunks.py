@@ -69,7 +69,7 @@ def train_chunk(run_id: str, tokenized: list, first: int, last: int, adapter: di
     from explorer.lora import train
 
     run = train._RUNS[run_id]
-    params, optimizer, scheduler = train._optimiser(run)
+    params, optimizer, scheduler = train.optimiser(run)
     _load(run, params, optimizer, scheduler, adapter, optim_state, sched_state)
     records: list = []
     ok, first_loss = train._steps(run, tokenized, params, optimizer, scheduler, first, last, start, first_loss,
@@ -103,7 +103,7 @@ def run_chunked(run, tokenized: list, params, optimizer, scheduler, plan: list[i
                                                   f"adapter keeps step {first}.")
             return False
         if out["adapter"] is None:
-            train._discard(run, out["message"])
+            train.discard(run, out["message"])
             run.records.extend(out["records"])
             return False
         _load(run, params, optimizer, scheduler, out["adapter"], out["optim"], out["sched"])

@@ -117,8 +117,22 @@ def parse_jsonl(text: str, max_bytes: int | None) -> list[dict]:
         ValueError: over ``max_bytes`` (bytes of UTF-8), no examples, or malformed lines (the message
             lists the 1-based line numbers of every bad line, up to ten).
     """
+    def check(obj, where):
+        to_messages(obj, where)
+        return obj
+
+    return read_jsonl(text, max_bytes, check, "The dataset is empty: add at least one prompt/response pair.")
+
+
+def read_jsonl(text: str, max_bytes: int | None, check, empty_message: str) -> list:
+    """``check(obj, "line N")`` for each JSON object of ``text`` (one per line, blank lines skipped); the results.
+
+    Raises:
+        ValueError: over ``max_bytes`` (bytes of UTF-8); lines that are not JSON or that ``check`` refuses (one
+            message listing up to ten, by 1-based line number); no objects at all (``empty_message``).
+    """
     check_size(text, max_bytes)
-    examples, bad = [], []
+    items, bad = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -128,18 +142,15 @@ def parse_jsonl(text: str, max_bytes: int | None) -> list[dict]:
             bad.append(f"line {number}: not valid JSON ({exc.msg})")
             continue
         try:
-            to_messages(obj, f"line {number}")
+            items.append(check(obj, f"line {number}"))
         except ValueError as exc:
             bad.append(str(exc))
-            continue
-        examples.append(obj)
     if bad:
-        shown = "; ".join(bad[:10])
         more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
-        raise ValueError(f"The JSONL has {len(bad)} malformed line(s): {shown}{more}.")
-    if not examples:
-        raise ValueError("The dataset is empty: add at least one prompt/response pair.")
-    return examples
+        raise ValueError(f"The JSONL has {len(bad)} malformed line(s): {'; '.join(bad[:10])}{more}.")
+    if not items:
+        raise ValueError(empty_message)
+    return items
 
 
 def check_size(text: str, max_bytes: int | None) -> None:
@@ -164,7 +175,8 @@ def validate_dataset(examples, max_bytes: int | None) -> list[list[dict]]:
     return [to_messages(example, f"example {i + 1}") for i, example in enumerate(examples)]
 
 
-def _template_ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:
+def template_ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:
+    """Token ids of ``messages`` through the tokenizer's chat template (a plain list of ints)."""
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
                                         return_dict=False)
     if hasattr(ids, "keys"):
@@ -172,7 +184,8 @@ def _template_ids(tokenizer, messages: list[dict], add_generation_prompt: bool) 
     return list(ids)
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two id lists."""
     n = 0
     for x, y in zip(a, b):
         if x != y:
@@ -191,7 +204,7 @@ def tokenize_example(tokenizer, messages: list[dict], max_tokens: int) -> Tokeni
     Raises:
         ValueError: the example is longer than ``max_tokens`` tokens.
     """
-    full = _template_ids(tokenizer, messages, add_generation_prompt=False)
+    full = template_ids(tokenizer, messages, add_generation_prompt=False)
     if len(full) > max_tokens:
         raise ValueError(f"An example is {len(full)} tokens long after the chat template; the cap is {max_tokens}. "
                          f"Shorten it: {messages[-1]['content'][:60]!r}")
@@ -199,8 +212,8 @@ def tokenize_example(tokenizer, messages: list[dict], max_tokens: int) -> Tokeni
     for k, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        start = _common_prefix(_template_ids(tokenizer, messages[:k], add_generation_prompt=True), full)
-        end = _common_prefix(_template_ids(tokenizer, messages[:k + 1], add_generation_prompt=False), full)
+        start = common_prefix(template_ids(tokenizer, messages[:k], add_generation_prompt=True), full)
+        end = common_prefix(template_ids(tokenizer, messages[:k + 1], add_generation_prompt=False), full)
         labels[start:end] = np.asarray(full[start:end], dtype=np.int64)
     return TokenizedExample(input_ids=np.asarray(full, dtype=np.int64), labels=labels)
 

@@ -90,7 +90,7 @@ def _ids(run: LoraRun, prompt: str) -> list[int]:
     return run.engine.chat_ids(prompt)
 
 
-def _greedy(engine, ids: list[int], max_new_tokens: int, model=None) -> str:
+def greedy_answer(engine, ids: list[int], max_new_tokens: int, model=None) -> str:
     """Greedy answer through :meth:`Engine.steps` (one locked pass per token), end-of-sequence dropped."""
     tokens = [step.token for step in engine.steps(ids, max_new_tokens, model=model) if not step.finished]
     return engine.tokenizer.decode(tokens, skip_special_tokens=True).strip()
@@ -108,8 +108,8 @@ def generate(run: LoraRun, prompt: str, max_new_tokens: int = 24) -> tuple[str, 
     engine = run.engine
     max_new_tokens = max(1, min(int(max_new_tokens), get_limits().max_new_tokens))
     ids = _ids(run, prompt)
-    base = _greedy(engine, ids, max_new_tokens)
-    adapted = _greedy(engine, ids, max_new_tokens, model=AdaptedModel(run))
+    base = greedy_answer(engine, ids, max_new_tokens)
+    adapted = greedy_answer(engine, ids, max_new_tokens, model=AdaptedModel(run))
     return base, adapted
 
 

@@ -188,7 +188,7 @@ def adapter_active(run: LoraRun, train: bool = False):
             model.eval()
 
 
-def _optimiser(run: LoraRun):
+def optimiser(run: LoraRun):
     """``(params, optimizer, scheduler)`` for ``run``'s adapter: AdamW and the transformers scheduler."""
     import torch
     from transformers import get_scheduler
@@ -206,7 +206,7 @@ def _optimiser(run: LoraRun):
 def _train(run: LoraRun, tokenized: list) -> None:
     from explorer.lora import chunks
 
-    params, optimizer, scheduler = _optimiser(run)
+    params, optimizer, scheduler = optimiser(run)
     start = time.perf_counter()
     plan = chunks.plan_for(run.settings.steps)  # on ZeroGPU: GPU calls of a few steps each, driven from here
     if plan is not None:
@@ -224,20 +224,10 @@ def _steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: i
     import torch
 
     s, engine, model = run.settings, run.engine, run.peft_model
-    limits = get_limits()
     pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
     order = batch_order(len(tokenized), s.batch_size, s.steps, s.seed)
     for step in range(first, last):
-        if run.stop_event.is_set():
-            run.status, run.message = "stopped", f"Stopped after {step} of {s.steps} steps; the adapter keeps step {step}."
-            return False, first_loss
-        if time.monotonic() - run.last_polled > limits.lora_idle_seconds:
-            run.status, run.message = "stopped", (f"Stopped after {step} steps: no page polled the run for "
-                                                  f"{limits.lora_idle_seconds:.0f} s; the adapter keeps step {step}.")
-            return False, first_loss
-        if time.perf_counter() - start > limits.max_run_seconds:
-            run.status, run.message = "stopped", (f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after "
-                                                  f"{step} steps; the adapter keeps step {step}.")
+        if stopped(run, step, start):
             return False, first_loss
         batch = {k: v.to(engine.device) for k, v in collate([tokenized[i] for i in order[step]], pad_id).items()}
         lr = scheduler.get_last_lr()[0]
@@ -257,7 +247,7 @@ def _steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: i
             optimizer.zero_grad(set_to_none=True)
             step_s = time.perf_counter() - t0
         if bad:
-            _discard(run, f"The loss {'became NaN/inf' if not math.isfinite(value) else f'exploded to {value:.3g}'} at "
+            discard(run, f"The loss {'became NaN/inf' if not math.isfinite(value) else f'exploded to {value:.3g}'} at "
                           f"step {step + 1} with learning rate {s.learning_rate:g}; the run stopped and its adapter "
                           "was discarded. Try a smaller learning rate (e.g. 1e-4 to 3e-3).")
             return False, first_loss
@@ -268,7 +258,25 @@ def _steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: i
     return True, first_loss
 
 
-def _discard(run: LoraRun, message: str) -> None:
+def stopped(run: LoraRun, step: int, start: float) -> bool:
+    """Whether the run must stop before step ``step`` (0-based): Stop pressed, no page polling it for
+    ``Limits.lora_idle_seconds``, or ``Limits.max_run_seconds`` since ``start`` (``time.perf_counter()``).
+    Sets the run's status and message when it does."""
+    limits, total = get_limits(), run.settings.steps
+    if run.stop_event.is_set():
+        why = f"Stopped after {step} of {total} steps"
+    elif time.monotonic() - run.last_polled > limits.lora_idle_seconds:
+        why = f"Stopped after {step} steps: no page polled the run for {limits.lora_idle_seconds:.0f} s"
+    elif time.perf_counter() - start > limits.max_run_seconds:
+        why = f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after {step} steps"
+    else:
+        return False
+    run.status, run.message = "stopped", f"{why}; the adapter keeps step {step}."
+    return True
+
+
+def discard(run: LoraRun, message: str) -> None:
+    """Mark ``run`` failed with ``message`` and drop its adapter."""
     run.status, run.message, run.peft_model = "failed", message, None
 
 
@@ -277,7 +285,7 @@ def _worker(run: LoraRun, tokenized: list) -> None:
         _train(run, tokenized)
     except Exception as exc:  # noqa: BLE001 - reported through the run's status
         log.exception("LoRA run %s failed", run.run_id)
-        _discard(run, f"The run failed ({type(exc).__name__}: {exc}); its adapter was discarded.")
+        discard(run, f"The run failed ({type(exc).__name__}: {exc}); its adapter was discarded.")
     finally:
         if run.peft_model is not None:
             for name, p in run.peft_model.named_parameters():
@@ -342,26 +350,37 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
     tokenized = tokenize_dataset(engine.tokenizer, conversations,
                                  max_tokens=min(limits.max_prompt_tokens, MAX_SEQ_TOKENS))
     run_id = uuid.uuid4().hex[:12]
-    with _REGISTRY_LOCK:
-        if any(r.owner == owner and r.status == RUNNING for r in _RUNS.values()):
-            raise ValueError("A run is already going in this session: wait for it or press Stop first.")
-        _evict(owner)
-        run = LoraRun(run_id=run_id, owner=owner, settings=parsed, engine=engine, peft_model=None,
-                      adapter_name=adapter_name_for(owner, run_id), dataset_name=dataset_name, notices=notices,
-                      prompts=tuple(first_prompt(m) for m in conversations),
-                      example_tokens=token_view(engine.tokenizer, tokenized[0]))
-        _RUNS[run_id] = run
-    try:
+    run = LoraRun(run_id=run_id, owner=owner, settings=parsed, engine=engine, peft_model=None,
+                  adapter_name=adapter_name_for(owner, run_id), dataset_name=dataset_name, notices=notices,
+                  prompts=tuple(first_prompt(m) for m in conversations),
+                  example_tokens=token_view(engine.tokenizer, tokenized[0]))
+    with claim(run):
         with engine.session(grad=True):
             run.peft_model, run.peft_counts = build_peft_model(engine, parsed, run.adapter_name)
         run.trainable_params, run.total_params = count_parameters(engine.model, parsed)
-    except Exception:
-        with _REGISTRY_LOCK:
-            _RUNS.pop(run_id, None)
-        raise
     run.thread = threading.Thread(target=_worker, args=(run, tokenized), name=f"lora-{run_id}", daemon=True)
     run.thread.start()
     return run
+
+
+@contextlib.contextmanager
+def claim(run: LoraRun):
+    """Register a new running ``run`` for the block that builds its adapter; unregistered if the block raises.
+
+    Raises:
+        ValueError: the owner already has a run going (one run per session at a time).
+    """
+    with _REGISTRY_LOCK:
+        if any(r.owner == run.owner and r.status == RUNNING for r in _RUNS.values()):
+            raise ValueError("A run is already going in this session: wait for it or press Stop first.")
+        _evict(run.owner)
+        _RUNS[run.run_id] = run
+    try:
+        yield run
+    except BaseException:
+        with _REGISTRY_LOCK:
+            _RUNS.pop(run.run_id, None)
+        raise
 
 
 def get_run(run_id: str, owner: str) -> LoraRun:

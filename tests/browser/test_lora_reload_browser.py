@@ -32,7 +32,7 @@ def test_reload_reattaches_to_the_running_lora_run(app_url, test_output_dir):
         try:
             page.goto(app_url, wait_until="domcontentloaded", timeout=60_000)
             page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
-            page.get_by_role("tab", name="LoRA").click()
+            page.get_by_role("tab", name="Fine-tuning").click()
             page.locator("#lora-run").click()
             # the run has started and finished at least one step: its id is shown
             page.wait_for_function(f"() => {{ const s = document.querySelector('{STATUS}');"
@@ -44,7 +44,7 @@ def test_reload_reattaches_to_the_running_lora_run(app_url, test_output_dir):
 
             page.reload(wait_until="domcontentloaded")
             page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
-            page.get_by_role("tab", name="LoRA").click()
+            page.get_by_role("tab", name="Fine-tuning").click()
             page.wait_for_function(f"() => !!document.querySelector('{RUN_ID}')", timeout=300_000)
             assert "No run yet" not in page.locator(STATUS).inner_text()
             assert page.locator(RUN_ID).inner_text().strip() == run_id  # the same run, not a new owner

@@ -103,7 +103,19 @@ def tokens_of(dataset: list[dict], model: str | None) -> list:
 
 
 def build_lora_tab(ctx) -> dict:
-    """Build the LoRA tab; returns its components by name."""
+    """Build the Fine-tuning tab: SFT with LoRA, and DPO on preference pairs; returns its components by name."""
+    from components.tabs.lora.dpo_tab import build_dpo_section
+
+    with gr.Tabs():
+        with gr.Tab("SFT (LoRA)", id="sft"):
+            parts = build_sft_section(ctx)
+        with gr.Tab("DPO (preferences)", id="dpo", elem_id="dpo-subtab"):
+            parts.update(build_dpo_section(ctx, parts["browser_id"]))
+    return parts
+
+
+def build_sft_section(ctx) -> dict:
+    """Build the SFT (LoRA) section; returns its components by name."""
     limits = ctx.limits
     # rendered with the page, not the tab: inside the tab it would be read only when the tab is first opened,
     # after the page's load handler had already replaced the stored id with a new one (a reload lost the run)
