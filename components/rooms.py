@@ -262,8 +262,11 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
             return f"The room has ended: {exc}", gr.Timer(active=False)
         return _presenter_status(code, view.followers), gr.skip()
 
-    # published at once on every change of the view, and by the timer as a heartbeat and for new results
-    changes = [c.change for c in pair_components + [bar["current_tab"]] + result_states if hasattr(c, "change")]
+    # published at once on every change of the view, and by the timer as a heartbeat and for new results.
+    # The result states are read, not listened to: a .change listener on a gr.State makes gradio deep-hash its
+    # value after every event that writes it, and a lens result (a frozen dataclass holding numpy arrays) is not
+    # hashable, so every Run of that tab failed in postprocessing.
+    changes = [c.change for c in pair_components + [bar["current_tab"]] if hasattr(c, "change")]
     gr.on([parts["publish_timer"].tick] + changes, publish, [parts["code_state"], parts["token_state"],
                                                              bar["current_tab"]] + pair_components + result_states,
           [parts["status"], parts["publish_timer"]], queue=False, show_progress="hidden", trigger_mode="always_last",

@@ -156,3 +156,16 @@ def test_stored_mode_at_start_draws_the_file_and_refuses_a_damaged_one(tmp_path)
     with gr.Blocks():
         parts = build_panel(ctx, damaged)
     assert "checksum mismatch" in parts["talk_note"].value and not parts["stored_box"].visible
+
+
+def test_no_change_listener_on_a_gr_state():
+    """A ``.change`` listener on a ``gr.State`` makes gradio deep-hash the state's value after every event that
+    writes it; a lens result (a frozen dataclass holding numpy arrays) is not hashable, so the tab's Run failed in
+    postprocessing ("unhashable type: 'numpy.ndarray'") once the room's publisher listened to the result states."""
+    import app
+
+    demo = app.build_demo()
+    listened = sorted({type(demo.blocks[bid]).__name__ + f"#{bid}" for fn in demo.fns.values()
+                       for bid, event in fn.targets
+                       if event == "change" and bid in demo.blocks and getattr(demo.blocks[bid], "stateful", False)})
+    assert listened == []
