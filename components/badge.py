@@ -12,7 +12,9 @@ result a figure or table was drawn from. Two DOM conventions, one per kind of co
 - **Tables** (``gr.Dataframe`` results) sit in a column with class ``prov-badged`` whose first child is a
   badge slot (:func:`badged_table`); the handler returns the result's ``Provenance`` for the slot, which
   renders ``<span class="prov-badge" data-kind="measured" title="full source">``. Input tables the user edits
-  carry class ``prov-input`` instead (:data:`INPUT_TABLE`).
+  carry class ``prov-input`` instead (:data:`INPUT_TABLE`). A Markdown section holding a table (the token
+  inspector's) carries class ``prov-badged`` itself and opens with :func:`badge_html`; Gradio's Markdown sanitiser
+  drops ``data-kind`` there, so the kind is also in the badge's class ``prov-<kind>``.
 
 A result served again from the result cache turns ``cached`` (``components/serving.py`` calls
 :func:`mark_cached` on a handler's outputs, figures included), and the badge says "computed N s ago",

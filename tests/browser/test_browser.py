@@ -32,7 +32,8 @@ def page(app_url):
 # Problems with the provenance badges in one tab's panel, by the DOM conventions of components/badge.py: every
 # visible plotly figure with data has one annotation named 'prov-badge' whose text starts with a kind, drawn in
 # the SVG; every visible table with data is an input table ('prov-input') or sits in a 'prov-badged' column whose
-# visible '.prov-badge' carries a data-kind. Returns {plots, tables, problems}.
+# visible '.prov-badge' carries a kind (data-kind, or its
+# class prov-<kind> inside Markdown, whose sanitiser drops data- attributes). Returns {plots, tables, problems}.
 BADGE_PROBLEMS_JS = """(key) => {
   const kinds = ['MEASURED', 'CACHED', 'STORED', 'FORMULA', 'SIMULATED'];
   const panel = document.getElementById('tab-' + key);
@@ -54,8 +55,11 @@ BADGE_PROBLEMS_JS = """(key) => {
     if (table.closest('.prov-input')) continue;
     out.tables++;
     const box = table.closest('.prov-badged');
-    const badge = box && box.querySelector('.prov-badge[data-kind]');
-    if (!badge || !shown(badge) || !kinds.includes(badge.dataset.kind.toUpperCase()))
+    const badge = box && box.querySelector('.prov-badge');
+    // the kind is in data-kind, or in the class prov-<kind> where a Markdown sanitiser drops data- attributes
+    const cls = badge ? [...badge.classList].find((c) => c.startsWith('prov-') && c !== 'prov-badge') : null;
+    const kind = badge ? (badge.dataset.kind || (cls || '').slice(5)).toUpperCase() : null;
+    if (!badge || !shown(badge) || !kinds.includes(kind))
       out.problems.push('table without a badge: ' + table.innerText.slice(0, 60));
   }
   return out;

@@ -30,11 +30,18 @@ def inspect_api(text: str, model: str = "smollm2-135m-instruct", position: int =
     return lens.to_api(lens.run(text, model, position, chat_template is True))
 
 
+def _badged(markdown: str, provenance) -> str:
+    """A Markdown section that may hold a table, led by the result's badge (its component carries class
+    ``badge.BADGED``, so the table sits in a badged box as components/badge.py's DOM convention asks)."""
+    return f"{badge.badge_html(provenance)}\n\n{markdown}" if markdown else markdown
+
+
 def _outputs(result) -> tuple:
-    return (result, figs.token_md(result), badge.stamp(figs.attention_figure(result), result.provenance),
-            figs.prediction_md(result), badge.stamp(figs.logit_lens_figure(result), result.provenance),
-            figs.kv_md(result), figs.quantization_md(result), figs.confidence_md(result),
-            badge.badge_md(result.provenance))
+    prov = result.provenance
+    return (result, figs.token_md(result), badge.stamp(figs.attention_figure(result), prov),
+            _badged(figs.prediction_md(result), prov), badge.stamp(figs.logit_lens_figure(result), prov),
+            _badged(figs.kv_md(result), prov), _badged(figs.quantization_md(result), prov),
+            _badged(figs.confidence_md(result), prov), badge.badge_md(prov))
 
 
 @ui_errors
@@ -62,12 +69,12 @@ def build_inspect_tab(ctx) -> dict:
         with gr.Column(scale=3):
             attention = gr.Plot(label="Attention row (mean over heads, every layer)", elem_id="inspect-main-plot")
         with gr.Column(scale=2):
-            prediction = gr.Markdown(elem_id="inspect-prediction")
+            prediction = gr.Markdown(elem_id="inspect-prediction", elem_classes=[badge.BADGED])
     lens_plot = gr.Plot(label="Logit lens across layers", elem_id="inspect-lens-plot")
     with gr.Row():
-        kv = gr.Markdown(elem_id="inspect-kv")
-        quant = gr.Markdown(elem_id="inspect-quantization")
-    confidence = gr.Markdown(elem_id="inspect-confidence")
+        kv = gr.Markdown(elem_id="inspect-kv", elem_classes=[badge.BADGED])
+        quant = gr.Markdown(elem_id="inspect-quantization", elem_classes=[badge.BADGED])
+    confidence = gr.Markdown(elem_id="inspect-confidence", elem_classes=[badge.BADGED])
     state = gr.State(None)
     outputs = [state, token, attention, prediction, lens_plot, kv, quant, confidence, badge_box]
     inputs = [ctx.prompt, ctx.model, position, chat]
