@@ -61,6 +61,9 @@ SCENES: list[Scene] = [
     Scene("Ground an answer in retrieved text", "Embeddings & RAG: a fact the model cannot know, with vs without retrieval",
           {"tab": "embeddings", "prompt": "Who founded Velmora?", "embeddings.question": "Who founded Velmora?",
            "embeddings.k": "1"}),
+    Scene("One token through every lens", "Inspector: what ' Paris' attends to, its KV bytes, the prediction, the "
+          "logit lens and what int8 / NF4 change",
+          {"tab": "inspect", "prompt": "The capital of France is Paris", "inspect.position": "5"}),
 ]
 
 

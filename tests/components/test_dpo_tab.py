@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from components import badge
 from components.tabs.lora import dpo_figures as figs
 from components.tabs.lora.dpo_tab import BASE_REF, dpo_settings_dict, pairs_of, sft_choices, stream
 from explorer.lora import dpo
@@ -24,7 +25,9 @@ def test_stream_renders_every_step_and_the_end(tiny_engine):
     run = dpo.start_dpo(owner, PAIRS, {"steps": 4, "batch_size": 2, "rank": 4, "kl_every": 2,
                                        "learning_rate": 1e-2, "target_modules": ["q", "v"]}, engine=tiny_engine)
     outputs = list(stream(owner, run))
-    run_id, status, fig, runs_fig, table, choices = outputs[-1]
+    run_id, status, fig, runs_fig, table, table_prov, choices = outputs[-1]
+    assert table_prov.kind == "measured" and table_prov.source == dpo.snapshot(run).provenance.source
+    assert badge.provenance_of(fig).kind == "measured" and badge.provenance_of(runs_fig).kind == "measured"
     assert run_id == run.run_id and "done" in status and "4/4" in status and "margin" in status
     names = [t.name for t in fig.data]
     assert names[:3] == ["margin", "chosen reward", "rejected reward"] and "KL" in names

@@ -13,9 +13,11 @@ import gradio as gr
 import pandas as pd
 from gradio.context import Context
 
+from components.badge import INPUT_TABLE, badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.lora import dpo_figures as figs
 from explorer import lora
+from explorer.core.provenance import measured
 from explorer.core.validation import check_mapping, check_records
 from explorer.lora import dpo
 from explorer.lora.adapter_io import save_adapter
@@ -81,8 +83,11 @@ def sft_choices(owner: str) -> list[str]:
 def view(owner: str, snap) -> tuple:
     """Outputs of the DPO views: run id, status, live figure, runs overlay, runs table, reference choices."""
     snaps = [dpo.snapshot(r) for r in dpo.runs_of(owner)] if owner else []
-    return (snap.run_id if snap is not None else None, figs.dpo_status_html(snap), figs.dpo_figure(snap),
-            figs.dpo_runs_figure(snaps), runs_table(snaps), gr.update(choices=sft_choices(owner)))
+    latest = snaps[-1].provenance if snaps else None
+    return (snap.run_id if snap is not None else None, figs.dpo_status_html(snap),
+            stamp(figs.dpo_figure(snap), snap.provenance if snap is not None else None),
+            stamp(figs.dpo_runs_figure(snaps), latest), runs_table(snaps), latest,
+            gr.update(choices=sft_choices(owner)))
 
 
 def stream(owner: str, run):
@@ -115,7 +120,7 @@ def build_dpo_section(ctx, browser_id) -> dict:
             data_name = gr.Radio(list(BUILTIN_PREFERENCES) + [CUSTOM], value=DEFAULT_SET, label="Preference pairs")
             table = gr.Dataframe(pd.DataFrame(builtin_preferences(DEFAULT_SET), columns=list(FIELDS)),
                                  headers=list(FIELDS), column_count=(3, "fixed"), interactive=True, wrap=True,
-                                 max_height=260, label="Pairs (editable)")
+                                 max_height=260, label="Pairs (editable)", elem_classes=[INPUT_TABLE])
             upload = gr.File(label="Upload JSONL: one {'prompt', 'chosen', 'rejected'} per line",
                              file_types=[".jsonl", ".json"], height=90)
         with gr.Column(scale=1):
@@ -140,20 +145,21 @@ def build_dpo_section(ctx, browser_id) -> dict:
     plot = gr.Plot(figs.dpo_figure(None), elem_id="dpo-margin-plot", label="Margin, rewards, log-probs, KL")
     with gr.Accordion("DPO runs compared", open=False):
         runs_plot = gr.Plot(label="Margins of this session's DPO runs")
-        runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, label="DPO runs")
+        runs_badge, runs = badged_table(headers=RUN_COLUMNS, interactive=False, label="DPO runs")
     with gr.Accordion("Before / after: base, SFT and DPO on held-out prompts", open=True):
         with gr.Row():
             compare_sft = gr.Dropdown([BASE_REF], value=BASE_REF, label="SFT run for the middle column",
                                       info="used when the DPO run did not start from an SFT run")
             answers_btn = gr.Button("Answer the held-out prompts")
             export_btn = gr.Button("Download the DPO adapter (PEFT format)")
-        answers = gr.Dataframe(headers=["prompt", "base", "SFT adapter", "DPO adapter"], wrap=True, interactive=False)
+        answers_badge, answers = badged_table(headers=["prompt", "base", "SFT adapter", "DPO adapter"], wrap=True,
+                                              interactive=False)
         export_file = gr.File(label="adapter_model.safetensors + adapter_config.json (zip)", interactive=False)
     with gr.Accordion("RLHF vs DPO", open=False):
         gr.Markdown(EXPLAINER)
 
     inputs = [steps, lr, beta, rank, alpha, batch, seed, start_from, ctx.model]
-    outputs = [run_id, status, plot, runs_plot, runs, start_from]
+    outputs = [run_id, status, plot, runs_plot, runs, runs_badge, start_from]
     private = {"api_visibility": "private"}
 
     @ui_errors
@@ -216,8 +222,10 @@ def build_dpo_section(ctx, browser_id) -> dict:
         owner = owner_of(owner_id, request)
         sft = lora.get_run(sft_id, owner) if sft_id not in (None, "", BASE_REF) else None
         rows = dpo.answers(run, sft=sft)
-        return pd.DataFrame([(p, b, s if s is not None else "(no SFT run picked)", d) for p, b, s, d in rows],
-                            columns=["prompt", "base", "SFT adapter", "DPO adapter"])
+        table = pd.DataFrame([(p, b, s if s is not None else "(no SFT run picked)", d) for p, b, s, d in rows],
+                             columns=["prompt", "base", "SFT adapter", "DPO adapter"])
+        return table, measured(f"greedy answers of the base, SFT and DPO adapters on {len(rows)} held-out prompts",
+                               run.engine.name)
 
     @ui_errors
     def export(owner_id, chosen, request: gr.Request):
@@ -235,7 +243,7 @@ def build_dpo_section(ctx, browser_id) -> dict:
     stop_btn.click(stop, [browser_id], outputs, cancels=[train_event, attach_event], **private)
     for dropdown in (start_from, compare_sft):
         dropdown.focus(refresh_choices, [browser_id], [start_from, compare_sft], **private)
-    answers_btn.click(held_out, [browser_id, run_id, compare_sft], answers, **private)
+    answers_btn.click(held_out, [browser_id, run_id, compare_sft], [answers, answers_badge], **private)
     export_btn.click(export, [browser_id, run_id], export_file, **private)
 
     @ui_errors
