@@ -7,9 +7,7 @@ import time
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu",
-        "--disable-dev-shm-usage", "--no-first-run", "--disable-sync"]
+from browser_kit import ARGS, CHROMIUM, open_tab
 # Seconds a tab may take to draw its main figure on a 2-core CPU machine.
 TAB_TIMEOUT_S = {"lora": 600, "quantization": 600, "hallucination": 400}
 
@@ -107,7 +105,7 @@ def test_every_tab_renders_its_figure(page, test_output_dir):
     for key, label in [(spec.key, spec.label) for spec in tab_specs()]:
         if key == "tokens":
             continue
-        page.get_by_role("tab", name=label).click()
+        open_tab(page, key)
         run = page.locator(f"#{key}-run")
         run.wait_for(state="visible", timeout=30_000)
         start = time.perf_counter()
