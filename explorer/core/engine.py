@@ -2,8 +2,10 @@
 
 Lenses never touch ``models.loading`` directly for forward passes: they take an engine and run
 inside ``engine.session()``, which holds the model's lock and disables autograd. Anything that
-changes how the shared model runs (eager attention for capture, hooks) happens inside a context
-manager that restores the original in ``finally``, still under the lock.
+changes how the shared model runs (attention implementation, hooks, module swaps, an adapter) is a
+:class:`explorer.core.patches.Patch` handed to :meth:`Engine.forward` / :meth:`Engine.steps` /
+:meth:`Engine.batch_steps` / :meth:`Engine.greedy_continuation` as ``patches=[...]``: installed inside each
+locked pass and removed in ``finally``, so it never reaches another user's pass.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from explorer.core import patches as _patches
 from explorer.core.config import get_limits
 from explorer.core.turns import turn_lock
 from models.loading import LoadedModel, load_model
@@ -66,6 +69,25 @@ class BatchStep:
     tokens: tuple
     finished: tuple
     ms: float
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """What :meth:`Engine.greedy_continuation` generated.
+
+    Attributes:
+        tokens: the generated token ids in order, an end-of-sequence token included when it ended the run.
+        ended: True when the last token is an end-of-sequence id (the run stopped before ``max_new_tokens``
+            or exactly at it).
+    """
+
+    tokens: tuple[int, ...]
+    ended: bool
+
+    @property
+    def content(self) -> tuple[int, ...]:
+        """``tokens`` without the final end-of-sequence token (what a reader sees as the answer)."""
+        return self.tokens[:-1] if self.ended else self.tokens
 
 
 def greedy(logits, index: int) -> int:
@@ -132,18 +154,24 @@ class Engine:
         """Switch the model to eager attention (which returns attention probabilities) for the block.
 
         SDPA stays the default for speed; the previous implementation is restored in ``finally``.
-        Must be used inside :meth:`session`.
+        Must be used inside :meth:`session` (prefer ``eager=True`` or ``patches=[AttnImplementation("eager")]``
+        on :meth:`forward` / :meth:`steps`, which do both).
+
+        Raises:
+            RuntimeError: called outside a turn on this engine.
         """
-        model = self.model
-        previous = getattr(model.config, "_attn_implementation", None) or "sdpa"
-        if previous == "eager":
+        with _patches.applied(self.model, [_patches.AttnImplementation("eager")], lock=self.lock):
             yield
-            return
-        model.set_attn_implementation("eager")
-        try:
-            yield
-        finally:
-            model.set_attn_implementation(previous)
+
+    @contextlib.contextmanager
+    def _pass(self, model, patches, eager: bool = False, grad: bool = False) -> Iterator[Any]:
+        """One locked pass: a turn, then ``patches`` (and eager attention) installed on ``model``; yields the
+        module to call. Everything is undone in ``finally`` before the turn ends."""
+        patches = _patches.check(patches)
+        if eager:
+            patches = (_patches.AttnImplementation("eager"),) + patches
+        with self.session(grad=grad), _patches.applied(model, patches, lock=self.lock) as run_model:
+            yield run_model
 
     def encode(self, text: str, add_special_tokens: bool = True, max_tokens: int | None = None) -> list[int]:
         """Token ids of plain ``text`` (no chat template).
@@ -202,7 +230,7 @@ class Engine:
             tensor = tensor.unsqueeze(0)
         return tensor.to(self.device)
 
-    def forward(self, ids, model=None, grad: bool = False, eager: bool = False, **forward_kwargs):
+    def forward(self, ids, model=None, grad: bool = False, eager: bool = False, patches=(), **forward_kwargs):
         """Run one forward pass of ``model`` (default: the shared model) under the lock and return its output.
 
         Args:
@@ -212,17 +240,22 @@ class Engine:
             grad: keep autograd on (training, attribution); otherwise ``torch.inference_mode``.
             eager: switch to eager attention for this pass (restored after it, still under the lock), so
                 ``output_attentions=True`` returns attention probabilities.
+            patches: :class:`explorer.core.patches.Patch` objects installed for this pass only (hooks, module
+                swaps, attention implementation, an adapter), removed in ``finally``.
             **forward_kwargs: passed to the model (``output_attentions``, ``past_key_values``, ``labels`` ...).
         Returns:
             the model output (``logits`` ``(1, n, vocab)`` unless ``logits_to_keep`` says otherwise).
+        Raises:
+            ValueError: ``patches`` holds something that is not a Patch, or names a missing module.
         """
         inputs = {} if ids is None else {"input_ids": self.as_input(ids)}
-        with self.session(grad=grad), (self.eager_attention() if eager else contextlib.nullcontext()):
-            return (model or self.model)(**inputs, **forward_kwargs)
+        with self._pass(model or self.model, patches, eager=eager, grad=grad) as run_model:
+            return run_model(**inputs, **forward_kwargs)
 
     def steps(self, ids, max_new_tokens: int, select: Callable[[Any, int], int] = greedy,
               forward_kwargs: dict | None = None, cache=None, model=None, stop_at_eos: bool = True,
-              eos_ids: set[int] | None = None, use_cache: bool = True, eager: bool = False) -> Iterator[Step]:
+              eos_ids: set[int] | None = None, use_cache: bool = True, eager: bool = False,
+              patches=()) -> Iterator[Step]:
         """The one way to step the model: prefill ``ids``, then one decode pass per generated token.
 
         Each pass holds the lock for that pass only, so other users interleave between tokens. ``select``
@@ -242,10 +275,12 @@ class Engine:
                 saves; ``Step.cache`` is then None and ``Step.input_ids`` is the whole sequence).
             eager: switch to eager attention for each pass (inside the lock, restored after it), so
                 ``forward_kwargs={"output_attentions": True}`` returns attention probabilities.
+            patches: :class:`explorer.core.patches.Patch` objects installed inside each pass and removed after
+                it (so nothing is installed between passes, when other users run or the caller stops).
         Yields:
             :class:`Step` per pass, ``max_new_tokens`` at most.
         Raises:
-            ValueError: ``max_new_tokens`` below 1.
+            ValueError: ``max_new_tokens`` below 1, or a bad ``patches`` entry.
         """
         import torch
         from transformers import DynamicCache
@@ -253,6 +288,7 @@ class Engine:
         if int(max_new_tokens) < 1:
             raise ValueError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
         model = model or self.model
+        patches = _patches.check(patches)
         kwargs = dict(forward_kwargs or {})
         eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
         if use_cache and cache is None:
@@ -263,10 +299,10 @@ class Engine:
             kwargs.update(use_cache=False)
         feed = self.as_input(ids)
         for index in range(int(max_new_tokens)):
-            with self.session(), (self.eager_attention() if eager else contextlib.nullcontext()):
+            with self._pass(model, patches, eager=eager) as run_model:
                 self.synchronize()
                 start = time.perf_counter()
-                output = model(input_ids=feed, logits_to_keep=1, **kwargs)
+                output = run_model(input_ids=feed, logits_to_keep=1, **kwargs)
                 self.synchronize()
                 ms = (time.perf_counter() - start) * 1000.0
             logits = output.logits[0, -1].float().cpu()
@@ -283,7 +319,8 @@ class Engine:
             feed = step_input if use_cache else torch.cat([feed, step_input], dim=-1)
 
     def batch_steps(self, ids, rows: int, max_new_tokens: int, select: Callable[[int, Any, int], int],
-                    model=None, stop_at_eos: bool = True, eos_ids: set[int] | None = None) -> Iterator[BatchStep]:
+                    model=None, stop_at_eos: bool = True, eos_ids: set[int] | None = None,
+                    patches=()) -> Iterator[BatchStep]:
         """:meth:`steps` for ``rows`` sequences that continue one shared prompt, stepped as one batch.
 
         The prompt is prefilled once (one row), its cache is repeated to ``rows`` rows
@@ -301,10 +338,11 @@ class Engine:
             select: ``select(row, logits (vocab,), step_index) -> token id``.
             model: another module tree sharing this engine's lock.
             stop_at_eos / eos_ids: as in :meth:`steps`, per row.
+            patches: as in :meth:`steps` (installed inside each pass, removed after it).
         Yields:
             :class:`BatchStep` per pass.
         Raises:
-            ValueError: ``rows`` or ``max_new_tokens`` below 1.
+            ValueError: ``rows`` or ``max_new_tokens`` below 1, or a bad ``patches`` entry.
         """
         import torch
         from transformers import DynamicCache
@@ -314,14 +352,15 @@ class Engine:
         if int(max_new_tokens) < 1:
             raise ValueError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
         model = model or self.model
+        patches = _patches.check(patches)
         eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
         cache = DynamicCache(config=model.config)
         feed, running = self.as_input(ids), list(range(int(rows)))
         for index in range(int(max_new_tokens)):
-            with self.session():
+            with self._pass(model, patches) as run_model:
                 self.synchronize()
                 start = time.perf_counter()
-                output = model(input_ids=feed, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                output = run_model(input_ids=feed, past_key_values=cache, use_cache=True, logits_to_keep=1)
                 self.synchronize()
                 ms = (time.perf_counter() - start) * 1000.0
             cache = output.past_key_values
@@ -340,6 +379,25 @@ class Engine:
                 cache.batch_select_indices(torch.tensor(keep, device=self.device))
                 running = [running[k] for k in keep]
             feed = torch.tensor([[tokens[k]] for k in keep], device=self.device)
+
+    def greedy_continuation(self, ids, max_new_tokens: int, model=None, patches=(), stop_at_eos: bool = True,
+                            eos_ids: set[int] | None = None) -> Continuation:
+        """The one greedy continuation: arg-max tokens after ``ids`` through :meth:`steps` (one locked pass per
+        token, so other users interleave), with ``patches`` inside each pass.
+
+        Args:
+            ids: the prompt's token ids, ``(n,)`` (list, array or tensor).
+            max_new_tokens: tokens to generate at most (>= 1).
+            model, patches, stop_at_eos, eos_ids: as in :meth:`steps`.
+        Returns:
+            :class:`Continuation` (its ``tokens`` equal ``model.generate(do_sample=False)``'s new tokens up to
+            float rounding ties).
+        Raises:
+            ValueError: ``max_new_tokens`` below 1, or a bad ``patches`` entry.
+        """
+        steps = list(self.steps(ids, max_new_tokens, model=model, patches=patches, stop_at_eos=stop_at_eos,
+                                eos_ids=eos_ids))
+        return Continuation(tokens=tuple(s.token for s in steps), ended=bool(steps and steps[-1].finished))
 
     def eos_token_ids(self) -> set[int]:
         """Token ids that end a generation: the generation config's ``eos_token_id`` (int or list), else the
