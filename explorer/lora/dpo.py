@@ -9,7 +9,7 @@ is the *implicit reward*: DPO is RLHF's KL-regularised reward maximisation solve
 model and no RL loop are needed, and β is the strength of the KL leash to the reference. This is TRL's
 ``DPOTrainer`` loss ``sigmoid`` with ``f_divergence_type="reverse_kl"``; the pieces come from TRL (its
 tokenisation of pairs, ``DataCollatorForPreference``, ``selective_log_softmax``) and the equality with
-``DPOTrainer`` on the same batch is tested (tests/explorer/test_dpo.py).
+``DPOTrainer`` on the same batch is tested (tests/explorer/lora/test_dpo.py).
 
 Not TRL's trainer itself: it wraps and patches the model it trains, and here the model is shared by every user.
 A DPO run is a :class:`explorer.lora.train.LoraRun` (same registry, owner isolation, Stop, reload re-attach,
