@@ -56,7 +56,8 @@ def patterns_figure(results: dict) -> go.Figure:
     acc = [r.accuracy for r in ordered]
     fig.add_trace(go.Bar(x=names, y=np.asarray(acc) * 100, error_y=_err(acc, [r.interval for r in ordered]),
                          marker_color=[GOOD if a >= 0.5 else BAD for a in acc], name="accuracy",
-                         text=[f"{a:.0%} of {len(r.items)}" for a, r in zip(acc, ordered)], textposition="inside",
+                         text=[f"{a:.0%} of {len(r.items)}" for a, r in zip(acc, ordered)],
+                         textposition=["inside" if a >= 0.2 else "outside" for a in acc], cliponaxis=False,
                          hovertemplate="%{x}: %{y:.0f} %<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Bar(x=names, y=[r.tokens / max(len(r.items), 1) for r in ordered], marker_color="#64748b",
                          name="tokens per item", hovertemplate="%{x}: %{y:.0f} tokens per item<extra></extra>"),
@@ -107,7 +108,8 @@ def benchmark_figure(result) -> go.Figure:
     values = [result.acc, result.acc_norm]
     fig.add_trace(go.Bar(x=["acc (highest log-likelihood)", "acc_norm (per byte)"], y=np.asarray(values) * 100,
                          error_y=_err(values, [result.interval, result.interval_norm]),
-                         marker_color=[GOOD, "#0d9488"], text=[f"{v:.0%}" for v in values], textposition="inside",
+                         marker_color=[GOOD, "#0d9488"], text=[f"{v:.0%}" for v in values], cliponaxis=False,
+                         textposition=["inside" if v >= 0.2 else "outside" for v in values],
                          hovertemplate="%{x}: %{y:.0f} %<extra></extra>"))
     fig.add_hline(y=25, line_dash="dot", line_color="#94a3b8", annotation_text="chance (4 options)",
                   annotation_position="bottom left")
@@ -176,3 +178,34 @@ def contamination_md(result) -> str:
 def handbook_md(rows) -> str:
     """The handbook's benchmark list (what each tests, what a high score means) as Markdown bullets."""
     return "\n".join(f"- **{name}**: {tests}; a high score means {means}." for name, tests, means in rows)
+
+
+def stored_figure(table, model: str) -> go.Figure:
+    """The stored table for ``model``: accuracy (%) per task and pattern, every cell with its interval and n."""
+    rows = table.for_model(model)
+    if not rows:
+        return empty_figure(f"No stored table for {model} yet (python bench/bench_prompting.py --write).")
+    from explorer.prompting.tasks import TASKS
+
+    columns = [p for p in PATTERNS + ("benchmark",) if any(r["pattern"] == p for r in rows)]
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    z, text = [], []
+    for task in tasks:
+        z_row, t_row = [], []
+        for pattern in columns:
+            row = next((r for r in rows if r["task"] == task and r["pattern"] == pattern), None)
+            if row is None:
+                z_row.append(None)
+                t_row.append("")
+                continue
+            value = row.get("accuracy", row.get("acc"))
+            z_row.append(value * 100)
+            t_row.append(f"{value:.0%}<br>[{row['interval'][0]:.0%}–{row['interval'][1]:.0%}]<br>n={row['n']}")
+        z.append(z_row)
+        text.append(t_row)
+    names = [LABELS.get(p, "benchmark (acc, log-lik.)") for p in columns]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=tasks, text=text, texttemplate="%{text}", zmin=0, zmax=100,
+                               colorscale="RdYlGn", colorbar={"title": "accuracy %"},
+                               hovertemplate="%{y}, %{x}: %{z:.0f} %<extra></extra>"))
+    fig.update_xaxes(title_text="pattern (95 % bootstrap interval, items scored)")
+    return _layout(fig, f"Stored: every pattern on the held-out items ({model})", 420)

@@ -11,7 +11,7 @@ from components.errors import ui_errors
 from components.stoppable import iterate_in_thread
 from components.tabs.prompting import figures as figs
 from explorer.core.progress import Progress, run_to_end
-from explorer.prompting import benchmark, contamination, lens
+from explorer.prompting import benchmark, contamination, lens, stored
 from explorer.prompting.patterns import LABELS, PATTERNS
 from explorer.prompting.tasks import TASKS, source
 
@@ -68,6 +68,15 @@ def run_pattern(prompt_model, task, pattern, k, n_samples, limit, form, runs, pr
     runs[key] = {**runs.get(key, {}), result.pattern: result}
     yield (result, runs, stamp(figs.patterns_figure(runs[key]), result.provenance), figs.summary_md(result),
            figs.item_rows(result), result.provenance, figs.item_md(result, 0))
+
+
+def show_stored(model):
+    """The stored table for the picked model (no model run): figure and the provenance line."""
+    table = stored.load_stored()
+    if table is None:
+        return figs.empty_figure("No stored table yet (python bench/bench_prompting.py --write)."), ""
+    model = model or "smollm2-135m-instruct"
+    return stamp(figs.stored_figure(table, model), table.provenance), badge_md(table.provenance)
 
 
 def pick_item(result, evt: gr.SelectData):
@@ -159,11 +168,18 @@ def _patterns_section(ctx) -> dict:
         stop = gr.Button("Stop", variant="stop")
     source_md = gr.Markdown(f"Items: {source('capitals')}.")
     summary = gr.Markdown(elem_id="prompting-summary")
-    plot = gr.Plot(elem_id="prompting-main-plot", label="accuracy and tokens per pattern")
+    plot = gr.Plot(figs.empty_figure("Press 'Run the pattern': its accuracy and tokens appear here, beside the other "
+                                     "patterns you run on the same task."),
+                   elem_id="prompting-main-plot", label="accuracy and tokens per pattern")
     table_badge, table = badged_table(headers=figs.ITEM_HEADERS, interactive=False, elem_id="prompting-items",
                                       label="items (click one to see its prompt and output)")
     detail = gr.Markdown(elem_id="prompting-item")
+    with gr.Accordion("Stored: every pattern on every task (bench)", open=False):
+        stored_plot = gr.Plot(elem_id="prompting-stored-plot", label="stored table")
+        stored_md = gr.Markdown()
     result, runs = gr.State(None), gr.State({})
+    gr.on([gr.context.Context.root_block.load, ctx.model.change], show_stored, ctx.model, [stored_plot, stored_md],
+          api_visibility="private", queue=False)
     task.change(lambda t: f"Items: {source(t)}.", task, source_md, api_visibility="private", queue=False)
     event = run.click(run_pattern, [ctx.model, task, pattern, k, n_samples, limit, form, runs],
                       [result, runs, plot, summary, table, table_badge, detail], api_visibility="private")
@@ -186,7 +202,8 @@ def _benchmark_section(ctx, browser_id) -> dict:
         form = gr.Dropdown(list(FORMS), value=list(FORMS)[0], label="how the question reaches the model")
         run = gr.Button("Score the benchmark", elem_id="prompting-bench-run")
     summary = gr.Markdown()
-    plot = gr.Plot(elem_id="prompting-bench-plot", label="acc and acc_norm")
+    plot = gr.Plot(figs.empty_figure("Press 'Score the benchmark' to score every held-out item as multiple choice."),
+                   elem_id="prompting-bench-plot", label="acc and acc_norm")
     table_badge, table = badged_table(headers=figs.BENCH_HEADERS, interactive=False, label="items")
     with gr.Accordion("What the field's benchmarks measure (from the concept handbook)", open=False):
         gr.Markdown(figs.handbook_md(benchmark.HANDBOOK_BENCHMARKS))
@@ -210,7 +227,8 @@ def _contamination_section(ctx, browser_id, adapter_box) -> dict:
         run = gr.Button("Leak and measure", elem_id="prompting-leak-run")
         stop = gr.Button("Stop", variant="stop")
     summary = gr.Markdown()
-    plot = gr.Plot(elem_id="prompting-leak-plot", label="inflation and detection")
+    plot = gr.Plot(figs.empty_figure("Press 'Leak and measure': a LoRA run of about a minute, then both halves "
+                                     "scored again."), elem_id="prompting-leak-plot", label="inflation and detection")
     result = gr.State(None)
     event = run.click(run_contamination, [ctx.model, task, steps, browser_id], [result, plot, summary, adapter_box],
                       api_visibility="private")
