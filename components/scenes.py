@@ -64,6 +64,10 @@ SCENES: list[Scene] = [
     Scene("One token through every lens", "Inspector: what ' Paris' attends to, its KV bytes, the prediction, the "
           "logit lens and what int8 / NF4 change",
           {"tab": "inspect", "prompt": "The capital of France is Paris", "inspect.position": "5"}),
+    Scene("Does 'think step by step' help a small model?", "Prompting: chain of thought against zero-shot on "
+          "arithmetic, with intervals (it emerged around 100B parameters)",
+          {"tab": "prompting", "prompting.task": "arithmetic", "prompting.pattern": "chain_of_thought",
+           "prompting.limit": "6"}),
 ]
 
 

@@ -61,6 +61,12 @@ class Limits:
         max_rooms: workshop rooms open at once on this server.
         room_poll_seconds: how often a follower's page asks its room for the presenter's view (float, seconds).
         max_talk_bytes: bytes of a talk file (exported room) written or read, uncompressed (bytes).
+        prompting_max_items: test items one live prompting-pattern run scores (the stored table has them all).
+        prompting_max_shots: few-shot examples (k) a prompt may hold.
+        prompting_max_samples: sampled chains (N) one self-consistency item may draw.
+        prompting_reasoning_tokens: tokens a chain-of-thought continuation may write before it is cut.
+        benchmark_max_items: test items one live benchmark scoring run reads (4 options each).
+        contamination_max_steps: optimiser steps of the contamination demo's LoRA run on leaked test items.
     """
 
     max_prompt_tokens: int = 2048
@@ -98,6 +104,12 @@ class Limits:
     max_rooms: int = 200
     room_poll_seconds: float = 1.0
     max_talk_bytes: int = 64 * 2**20
+    prompting_max_items: int = 12
+    prompting_max_shots: int = 8
+    prompting_max_samples: int = 8
+    prompting_reasoning_tokens: int = 64
+    benchmark_max_items: int = 52
+    contamination_max_steps: int = 80
 
 
 def _parse(field: dataclasses.Field, raw: str):

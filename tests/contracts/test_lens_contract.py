@@ -33,6 +33,7 @@ CASES = {
                            owner="lens-contract", engine=e),
     "next_token": lambda e: dict(text="The cat sat on the mat.", engine=e),
     "positions": lambda e: dict(positions=(10, 4), offset=100, engine=e),
+    "prompting": lambda e: dict(task="units", pattern="zero_shot", limit=1, chat_template=False, engine=e),
     "quantization": lambda e: dict(prompt="The cat sat on the mat.", methods=("reference",), max_new_tokens=3,
                                    engine=e),
     "tokens": lambda e: dict(text="Hello world", tokenizers=["cl100k_base"]),

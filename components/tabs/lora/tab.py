@@ -117,6 +117,7 @@ def build_sft_section(ctx) -> dict:
     # after the page's load handler had already replaced the stored id with a new one (a reload lost the run)
     browser_id = gr.BrowserState("", storage_key="llm-explorer-lora-owner", render=False)
     ctx.page_level.append(browser_id)
+    ctx.extra["lora_owner"] = browser_id  # other tabs that score this session's adapters read the same id
     run_id = gr.State(None)
     result = gr.State(None)  # the RunSnapshot shown, for "Download result (JSON)"
     gr.Markdown("LoRA freezes the base weights W and trains a low-rank update W + (α/r)·BA on chosen layers. "
