@@ -59,8 +59,14 @@ class Limits:
             long generation) is split into calls that each fit.
         room_idle_seconds: a workshop room whose presenter has not been seen for this long ends (float, seconds).
         max_rooms: workshop rooms open at once on this server.
-        room_poll_seconds: how often a follower's page asks its room for the presenter's view (float, seconds).
+        room_poll_seconds: how soon a follower's page reconnects after its push connection dropped (float, seconds).
         max_talk_bytes: bytes of a talk file (exported room) written or read, uncompressed (bytes).
+        room_max_followers: push connections (follower pages) one room serves at once.
+        room_push_per_client: push connections one follower (a browser's client id) may hold at once.
+        room_push_per_ip: push connections one IP address may hold at once, over all rooms (a classroom behind
+            one NAT shares an address, so keep it above the audience size).
+        room_push_bytes: bytes of one room's pushed payload (the presenter's view and shown result, JSON,
+            uncompressed); a larger result is pushed without its biggest outputs, with a note.
     """
 
     max_prompt_tokens: int = 2048
@@ -98,6 +104,10 @@ class Limits:
     max_rooms: int = 200
     room_poll_seconds: float = 1.0
     max_talk_bytes: int = 64 * 2**20
+    room_max_followers: int = 500
+    room_push_per_client: int = 4
+    room_push_per_ip: int = 600
+    room_push_bytes: int = 16 * 2**20
 
 
 def _parse(field: dataclasses.Field, raw: str):
