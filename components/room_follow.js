@@ -41,7 +41,7 @@
     .llmx-out table { border-collapse: collapse; font-size: 0.85rem; }
     .llmx-out td, .llmx-out th { border: 1px solid rgba(128,128,128,0.35); padding: 2px 6px; }
     .llmx-out pre { max-height: 320px; overflow: auto; font-size: 0.8rem; }
-    body.llmx-following #lens-tabs { display: none !important; }`;
+    body.llmx-following #lens-tabs, body.llmx-following .llmx-own-view { display: none !important; }`;
   document.head.append(style);
 
   const stage = el('div', 'llmx-stage');
@@ -62,7 +62,14 @@
 
   const mountStage = (tries) => {
     const host = document.querySelector('#room-stage');
-    if (host) { host.replaceChildren(stage); return; }
+    if (host) {
+      host.replaceChildren(stage);
+      // this page's own prompt bar is hidden while following: the stage shows the presenter's prompt
+      let bar = document.querySelector('#prompt');
+      while (bar && !bar.querySelector('#model')) bar = bar.parentElement;
+      if (bar && bar !== document.body) bar.classList.add('llmx-own-view');
+      return;
+    }
     if (tries < 100) setTimeout(() => mountStage(tries + 1), 100);
   };
   mountStage(0);
