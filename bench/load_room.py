@@ -9,8 +9,8 @@ Starts ``app.py`` as ``bench/load.py`` does (its helpers are imported, not copie
    pushed) and every ``--scene-seconds`` publishes the next scene's view (``/room_publish``), computes the scene's
    requests (the results are pushed as they are served), then publishes the result stamp, as the page does.
    N followers are light asynchronous HTTP clients in this one process, as ``room_follow.js`` is in a page: one
-   Server-Sent Events connection each (``/room_push/CODE/events``), and on each new version one conditional GET of
-   the gzip payload (``/room_push/CODE/payload``). No follower sends a Gradio request. The room's scenes carry a
+   Server-Sent Events connection each (``/room_push/CODE/events``: each version's message carries the view), and
+   when the result moved one conditional GET of the gzip payload (``/room_push/CODE/payload``). No follower sends a Gradio request. The room's scenes carry a
    suffix on their prompts so the cache from step 1 does not answer them.
 
 Prints, for each N (``--curve 50,100,200`` runs each N on a fresh server and suffixes every line with ``_N``):
@@ -84,7 +84,8 @@ class Audience:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
     async def _follow(self, i: int):
-        last_id, etag, seen_tab, seen_stamp, first = 0, None, None, None, True
+        last_id, seen = 0, {"etag": None, "tab": None, "stamp": None, "result_version": -1}
+        first = True
         while True:
             headers = {"Last-Event-ID": str(last_id)} if last_id else {}
             try:
@@ -104,36 +105,37 @@ class Audience:
                         elif line.startswith("event: "):
                             event = line[7:]
                         elif line.startswith("data: ") and event == "version":
-                            etag, seen_tab, seen_stamp = await self._pull(etag, seen_tab, seen_stamp)
+                            await self._on_version(json.loads(line[6:]), seen)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a dropped connection reconnects, counted as an error
                 self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
                 await asyncio.sleep(1.0)
 
-    async def _pull(self, etag, seen_tab, seen_stamp):
-        response = await self.http.get(f"{self.url}room_push/{self.code}/payload",
-                                       headers={"If-None-Match": etag} if etag else {})
-        self.bytes += response.num_bytes_downloaded + 200  # body on the wire (gzip) + headers, about
-        if response.status_code == 304:
-            return etag, seen_tab, seen_stamp
-        if response.status_code != 200:
-            self.errors.append(f"payload {response.status_code}")
-            return etag, seen_tab, seen_stamp
-        now, doc = time.time(), response.json()
-        self.payloads += 1
-        state = doc.get("state") or {}
+    async def _on_version(self, data: dict, seen: dict) -> None:
+        """As room_follow.js: the view comes in the event; the payload is fetched when the result moved."""
+        now, state = time.time(), data.get("state") or {}
+        if data["result_version"] != seen["result_version"]:
+            seen["result_version"] = data["result_version"]
+            response = await self.http.get(f"{self.url}room_push/{self.code}/payload",
+                                           headers={"If-None-Match": seen["etag"]} if seen["etag"] else {})
+            self.bytes += response.num_bytes_downloaded + 200  # body on the wire (gzip) + headers, about
+            if response.status_code == 200:
+                self.payloads += 1
+                seen["etag"] = response.headers.get("etag")
+                if response.json().get("result") is None and data["result_version"]:
+                    self.errors.append("a new result version without a result")
+            elif response.status_code != 304:
+                self.errors.append(f"payload {response.status_code}")
+            now = time.time()
         tab = state.get("tab")
-        if tab != seen_tab and "view_at" in state:
-            seen_tab = tab
+        if tab != seen["tab"] and "view_at" in state:
+            seen["tab"] = tab
             self.view.append(now - state["view_at"])
         stamp = (state.get("runs") or {}).get(tab)
-        if stamp and stamp != seen_stamp and "result_at" in state:
-            seen_stamp = stamp
-            if doc.get("result") is None:
-                self.errors.append("a result stamp without a pushed result")
+        if stamp and stamp != seen["stamp"] and "result_at" in state:
+            seen["stamp"] = stamp  # the results were pushed (and fetched) before the stamp was published
             self.update.append(now - state["result_at"])
-        return response.headers.get("etag"), seen_tab, seen_stamp
 
 
 def _publish(http: httpx.Client, url: str, code: str, token: str, state: dict) -> dict:
@@ -233,9 +235,10 @@ def print_room(run: dict, suffix: str = "") -> None:
            baseline=run["alone"], baseline_name="the presenter alone through every scene", target="within 2x")
     report(f"followers_seen{suffix}", run["followers_seen"], "followers", target=str(n))
     report(f"clients_cpu_seconds{suffix}", run["clients_cpu"], f"s (all {n} followers and the presenter, this process)")
-    per = run["server_cpu"] / max(1, n) / max(run["minutes"], 1e-9)
-    report(f"server_cpu_per_follower_per_minute{suffix}", per, "s",
-           baseline=run["server_cpu"] / max(run["minutes"], 1e-9), baseline_name="the whole server per minute")
+    report(f"server_cpu_seconds{suffix}", run["server_cpu"], f"s (the room's {run['minutes']:.1f} min, the "
+           "presenter's model work included)")
+    report(f"server_cpu_per_follower_per_minute{suffix}", run["server_cpu"] / max(1, n) / max(run["minutes"], 1e-9),
+           "s")
     report(f"bytes_per_follower_per_scene{suffix}", run["bytes"] / max(1, n) / max(1, run["scenes"]), "bytes")
     report(f"server_peak_rss{suffix}", run["peak"] / 2**20, "MB")
     print(f"server_crashed{suffix}: {run['crashed']}", flush=True)

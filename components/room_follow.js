@@ -10,8 +10,8 @@
   if (!code || window.__llmxFollow) return;
   const root = window.location.pathname.replace(/[^/]*$/, '') + 'room_push/';
   const base = root + encodeURIComponent(code);
-  const st = { code, version: 0, etag: null, es: null, payload: null, shown: null, followers: 0, fetching: false,
-               again: false, ended: false };
+  const st = { code, version: 0, resultVersion: -1, etag: null, es: null, state: null, shown: null, followers: 0,
+               fetching: false, again: false, ended: false };
   window.__llmxFollow = st;
   let client = '';
   try {
@@ -92,7 +92,7 @@
   const say = (text) => { status.textContent = text; };
   const label = (tab) => LABELS[tab] || tab || '?';
   const showStatus = () => {
-    const tab = st.payload && st.payload.state ? st.payload.state.tab : null;
+    const tab = st.state ? st.state.tab : null;
     say(`Following room ${code} (${st.followers} following)` + (tab ? ` · the presenter is on ${label(tab)}` : '')
         + (st.version ? ` · version ${st.version}` : ' · waiting for the presenter'));
   };
@@ -152,21 +152,18 @@
     }).catch(() => say('The figures could not be drawn (plotly.js did not load).'));
   };
 
-  const draw = (payload) => {
-    if (!payload || payload.version < (st.payload ? st.payload.version : 0)) return;
-    st.payload = payload;
-    st.version = Math.max(st.version, payload.version);
-    const state = payload.state || {};
-    const p = state.params || {};
+  const drawView = (state) => {
+    st.state = state || {};
+    const p = st.state.params || {};
     meta.replaceChildren();
-    meta.append(el('b', '', label(state.tab)));
+    meta.append(el('b', '', label(st.state.tab)));
     if (p.prompt !== undefined) {
       meta.append(document.createTextNode(' · prompt: '));
       meta.append(el('code', '', p.prompt));
     }
-    const rest = Object.entries(p).filter(([k]) => k !== 'prompt' && (k === 'model' || k.startsWith((state.tab || '') + '.')));
+    const own = (st.state.tab || '') + '.';
+    const rest = Object.entries(p).filter(([k]) => k === 'model' || k.startsWith(own));
     if (rest.length) meta.append(document.createTextNode(' · ' + rest.map(([k, v]) => `${k.split('.').pop()}: ${v}`).join(', ')));
-    drawResult(payload.result);
     showStatus();
   };
 
@@ -178,7 +175,9 @@
                                                         headers: st.etag ? { 'If-None-Match': st.etag } : {} });
       if (response.status === 200) {
         st.etag = response.headers.get('ETag');
-        draw(await response.json());
+        const payload = await response.json();
+        if (payload.version >= st.version) { st.version = payload.version; drawView(payload.state); }
+        drawResult(payload.result);
       } else if (response.status === 404) {
         stop(await response.text());
       }
@@ -203,12 +202,14 @@
     if (st.es) st.es.close();
     const es = new EventSource(`${base}/events?client=${encodeURIComponent(client)}&since=${st.version}`);
     st.es = es;
-    es.addEventListener('version', (event) => {
+    es.addEventListener('version', (event) => {  // the view travels in the event; the result is fetched
       const data = JSON.parse(event.data);
       st.followers = data.followers;
-      if (data.version !== st.version || !st.payload) { st.version = Math.max(st.version, data.version); pull(); }
-      showStatus();
+      st.version = data.version;
+      drawView(data.state);
+      if (data.result_version !== st.resultVersion) { st.resultVersion = data.result_version; pull(); }
     });
+    es.addEventListener('followers', (event) => { st.followers = Number(event.data) || 0; showStatus(); });
     es.addEventListener('ended', (event) => stop('The room has ended. ' + JSON.parse(event.data).reason));
     es.onerror = () => {
       if (st.ended) return;
@@ -222,7 +223,7 @@
   };
 
   const shareLink = () => {
-    const state = (st.payload && st.payload.state) || {};
+    const state = st.state || {};
     const q = new URLSearchParams({ room: code, own: '1' });
     if (state.tab) q.set('tab', state.tab);
     for (const [k, v] of Object.entries(state.params || {})) q.set(k, v);

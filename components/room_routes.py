@@ -5,10 +5,11 @@ every way the app starts (``make run``, ``python app.py --share``, the Space, th
 serves them on the same port, ahead of Gradio's own catch-all routes, with no Gradio event per follower:
 
 - ``GET /room_push/{code}/events?client=ID``: Server-Sent Events. ``retry:`` first (the reconnect delay,
-  ``Limits.room_poll_seconds``), then ``event: version`` (``id:`` the version; data ``{"version", "followers",
-  "published_at"}``) whenever the room has a version newer than the last one this connection sent, which on
-  (re)connect is the ``Last-Event-ID`` header (or ``?since=``); a comment every ``KEEPALIVE_S`` seconds; ``event:
-  ended`` with the reason when the room ends. 404 for a code that names no live room (the room's usual
+  ``Limits.room_poll_seconds``), then the prepared ``event: version`` message of
+  :class:`explorer.workshop.Payload` (``id:`` the version; data ``{"version", "published_at", "result_version",
+  "followers", "state"}``) whenever the room has a version newer than the last one this connection sent, which
+  on (re)connect is the ``Last-Event-ID`` header (or ``?since=``); ``event: followers`` (the count) after
+  ``KEEPALIVE_S`` quiet seconds; ``event: ended`` with the reason when the room ends. 404 for a code that names no live room (the room's usual
   message), 429 over a cap (the cap's message).
 - ``GET /room_push/{code}/payload``: the newest payload (:class:`explorer.workshop.Payload`), the stored gzip
   bytes when the client accepts gzip; ``If-None-Match`` with the current ETag answers 304 with no body, so a
@@ -84,12 +85,10 @@ async def events(request):
                     if reason:
                         yield f"event: ended\ndata: {json.dumps({'reason': reason})}\n\n"
                         return
-                    yield ": keep-alive\n\n"
+                    yield f"event: followers\ndata: {hub.followers(code)}\n\n"  # also keeps proxies from closing it
                     continue
                 seen = payload.version
-                data = json.dumps({"version": payload.version, "followers": hub.followers(code),
-                                   "published_at": payload.published_at})
-                yield f"id: {payload.version}\nevent: version\ndata: {data}\n\n"
+                yield payload.event  # prepared once per version for every follower
         finally:
             hub.unsubscribe(sub)
 

@@ -2,11 +2,12 @@
 
 A presenter's change (tab, prompt, settings: :meth:`PushHub.publish_view`) or new result (a tab's shown outputs,
 already serialised the way the presenter's page receives them: :meth:`PushHub.publish_result`) builds one
-:class:`Payload`: the JSON document ``{"version", "room", "published_at", "state", "result"}``, its gzip
-compression, and a version that increases by one per change. Followers never cause a render: a follower's push
-connection (``components/room_push.py``, Server-Sent Events) waits in :meth:`PushHub.wait_newer` and is told the
-newest version; the payload itself is one conditional GET (ETag = the version) answered with the stored gzip
-bytes. A follower that reads slowly, or reconnects after a drop, skips straight to the latest version (only the
+:class:`Payload`: the JSON document ``{"version", "room", "published_at", "result_version", "state", "result"}``,
+its gzip compression, the Server-Sent Events message that announces it (carrying the view itself), and a version
+that increases by one per change. Followers never cause a render: a follower's push connection
+(``components/room_routes.py``) waits in :meth:`PushHub.wait_newer` and is sent the newest version's prepared
+message; only when the result moved does the follower fetch the payload, one conditional GET (ETag = the
+version) answered with the stored gzip bytes. A follower that reads slowly, or reconnects after a drop, skips straight to the latest version (only the
 latest is kept: that is the back-pressure rule), and a version from the future is treated as "nothing seen".
 
 Caps (``Limits``): push connections per room (``room_max_followers``), per follower browser
@@ -37,17 +38,25 @@ class Payload:
 
     Attributes:
         version: 1, 2, ... per change of the room's view or result.
-        body: the JSON document (UTF-8 bytes): ``{"version", "room", "published_at" (Unix s), "state" (the
+        body: the JSON document (UTF-8 bytes): ``{"version", "room", "published_at" (Unix s), "result_version",
+            "state" (the
             presenter's ``{"tab", "params", "runs"}``), "result" (``None`` or ``{"tab", "published_at",
             "outputs": [{"id", "kind", "label", "value"}]}``)}``.
         gzip: ``body`` compressed once with gzip (level 6), sent as is to every follower that accepts gzip.
         published_at: Unix time (s) of the change.
+        result_version: increases with each new result only; a follower fetches ``body`` when it moves, since
+            a change of view alone travels whole in ``event``.
+        event: the Server-Sent Events message announcing this version, built once: ``id: <version>``,
+            ``event: version``, data ``{"version", "published_at", "result_version", "followers" (at the
+            change), "state"}`` (ASCII JSON on one line).
     """
 
     version: int
     body: bytes
     gzip: bytes
     published_at: float
+    result_version: int = 0
+    event: bytes = b""
 
     @property
     def etag(self) -> str:
@@ -67,6 +76,7 @@ class Subscription:
 @dataclass
 class _Room:
     version: int = 0
+    result_version: int = 0
     state: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)  # tab -> {"tab", "published_at", "outputs"}
     last_tab: str | None = None  # the tab of the newest result
@@ -148,6 +158,7 @@ class PushHub:
             room = self._rooms.setdefault(_norm(code), _Room())
             room.results[str(tab)] = {"tab": str(tab), "published_at": self._clock(), "outputs": list(outputs)}
             room.last_tab = str(tab)
+            room.result_version += 1
             return self._bump(_norm(code), room)
 
     def _bump(self, code: str, room: _Room) -> Payload:
@@ -157,9 +168,13 @@ class PushHub:
         result = room.results.get(tab) or (room.results.get(room.last_tab) if room.last_tab else None)
         if result is not None:
             result = self._fit(result)
-        doc = {"version": room.version, "room": code, "published_at": now, "state": room.state, "result": result}
+        doc = {"version": room.version, "room": code, "published_at": now, "result_version": room.result_version,
+               "state": room.state, "result": result}
         body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-        room.payload = Payload(room.version, body, gzip.compress(body, 6), now)
+        data = json.dumps({"version": room.version, "published_at": now, "result_version": room.result_version,
+                           "followers": len(room.connections), "state": room.state}, separators=(",", ":"))
+        event = f"id: {room.version}\nevent: version\ndata: {data}\n\n".encode()
+        room.payload = Payload(room.version, body, gzip.compress(body, 6), now, room.result_version, event)
         waiters, room.waiters = room.waiters, []
         for loop, future in waiters:
             loop.call_soon_threadsafe(_wake, future)

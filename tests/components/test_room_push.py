@@ -111,7 +111,7 @@ class Follower(threading.Thread):
     def __init__(self, url, code, client, headers=None, fetch=True):
         super().__init__(daemon=True)
         self.url, self.code, self.client, self.headers, self.fetch = url, code, client, headers or {}, fetch
-        self.versions, self.payloads, self.status, self.ended = [], [], None, None
+        self.versions, self.events, self.payloads, self.status = [], [], [], None
         self.ready, self.stop, self.response = threading.Event(), threading.Event(), None
 
     def close(self):
@@ -138,7 +138,8 @@ class Follower(threading.Thread):
                     if line.startswith("event: "):
                         event = line[7:]
                     elif line.startswith("data: ") and event == "version":
-                        self.versions.append(json.loads(line[6:])["version"])
+                        self.events.append(json.loads(line[6:]))
+                        self.versions.append(self.events[-1]["version"])
                         if self.fetch:
                             self.payloads.append(http.get(f"{self.url}room_push/{self.code}/payload").json())
         except httpx.HTTPError:
@@ -174,6 +175,8 @@ def test_followers_receive_each_version_once_catch_up_and_cause_no_handler_calls
     assert handler_calls() - before == 2  # the presenter's two calls; 12 followers x 2 versions added none
     pushed = followers[0].payloads[-1]
     assert pushed["state"] == view and pushed["result"]["tab"] == "tokens"
+    assert [e["result_version"] for e in followers[0].events] == [0, 1]  # the view alone needs no fetch
+    assert followers[0].events[0]["state"] == view and followers[0].events[0]["followers"] == 12
     assert pushed["result"]["outputs"][0]["value"] == json.loads(json.dumps(out))  # the JSON the presenter got
     assert all(f.payloads[-1] == pushed for f in followers)
 

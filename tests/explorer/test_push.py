@@ -23,12 +23,20 @@ def test_a_change_is_serialised_once_and_an_unchanged_view_is_no_version():
     assert gzip.decompress(second.gzip) == second.body and second.etag == '"v2"'
     assert doc["version"] == 2 and doc["room"] == "room1" and doc["state"] == VIEW
     assert doc["result"]["tab"] == "tokens" and doc["result"]["outputs"][0]["value"] == FIGURE
+    # the announcement is prepared once and carries the view; only a result moves result_version
+    head, data = second.event.decode().split("data: ")
+    assert head == "id: 2\nevent: version\n" and data.endswith("\n\n") and "\n" not in data[:-2]
+    assert json.loads(data) == {"version": 2, "published_at": second.published_at, "result_version": 1,
+                                "followers": 0, "state": VIEW}
+    assert (first.result_version, second.result_version) == (0, 1)
     # another tab's view shows that tab's result when it has one, else the newest result (marked with its tab)
     hub.publish_result("room1", "attention", [{"id": "a", "kind": "json", "label": None, "value": {"x": 1}}])
     shown = json.loads(hub.publish_view("room1", {**VIEW, "tab": "kv_cache"}).body)["result"]
     assert shown["tab"] == "attention"
-    back = json.loads(hub.publish_view("room1", VIEW).body)["result"]
-    assert back["tab"] == "tokens" and back["outputs"][0]["id"] == "tokens-main-plot"
+    back = hub.publish_view("room1", VIEW)
+    assert back.result_version == 2  # a view change keeps the result version
+    assert json.loads(back.body)["result"]["tab"] == "tokens"
+    assert json.loads(back.body)["result"]["outputs"][0]["id"] == "tokens-main-plot"
     with pytest.raises(ValueError, match="outputs must be a list"):
         hub.publish_result("room1", "tokens", "not a list")
 
