@@ -82,8 +82,9 @@ def presenter_state(tab: str, pairs, values, results: dict) -> dict:
 
 
 def build_panel(ctx, talk_path: str | None = None) -> dict:
-    """The room status bar (status, "Explore on my own", "Rejoin") and the Workshop accordion below it (start a
-    room, its code and link, export and load a talk file, the stored view); wired by :func:`wire`.
+    """The presenter's room status, the follower's stage (an empty ``gr.HTML`` that ``room_follow.js`` fills with
+    the pushed view, "Explore on my own" and "Rejoin") and the Workshop accordion below them (start a room, its
+    code and link, export and load a talk file, the stored view); wired by :func:`wire`.
 
     ``talk_path``: a talk file to open in stored mode (refused files leave a note saying why and a normal page).
     """
@@ -232,6 +233,7 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
                 pass
             hub.end(code)
         code, token = store.create()
+        hub.retain(store.live_codes())
         hub.present(getattr(request, "session_hash", None), code)  # this page's results are pushed from now on
         return code, token, code, gr.Timer(active=True), _presenter_status(code, 0)
 
@@ -310,6 +312,7 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         """Open a room. Returns ``{"code", "token"}``; the token is the only key that can change the room. The
         calling session presents it: results it receives from then on are pushed to the room's followers."""
         code, token = store.create()
+        hub.retain(store.live_codes())
         hub.present(getattr(request, "session_hash", None), code)
         return {"code": code, "token": token}
 

@@ -203,6 +203,13 @@ class PushHub:
             for loop, future in room.waiters:
                 loop.call_soon_threadsafe(_wake, future)
 
+    def retain(self, live_codes) -> None:
+        """Forget every room whose code is not in ``live_codes`` (rooms that ended while nobody asked), with its
+        presenter sessions; called when a room opens, so ended rooms never pile up."""
+        keep = {_norm(c) for c in live_codes}
+        for code in [c for c in list(self._rooms) if c not in keep]:
+            self.end(code)
+
     # follower side -----------------------------------------------------------------------------------------
     def latest(self, code: str) -> Payload | None:
         """The room's newest payload (``None``: nothing published yet or no such room here)."""

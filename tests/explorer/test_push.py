@@ -100,3 +100,7 @@ def test_presenter_sessions_and_payload_size_cap():
     assert outputs[1] == small and outputs[0]["kind"] == "note" and "LLM_EXPLORER_ROOM_PUSH_BYTES" in outputs[0]["value"]
     hub.end("r")
     assert hub.room_of("session-1") is None
+    hub.present("session-2", "kept")
+    hub.publish_view("gone", VIEW)
+    hub.retain(["KEPT"])  # the rooms the room store still has
+    assert hub.latest("gone") is None and hub.room_of("session-2") == "kept"
