@@ -66,7 +66,7 @@
       host.replaceChildren(stage);
       // this page's own prompt bar is hidden while following: the stage shows the presenter's prompt
       let bar = document.querySelector('#prompt');
-      while (bar && !bar.querySelector('#model')) bar = bar.parentElement;
+      while (bar && !(bar.querySelector('#model') && bar.querySelector('#serving-recompute'))) bar = bar.parentElement;
       if (bar && bar !== document.body) bar.classList.add('llmx-own-view');
       return;
     }

@@ -68,9 +68,13 @@ def serialise_outputs(components, data: list) -> list[dict]:
         components: the event's output components (``block_fn.outputs``).
         data: Gradio's postprocessed output values for them (what the presenter's page receives). An update
             without a value and a skipped output are left out; Markdown becomes cleaned HTML (kind ``html``).
+
+    The list is in page order (components are numbered as they are laid out), so a table's badge slot comes
+    just before its table, as on the presenter's page.
     """
     out = []
-    for component, value in zip(components, data):
+    pairs = sorted(zip(components, data), key=lambda pair: getattr(pair[0], "_id", 0))
+    for component, value in pairs:
         kind = kind_of(component)
         if kind is None:
             continue
