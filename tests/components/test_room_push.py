@@ -217,3 +217,36 @@ def test_push_routes_refuse_bad_codes_and_a_greedy_client(app_url, client):
     for f in greedy + [polite]:
         f.close()
 
+
+
+def test_a_follower_that_never_reads_skips_to_the_latest_version_and_others_are_unaffected(app_url, client):
+    """Back-pressure: while one connection's socket is full, its stream waits; when it reads again it gets the
+    newest version, not every version it missed, and a reading follower reached the newest meanwhile."""
+    import socket
+    from urllib.parse import urlparse
+
+    room = client.predict(api_name="/room_start")
+    code = room["code"]
+    where = urlparse(app_url)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills at once
+    slow.connect((where.hostname, where.port))
+    slow.sendall(f"GET /room_push/{code}/events?client=slow HTTP/1.1\r\nHost: {where.netloc}\r\n\r\n".encode())
+    reader = Follower(app_url, code, "reader", fetch=False)
+    reader.start()
+    assert reader.ready.wait(30) and reader.status == 200
+    hub, versions = push_hub(), 120
+    for i in range(versions):  # each announcement carries a ~50 kB view: far more than the slow socket holds
+        hub.publish_view(code, {"tab": "tokens", "params": {"prompt": f"{i} " + "x" * 50_000}, "runs": {}})
+    assert _wait(lambda: reader.versions[-1:] == [versions])
+    assert len(reader.versions) > 1
+    slow.settimeout(10)
+    received, ids = b"", []
+    while not ids or ids[-1] != versions:
+        chunk = slow.recv(1 << 20)
+        assert chunk, "the server closed the slow connection"
+        received += chunk
+        ids = [int(line[4:]) for line in received.split(b"\n") if line.startswith(b"id: ")]
+    slow.close()
+    reader.close()
+    assert ids == sorted(ids) and len(ids) < versions  # versions were skipped, in order, ending at the newest
