@@ -111,7 +111,7 @@ class Follower(threading.Thread):
     def __init__(self, url, code, client, headers=None, fetch=True):
         super().__init__(daemon=True)
         self.url, self.code, self.client, self.headers, self.fetch = url, code, client, headers or {}, fetch
-        self.versions, self.events, self.payloads, self.status = [], [], [], None
+        self.versions, self.events, self.payloads, self.status, self.ended = [], [], [], None, None
         self.ready, self.stop, self.response = threading.Event(), threading.Event(), None
 
     def close(self):
@@ -137,6 +137,9 @@ class Follower(threading.Thread):
                         return
                     if line.startswith("event: "):
                         event = line[7:]
+                    elif line.startswith("data: ") and event == "ended":
+                        self.ended = json.loads(line[6:])["reason"]
+                        return
                     elif line.startswith("data: ") and event == "version":
                         self.events.append(json.loads(line[6:]))
                         self.versions.append(self.events[-1]["version"])
@@ -193,8 +196,16 @@ def test_followers_receive_each_version_once_catch_up_and_cause_no_handler_calls
     assert again.payloads[0]["state"]["tab"] == "attention"
     time.sleep(0.5)
     assert current.versions == []  # nothing newer than what it had
-    for f in (again, future, current):
-        f.close()
+    future.close()
+
+    # the room ends (here: the presenter ends it): open connections are told why and closed
+    from explorer.workshop import room_store
+
+    room_store().close(code, token)
+    push_hub().end(code)
+    assert _wait(lambda: again.ended and current.ended)
+    assert "does not exist or has ended" in again.ended
+    assert httpx.get(f"{app_url}room_push/{code}/payload", timeout=10).status_code == 404
 
 
 def test_push_routes_refuse_bad_codes_and_a_greedy_client(app_url, client):
