@@ -14,6 +14,7 @@ The push routes are ``components/room_routes.py``; the follower's page script is
 """
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import html
 import math
@@ -206,9 +207,10 @@ def hook_results(demo, specs) -> None:
             now = time.monotonic()
             if not out.get("is_generating") or now - last_push.get(key, 0.0) >= STREAM_PUBLISH_S:
                 last_push[key] = now
-                outputs = serialise_outputs(block_fn.outputs, list(event["data"]))
+                # off the event loop, which also serves every follower's push connection
+                outputs = await asyncio.to_thread(serialise_outputs, block_fn.outputs, list(event["data"]))
                 if outputs:
-                    hub.publish_result(code, tab, outputs)
+                    await asyncio.to_thread(hub.publish_result, code, tab, outputs)
             if not out.get("is_generating"):
                 last_push.pop(key, None)
         return out
