@@ -9,7 +9,7 @@ import os
 
 import gradio as gr
 
-from components import compare, rooms, scenes
+from components import compare, room_push, room_routes, rooms, scenes
 from components import share
 from components import theme
 from components.context import AppContext
@@ -59,7 +59,7 @@ def build_demo(initial_model: str | None = None, talk_path: str | None = None) -
             gallery = scenes.build_gallery()
         room = rooms.build_panel(ctx, talk_path or os.environ.get("LLM_EXPLORER_TALK") or None)
         tab_items = []
-        with gr.Tabs() as tabs:
+        with gr.Tabs(elem_id="lens-tabs") as tabs:
             ctx.tabs = tabs
             for spec in specs:
                 with gr.Tab(spec.label, id=spec.key, elem_id=f"tab-{spec.key}") as tab:
@@ -76,6 +76,8 @@ def build_demo(initial_model: str | None = None, talk_path: str | None = None) -
     hide_internal_endpoints(demo)
     wrap_for_zero_gpu(demo, limits, specs)  # first, so the result cache below answers before any GPU call
     wire_serving(demo, specs)
+    room_push.hook_results(demo, specs)  # a room's presenter's results are pushed as served (render once)
+    room_routes.mount(demo)  # every demo.launch(...) serves the rooms' push routes on Gradio's FastAPI app
     remember_context(demo, ctx)  # for the presenter scenes computed at start-up (main)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return demo

@@ -3,14 +3,14 @@
 **Rooms.** "Start a room" opens a room in :func:`explorer.workshop.room_store` and shows its code and a link
 (``?room=CODE``). The presenter's page publishes its view (tab, prompt, model, the tabs' share-link settings, and a
 stamp of each tab's last result) on every change of one of them, and every ``PUBLISH_S`` seconds through a
-``gr.Timer``; the token that allows the
-write lives in the presenter's server-side ``gr.State`` only. A follower's page, opened with the link, polls the
-room every ``Limits.room_poll_seconds`` with its own ``gr.Timer``. Both timers run **outside the queue**
-(``queue=False``): the handlers read or write a dict and never touch a model, so a hundred followers never wait
-behind, or fill, the model queue. When the presenter has run the tab on show, the follower's page presses that
-tab's Run button with the same inputs, and the result cache (``components/serving.py``) answers it: the room's
-results are computed once. Only tabs whose handlers are cached (``TabSpec.cached``) are run for followers.
-"Explore on my own" stops the polling; "Rejoin" resumes it and catches up at once.
+``gr.Timer`` (unqueued: a dict write, never behind the model queue); the token that allows the write lives in the
+presenter's server-side ``gr.State`` only. The presenter's session is registered with the push hub
+(:func:`explorer.workshop.push_hub`), so each result its page receives is pushed as it was serialised for that
+page (``components/room_push.py``): render once. A follower's page runs ``room_follow.js`` (a page-load event
+with no Python handler): it holds one push connection (``components/room_routes.py``), fetches the payload when
+the version moves, and draws the presenter's view and figures with plotly.js in a stage that replaces the tabs:
+push once, and no Gradio event per follower. "Explore on my own" opens the presenter's view as a share link (the
+normal page); "Rejoin" follows again and catches up by version.
 
 **Talk files.** "Export talk file" writes every tab that has a result on this page (its main figure, the lens's
 JSON, the settings) with :func:`explorer.workshop.write_talk`. "Load a talk file" (or ``python app.py --talk
@@ -29,24 +29,21 @@ import gradio as gr
 
 from components import share
 from components.errors import ui_errors
-from explorer.workshop import RoomGone, read_talk, room_store, write_talk
+from explorer.workshop import RoomGone, push_hub, read_talk, room_store, write_talk
 
 API_NAMES = ("room_start", "room_publish", "room_state")
 PUBLISH_S = 1.0  # the presenter's page also sends its view this often (a heartbeat; changes go at once)
 
-_CLICK_JS = """(signal) => {
-  if (!signal || signal === window.__llmxRoomRun) return;
-  window.__llmxRoomRun = signal;
-  const tab = signal.split('|')[0];
-  let tries = 0;
-  const press = () => {
-    const button = document.querySelector('#' + tab + '-run');
-    if (button && button.offsetParent !== null) { button.click(); return; }
-    if (++tries < 50) setTimeout(press, 100);
-  };
-  setTimeout(press, 150);
-}"""
 _LINK_JS = """(code) => code ? window.location.origin + window.location.pathname + '?room=' + code : ''"""
+FOLLOW_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "room_follow.js")
+
+
+def follow_js(labels: dict[str, str]) -> str:
+    """The follower's page script (``room_follow.js``) with the tabs' labels filled in."""
+    with open(FOLLOW_JS, encoding="utf-8") as handle:
+        source = handle.read()
+    body = source[source.index("() => {"):]  # the leading comment lines are for readers of the file
+    return body.replace("__LABELS__", json.dumps(labels))
 
 
 def _text(value) -> str | None:
@@ -85,8 +82,9 @@ def presenter_state(tab: str, pairs, values, results: dict) -> dict:
 
 
 def build_panel(ctx, talk_path: str | None = None) -> dict:
-    """The room status bar (status, "Explore on my own", "Rejoin") and the Workshop accordion below it (start a
-    room, its code and link, export and load a talk file, the stored view); wired by :func:`wire`.
+    """The presenter's room status, the follower's stage (an empty ``gr.HTML`` that ``room_follow.js`` fills with
+    the pushed view, "Explore on my own" and "Rejoin") and the Workshop accordion below them (start a room, its
+    code and link, export and load a talk file, the stored view); wired by :func:`wire`.
 
     ``talk_path``: a talk file to open in stored mode (refused files leave a note saying why and a normal page).
     """
@@ -100,12 +98,8 @@ def build_panel(ctx, talk_path: str | None = None) -> dict:
         except (ValueError, OSError) as exc:
             talk_note = f"**Talk file not loaded.** {exc}"
     parts: dict = {}
-    with gr.Row(equal_height=False):  # outside the accordion: a follower always sees it
-        parts["status"] = gr.Markdown("", elem_id="room-status")
-        parts["leave"] = gr.Button("Explore on my own", size="sm", visible=False, elem_id="room-leave", scale=0,
-                                   min_width=160)
-        parts["rejoin"] = gr.Button("Rejoin", size="sm", visible=False, elem_id="room-rejoin", scale=0, min_width=100)
-    parts["run_signal"] = gr.Textbox(visible=False, elem_id="room-run")
+    parts["status"] = gr.Markdown("", elem_id="room-status")  # the presenter's room status
+    parts["stage"] = gr.HTML("", elem_id="room-stage", padding=False)  # a follower's stage (room_follow.js)
     parts["figures_json"] = gr.Textbox(visible=False, elem_id="room-figures")
     with gr.Accordion("Workshop: follow the presenter, talk files", open=talk is not None or bool(talk_note),
                       elem_id="workshop-box"):
@@ -113,11 +107,7 @@ def build_panel(ctx, talk_path: str | None = None) -> dict:
     parts["talk"] = gr.State(talk)
     parts["code_state"] = gr.State("")
     parts["token_state"] = gr.State("")
-    parts["follow_code"] = gr.State("")
-    parts["seen"] = gr.State(-1)
-    parts["applied"] = gr.State({})  # the presenter's params this follower's page already shows
     parts["publish_timer"] = gr.Timer(PUBLISH_S, active=False)
-    parts["poll_timer"] = gr.Timer(limits.room_poll_seconds, active=False)
     return parts
 
 
@@ -224,26 +214,27 @@ def export_scenes(keys, labels, params: dict, results: list, plots: list) -> lis
 
 
 def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
-    """Connect the panel: presenter publishing, follower polling, leave/rejoin, export, load, and the APIs."""
+    """Connect the panel: presenter publishing (and its push registration), the follower's page script, export,
+    load, and the APIs."""
     pairs = ctx.extra["_share_pairs"]
     keys = [spec.key for spec in specs]
     labels = [spec.label for spec in specs]
-    auto_run = {spec.key for spec in specs if spec.cached}
     result_states = [ctx.extra[k]["result"] for k in keys]
-    store = room_store()
+    store, hub = room_store(), push_hub()
     pair_components = [c for _, c in pairs]
-    follower_outputs = [ctx.tabs] + pair_components + [bar["current_tab"], parts["seen"], parts["applied"],
-                                                       parts["status"], parts["run_signal"], parts["poll_timer"]]
 
     # presenter ---------------------------------------------------------------------------------------------
     @ui_errors
-    def start(code, token):
+    def start(code, token, request: gr.Request):
         if code:
             try:
                 store.close(code, token)
             except ValueError:
                 pass
+            hub.end(code)
         code, token = store.create()
+        hub.retain(store.live_codes())
+        hub.present(getattr(request, "session_hash", None), code)  # this page's results are pushed from now on
         return code, token, code, gr.Timer(active=True), _presenter_status(code, 0)
 
     parts["start"].click(start, [parts["code_state"], parts["token_state"]],
@@ -259,8 +250,10 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         try:
             view = store.publish(code, token, state)
         except ValueError as exc:  # the room ended (idle) or was replaced
+            hub.end(code)
             return f"The room has ended: {exc}", gr.Timer(active=False)
-        return _presenter_status(code, view.followers), gr.skip()
+        hub.publish_view(code, view.state)
+        return _presenter_status(code, view.followers + hub.followers(code)), gr.skip()
 
     # published at once on every change of the view, and by the timer as a heartbeat and for new results.
     # The result states are read, not listened to: a .change listener on a gr.State makes gradio deep-hash its
@@ -272,67 +265,8 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
           [parts["status"], parts["publish_timer"]], queue=False, show_progress="hidden", trigger_mode="always_last",
           api_visibility="private")
 
-    # follower ----------------------------------------------------------------------------------------------
-    def join(request: gr.Request):
-        code = (dict(request.query_params).get("room", "") if request is not None else "").strip().lower()
-        nothing = [gr.skip()] * 6
-        if not code:
-            return nothing
-        try:
-            store.view(code)
-        except RoomGone as exc:
-            gr.Warning(str(exc))
-            return ["", -1, gr.Timer(active=False), f"**No room to follow.** {exc}", gr.skip(), gr.skip()]
-        return [code, -1, gr.Timer(active=True), f"Following room **{code}**: this page shows what the presenter "
-                "shows.", gr.Button(visible=True), gr.Button(visible=False)]
-
-    demo.load(join, None, [parts["follow_code"], parts["seen"], parts["poll_timer"], parts["status"],
-                           parts["leave"], parts["rejoin"]], queue=False, show_progress="hidden",
-              api_visibility="private")
-
-    def poll(code, seen, applied, request: gr.Request):
-        skip = [gr.skip()] * len(follower_outputs)
-        if not code:
-            return skip
-        try:
-            view = store.view(code, follower=getattr(request, "session_hash", None))
-        except RoomGone as exc:
-            return skip[:-3] + [f"**The room has ended.** {exc}", gr.skip(), gr.Timer(active=False)]
-        if view.version == seen or not view.state:
-            return skip
-        state = view.state
-        tab = state.get("tab") if state.get("tab") in keys else None
-        params = dict(state.get("params") or {})
-        if tab:
-            params["tab"] = tab
-        applied = applied or {}
-        changed = {k: v for k, v in params.items() if applied.get(k) != v}  # only what moved since the last poll
-        updates = [u if u != gr.update() else gr.skip() for u in share.apply_params(pairs, changed, keys)]
-        stamp = (state.get("runs") or {}).get(tab) if tab in auto_run else None
-        signal = f"{tab}|{stamp}" if stamp else gr.skip()
-        return updates + [tab if "tab" in changed else gr.skip(), view.version, params,
-                          f"Following room **{code}** ({view.followers} following).", signal, gr.skip()]
-
-    parts["poll_timer"].tick(poll, [parts["follow_code"], parts["seen"], parts["applied"]], follower_outputs, queue=False,
-                             show_progress="hidden", api_visibility="private").then(
-        None, parts["run_signal"], None, js=_CLICK_JS)
-
-    def leave(code, request: gr.Request):
-        if code:
-            store.leave(code, getattr(request, "session_hash", ""))
-        return (gr.Timer(active=False), gr.Button(visible=False), gr.Button(visible=True),
-                "Exploring on your own: the presenter's changes no longer reach this page. Press **Rejoin** to "
-                "follow again.")
-
-    parts["leave"].click(leave, parts["follow_code"], [parts["poll_timer"], parts["leave"], parts["rejoin"],
-                                                        parts["status"]], queue=False, api_visibility="private")
-    parts["rejoin"].click(lambda code: (gr.Timer(active=bool(code)), gr.Button(visible=True),
-                                        gr.Button(visible=False), -1, {}, f"Following room **{code}** again."),
-                          parts["follow_code"], [parts["poll_timer"], parts["leave"], parts["rejoin"], parts["seen"],
-                                                 parts["applied"], parts["status"]], queue=False, api_visibility="private").then(
-        None, None, None, js="() => { window.__llmxRoomRun = undefined; }").then(  # catch up now, not at the next tick
-        poll, [parts["follow_code"], parts["seen"], parts["applied"]], follower_outputs, queue=False,
-        show_progress="hidden", api_visibility="private").then(None, parts["run_signal"], None, js=_CLICK_JS)
+    # follower: the page's own script, no Python handler (it follows by push, components/room_routes.py) -----
+    demo.load(None, None, None, js=follow_js(dict(zip(keys, labels))))
 
     # talk files --------------------------------------------------------------------------------------------
     def export(code, figures_json, *values):
@@ -374,9 +308,12 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
                                api_visibility="private")
 
     # JSON APIs (scripts, the load bench): unqueued, no model -------------------------------------------------
-    def room_start() -> dict:
-        """Open a room. Returns ``{"code", "token"}``; the token is the only key that can change the room."""
+    def room_start(request: gr.Request) -> dict:
+        """Open a room. Returns ``{"code", "token"}``; the token is the only key that can change the room. The
+        calling session presents it: results it receives from then on are pushed to the room's followers."""
         code, token = store.create()
+        hub.retain(store.live_codes())
+        hub.present(getattr(request, "session_hash", None), code)
         return {"code": code, "token": token}
 
     def room_publish(code: str, token: str, state: dict) -> dict:
@@ -386,7 +323,8 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
             view = store.publish(code, token, state)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
-        return {"version": view.version, "followers": view.followers}
+        hub.publish_view(code, view.state)
+        return {"version": view.version, "followers": view.followers + hub.followers(code)}
 
     def room_state(code: str, follower: str = "") -> dict:
         """A follower's poll: ``{"code", "version", "state", "followers", "published_at" (Unix s)}``."""

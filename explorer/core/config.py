@@ -59,7 +59,7 @@ class Limits:
             long generation) is split into calls that each fit.
         room_idle_seconds: a workshop room whose presenter has not been seen for this long ends (float, seconds).
         max_rooms: workshop rooms open at once on this server.
-        room_poll_seconds: how often a follower's page asks its room for the presenter's view (float, seconds).
+        room_poll_seconds: how soon a follower's page reconnects after its push connection dropped (float, seconds).
         max_talk_bytes: bytes of a talk file (exported room) written or read, uncompressed (bytes).
         prompting_max_items: test items one live prompting-pattern run scores (the stored table has them all).
         prompting_max_shots: few-shot examples (k) a prompt may hold.
@@ -67,6 +67,12 @@ class Limits:
         prompting_reasoning_tokens: tokens a chain-of-thought continuation may write before it is cut.
         benchmark_max_items: test items one live benchmark scoring run reads (4 options each).
         contamination_max_steps: optimiser steps of the contamination demo's LoRA run on leaked test items.
+        room_max_followers: push connections (follower pages) one room serves at once.
+        room_push_per_client: push connections one follower (a browser's client id) may hold at once.
+        room_push_per_ip: push connections one IP address may hold at once, over all rooms (a classroom behind
+            one NAT shares an address, so keep it above the audience size).
+        room_push_bytes: bytes of one room's pushed payload (the presenter's view and shown result, JSON,
+            uncompressed); a larger result is pushed without its biggest outputs, with a note.
     """
 
     max_prompt_tokens: int = 2048
@@ -110,6 +116,10 @@ class Limits:
     prompting_reasoning_tokens: int = 64
     benchmark_max_items: int = 52
     contamination_max_steps: int = 80
+    room_max_followers: int = 500
+    room_push_per_client: int = 4
+    room_push_per_ip: int = 600
+    room_push_bytes: int = 16 * 2**20
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -6,11 +6,17 @@
   SHA-256 of every member) written from a room's scenes and read back, refused with the reason when a checksum
   or the schema does not match; loaded scenes carry provenance kind ``stored``.
 
+- :mod:`explorer.workshop.push`: the push hub: a room's view and shown result serialised once per change into a
+  versioned, gzip-compressed payload; followers' push connections wait for a newer version (caps per room, per
+  client, per IP address). The HTTP side is ``components/room_push.py``.
+
 A change to how rooms behave goes in ``rooms.py``; a change to the file format goes in ``export.py`` (raise
 ``SCHEMA_VERSION`` when old files can no longer be read). The UI is ``components/rooms.py``.
 """
 from explorer.workshop.export import SCHEMA_VERSION, StoredScene, Talk, read_talk, write_talk
+from explorer.workshop.push import Payload, PushHub, PushRefused, Subscription, push_hub
 from explorer.workshop.rooms import RoomGone, RoomStore, RoomView, room_store
 
 __all__ = ["SCHEMA_VERSION", "StoredScene", "Talk", "read_talk", "write_talk",
-           "RoomGone", "RoomStore", "RoomView", "room_store"]
+           "RoomGone", "RoomStore", "RoomView", "room_store",
+           "Payload", "PushHub", "PushRefused", "Subscription", "push_hub"]

@@ -175,6 +175,12 @@ class RoomStore:
                 raise ValueError("token: only the presenter's session can end this room")
             del self._rooms[str(code).strip().lower()]
 
+    def live_codes(self) -> list[str]:
+        """The codes of the rooms live now."""
+        with self._lock:
+            self._purge(self._clock())
+            return list(self._rooms)
+
     def __len__(self) -> int:
         with self._lock:
             self._purge(self._clock())

@@ -1,149 +1,111 @@
-"""Two Chromium pages, a presenter and a follower: the follower shows the presenter's scene and tab (measured; the target is 2 s),
-"Explore on my own" stops following, "Rejoin" resumes, a run by the presenter reaches the follower from the result
-cache; the presenter exports a talk file and the follower opens it in stored mode (issue 20 parts 1 and 4)."""
+"""Two Chromium pages, a presenter and a follower (issue 30, and issue 20 parts 1 and 4): the follower draws the
+presenter's figure from the push (the same plotly data as the presenter's page, drawn by plotly.js in the
+follower's stage, with no Gradio event); "Explore on my own" opens the presenter's view on the normal page;
+"Rejoin" follows again and catches up; a talk file exported by the presenter opens in stored mode.
+
+The follow time is measured and printed (written to test-output/room-follow-latency.txt); its 2 s target is a
+speed figure that bench/load_room.py prints, so the test's bound only catches a follower that does not follow.
+"""
+import json
 import os
-import shutil
 import time
 from urllib.parse import urljoin
 
 import httpx
 
-import pytest
+from browser_kit import chromium, open_page
 
-from test_browser import ARGS, CHROMIUM
-
-# Presenter's change -> follower shows it, measured once both pages have settled (their load handlers done), since a
-# page's first load computes every tab's start view and starves a 2-core machine. The issue's 2 s target is a speed
-# figure: measured times are printed and written to test-output/room-follow-latency.txt, and bench/load_room.py prints it
-# against the target. The test's bound only catches a follower that does not follow (a shared, loaded machine
-# measured 3.5 s at load average 10-13, 0.8-1.4 s quiet), as the project's rule keeps timed targets out of tests.
-FOLLOW_S = float(os.environ.get("LLM_EXPLORER_TEST_FOLLOW_S", "10.0"))
-MEASURED: dict[str, float] = {}
+FOLLOW_S = float(os.environ.get("LLM_EXPLORER_TEST_FOLLOW_S", "15.0"))
+PROMPT = "A room follows one presenter 🍓"
+# a plot's traces as plain JSON: typed arrays as lists, plotly's private keys left out
+_TRACES = """(sel) => { const el = document.querySelector(sel);
+  if (!el || !Array.isArray(el.data) || !el.data.length) return null;
+  return JSON.stringify(el.data, (k, v) => ArrayBuffer.isView(v) ? Array.from(v)
+                        : (k.startsWith('_') || k === 'uid') ? undefined : v); }"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
+def _status(page) -> str:
+    return page.locator("#room-follow-status").inner_text()
 
 
-def _open(browser, url):
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True).new_page()
-    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
-    page.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
-    return page
-
-
-def _selected(page) -> str:
-    return page.locator("button[role=tab][aria-selected=true]").inner_text().strip()
-
-
-def _follows_within(page, condition_js: str, what: str) -> float:
-    start = time.perf_counter()
-    page.wait_for_function(condition_js, timeout=30_000)
-    elapsed = time.perf_counter() - start
-    MEASURED[what] = elapsed
-    assert elapsed <= FOLLOW_S, f"the follower showed {what} after {elapsed:.2f} s (bound {FOLLOW_S} s)"
-    return elapsed
-
-
-def _settle(*pages):
-    """Wait until each page has drawn its start view and has no event in flight (no progress indicator)."""
-    for page in pages:
-        page.wait_for_function("() => !!document.querySelector('#tokens-main-plot .js-plotly-plot')", timeout=120_000)
-    time.sleep(1.0)
-    for page in pages:
-        page.wait_for_function("() => document.querySelectorAll('.progress-text, .eta-bar, .meta-text-center')"
-                               ".length === 0", timeout=120_000)
-
-
-def _tab_js(label: str) -> str:
-    return (f"() => {{ const t = document.querySelector('button[role=tab][aria-selected=true]');"
-            f" return !!t && t.innerText.trim() === {label!r}; }}")
-
-
-def test_follower_follows_leaves_rejoins_and_reads_a_talk_file(browser, app_url, client, test_output_dir, tmp_path):
+def test_follower_draws_the_presenters_figure_from_the_push(app_url, client, test_output_dir, tmp_path):
     from explorer.workshop import read_talk
 
     client.predict("warm up", None, api_name="/tokenize")  # load the tokenizers once before two pages ask at once
-    presenter = _open(browser, app_url)
-    presenter.locator("#workshop-box").click()
-    presenter.locator("#room-start").click()
-    presenter.wait_for_function("() => /^[a-z0-9]{10}$/.test(document.querySelector('#room-code input').value)",
-                                timeout=30_000)
-    code = presenter.locator("#room-code input").input_value()
-    presenter.wait_for_function(f"() => document.querySelector('#room-link input').value.endsWith('?room={code}')",
-                                timeout=10_000)
+    measured = {}
+    with chromium() as context:
+        presenter = open_page(context, app_url, tab="tokens")
+        presenter.locator("#workshop-box").click()
+        presenter.locator("#room-start").click()
+        presenter.wait_for_function("() => /^[a-z0-9]{10}$/.test(document.querySelector('#room-code input').value)",
+                                    timeout=30_000)
+        code = presenter.locator("#room-code input").input_value()
+        presenter.wait_for_function(f"() => document.querySelector('#room-link input').value.endsWith('?room={code}')",
+                                    timeout=10_000)
 
-    follower = _open(browser, app_url + f"?room={code}")
-    follower.wait_for_function("() => document.querySelector('#room-status').innerText.includes('Following room')",
-                               timeout=30_000)
-    presenter.wait_for_function("() => document.querySelector('#room-status').innerText.includes('1 following')",
-                                timeout=30_000)
-    _settle(presenter, follower)
+        follower = open_page(context, app_url, query=f"room={code}")
+        follower.wait_for_function("() => document.querySelector('#room-follow-status')?.innerText"
+                                   ".includes('Following room')", timeout=30_000)
+        assert follower.locator("#lens-tabs").is_hidden()  # the stage replaces the tabs while following
+        presenter.wait_for_function("() => document.querySelector('#room-status').innerText.includes('1 following')",
+                                    timeout=30_000)
 
-    # the presenter changes tab
-    presenter.get_by_role("tab", name="KV cache").click()
-    _follows_within(follower, _tab_js("KV cache"), "the KV cache tab")
-    _settle(presenter, follower)
+        # the presenter runs the Tokens tab: the follower draws that very figure from the push
+        presenter.locator("#prompt textarea").fill(PROMPT)
+        started = time.perf_counter()
+        presenter.locator("#tokens-run").click()
+        presenter.wait_for_function("() => document.querySelectorAll('#tokens-chips .tok-chip').length > 0",
+                                    timeout=60_000)
+        follower.wait_for_function(f"() => document.querySelector('#room-view-meta')?.innerText.includes({PROMPT!r})"
+                                   " && !!document.querySelector('#room-result .js-plotly-plot')", timeout=60_000)
+        follower.wait_for_function(f"() => ({_TRACES})('#room-result .js-plotly-plot') !== null", timeout=30_000)
+        measured["presenter's run -> follower's figure"] = time.perf_counter() - started
+        presenter.wait_for_function(f"() => ({_TRACES})('#tokens-main-plot .js-plotly-plot') !== null",
+                                    timeout=30_000)
+        follower.wait_for_function(  # the push of the newest result has arrived (a prompt change may push first)
+            f"() => ({_TRACES})('#room-result .js-plotly-plot') === {json.dumps(presenter.evaluate(_TRACES, '#tokens-main-plot .js-plotly-plot'))}",
+            timeout=30_000)
+        badges = follower.locator("#room-result .js-plotly-plot .annotation-text").all_text_contents()
+        assert any(text.startswith(("MEASURED", "CACHED")) for text in badges), badges  # the badge came along
+        assert "1 following" in _status(follower) and "Tokens" in _status(follower)
+        follower.screenshot(path=os.path.join(test_output_dir, "room-follower.png"), full_page=False)
 
-    # the presenter opens a scene: prompt and tab follow
-    presenter.locator("#scenes-box").click()
-    presenter.get_by_text("Nine query heads, three KV heads").click()
-    scene_prompt = "The trophy did not fit in the suitcase because it was too big."
-    presenter.wait_for_function(f"() => document.querySelector('#prompt textarea').value === {scene_prompt!r}",
-                                timeout=30_000)
-    _follows_within(follower, f"() => document.querySelector('#prompt textarea').value === {scene_prompt!r} && "
-                              f"({_tab_js('Attention')})()", "the scene")
-    _settle(presenter, follower)
-    presenter.get_by_role("tab", name="KV cache").click()
-    follower.wait_for_function(_tab_js("KV cache"), timeout=30_000)
+        # a tab change reaches the stage too
+        started = time.perf_counter()
+        presenter.get_by_role("tab", name="KV cache").click()
+        follower.wait_for_function("() => document.querySelector('#room-view-meta').innerText.startsWith('KV cache')",
+                                   timeout=30_000)
+        measured["presenter's tab -> follower"] = time.perf_counter() - started
 
-    # explore on my own: the presenter's next change does not arrive
-    follower.locator("#room-leave").click()
-    follower.locator("#room-rejoin").wait_for(state="visible", timeout=10_000)
-    presenter.get_by_role("tab", name="Tokens").click()
-    time.sleep(6.0)  # three times the 2 s follow target: a following page would have moved by now
-    assert _selected(follower) == "KV cache"
-    follower.screenshot(path=os.path.join(test_output_dir, "room-follower-on-its-own.png"), full_page=False)
+        # explore on my own: the presenter's view on the normal page; rejoin: following again, caught up
+        follower.locator("#room-leave").click()
+        follower.wait_for_url("**own=1**", timeout=30_000)
+        follower.locator("#prompt textarea").wait_for(state="visible", timeout=60_000)
+        follower.wait_for_function(f"() => document.querySelector('#prompt textarea').value === {PROMPT!r}",
+                                   timeout=60_000)
+        follower.locator("#tab-kv_cache").wait_for(state="visible", timeout=60_000)
+        follower.locator("#room-rejoin").wait_for(state="visible", timeout=10_000)
+        follower.screenshot(path=os.path.join(test_output_dir, "room-follower-on-its-own.png"), full_page=False)
+        follower.locator("#room-rejoin").click()
+        follower.wait_for_function("() => document.querySelector('#room-follow-status')?.innerText"
+                                   ".includes('Following room') && !!document.querySelector('#room-result "
+                                   ".js-plotly-plot')", timeout=60_000)
 
-    # rejoin: back to the presenter's view; the presenter's run reaches the follower from the result cache
-    _settle(presenter, follower)
-    follower.locator("#room-rejoin").click()
-    _follows_within(follower, _tab_js("Tokens"), "the Tokens tab after Rejoin")
-    hits = client.predict(api_name="/serving_stats")["cache_hits"]
-    presenter.locator("#prompt textarea").fill("A room follows one presenter 🍓")
-    presenter.locator("#tokens-run").click()
-    chips = "() => document.querySelectorAll('#tokens-chips .tok-chip').length > 0 && " \
-            "document.querySelector('#prompt textarea').value === 'A room follows one presenter 🍓'"
-    presenter.wait_for_function(chips, timeout=60_000)
-    follower.wait_for_function(chips, timeout=30_000)
-    count = "() => document.querySelectorAll('#tokens-chips .tok-chip').length"
-    follower.wait_for_function(f"() => ({count})() === {presenter.evaluate(count)}", timeout=30_000)
-    assert client.predict(api_name="/serving_stats")["cache_hits"] > hits
-    follower.screenshot(path=os.path.join(test_output_dir, "room-follower.png"), full_page=False)
-
-    # export the presenter's results; the follower loads the file: stored mode draws the figure from it
-    presenter.locator("#room-export").click()
-    link = presenter.locator("#room-export-file a[href]").first
-    link.wait_for(state="attached", timeout=60_000)
-    path = str(tmp_path / "talk.zip")
-    with open(path, "wb") as handle:
-        handle.write(httpx.get(urljoin(app_url, link.get_attribute("href")), timeout=60).content)
-    talk = read_talk(path)
-    assert "tokens" in [scene.tab for scene in talk.scenes]
-    follower.locator("#workshop-box").click()
-    follower.locator("#talk-upload input[type=file]").set_input_files(path)
-    follower.wait_for_function("() => { const el = document.querySelector('#stored-plot .js-plotly-plot');"
-                               " return !!el && Array.isArray(el.data) && el.data.length > 0; }", timeout=30_000)
-    assert follower.locator("#stored-badge").inner_text().startswith("STORED")
-    follower.screenshot(path=os.path.join(test_output_dir, "room-stored-mode.png"), full_page=True)
+        # export the presenter's results; a page on its own opens the file: stored mode draws the figure from it
+        presenter.locator("#room-export").click()
+        link = presenter.locator("#room-export-file a[href]").first
+        link.wait_for(state="attached", timeout=60_000)
+        path = str(tmp_path / "talk.zip")
+        with open(path, "wb") as handle:
+            handle.write(httpx.get(urljoin(app_url, link.get_attribute("href")), timeout=60).content)
+        assert "tokens" in [scene.tab for scene in read_talk(path).scenes]
+        reader = open_page(context, app_url)
+        reader.locator("#workshop-box").click()
+        reader.locator("#talk-upload input[type=file]").set_input_files(path)
+        reader.wait_for_function("() => { const el = document.querySelector('#stored-plot .js-plotly-plot');"
+                                 " return !!el && Array.isArray(el.data) && el.data.length > 0; }", timeout=30_000)
+        assert reader.locator("#stored-badge").inner_text().startswith("STORED")
     with open(os.path.join(test_output_dir, "room-follow-latency.txt"), "w") as handle:
-        handle.writelines(f"{what}: {seconds:.2f} s\n" for what, seconds in MEASURED.items())
-    print("follow latency (target 2 s):", {what: round(seconds, 2) for what, seconds in MEASURED.items()})
+        handle.writelines(f"{what}: {seconds:.2f} s\n" for what, seconds in measured.items())
+    print("follow latency (target 2 s):", {what: round(seconds, 2) for what, seconds in measured.items()})
+    assert all(seconds <= FOLLOW_S for seconds in measured.values()), measured

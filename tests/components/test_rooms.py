@@ -62,7 +62,7 @@ def test_idle_rooms_end_and_unknown_codes_say_so():
         store.view(code)
     with pytest.raises(RoomGone, match="'nosuchroom' does not exist"):
         store.view("nosuchroom")
-    assert len(store) == 0
+    assert len(store) == 0 and store.live_codes() == []
 
 
 def test_presenter_state_and_stamps():

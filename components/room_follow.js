@@ -1,0 +1,245 @@
+// A follower's page (opened with ?room=CODE): receives the room by push and draws it, without a Gradio event.
+// Installed by components/rooms.py as the JavaScript of a page-load event with no Python handler; LABELS is
+// replaced there by {tab key: label}. Protocol: components/room_routes.py. The stage replaces the tabs while
+// following; "Explore on my own" opens the presenter's view as a share link (the normal page, served by the
+// result cache) with ?own=1; "Rejoin" follows again and catches up by version.
+() => {
+  const LABELS = __LABELS__;
+  const params = new URLSearchParams(window.location.search);
+  const code = (params.get('room') || '').trim().toLowerCase();
+  if (!code || window.__llmxFollow) return;
+  const root = window.location.pathname.replace(/[^/]*$/, '') + 'room_push/';
+  const base = root + encodeURIComponent(code);
+  const st = { code, version: 0, resultVersion: -1, etag: null, es: null, state: null, shown: null, followers: 0,
+               fetching: false, again: false, ended: false };
+  window.__llmxFollow = st;
+  let client = '';
+  try {
+    client = localStorage.getItem('llmx-room-client') || '';
+    if (!client) {
+      client = Math.random().toString(36).slice(2) + Date.now().toString(36);
+      localStorage.setItem('llmx-room-client', client);
+    }
+  } catch (e) { client = Math.random().toString(36).slice(2); }
+
+  const el = (tag, cls, text) => {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const style = el('style');
+  style.textContent = `
+    .llmx-stage { border: 1px solid rgba(128,128,128,0.4); border-radius: 8px; padding: 10px 14px; margin: 6px 0; }
+    .llmx-stage-bar { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; }
+    .llmx-stage-bar button { border: 1px solid rgba(128,128,128,0.6); border-radius: 6px; padding: 2px 10px;
+      background: transparent; color: inherit; cursor: pointer; }
+    .llmx-stage-meta { margin: 6px 0; font-size: 0.9rem; }
+    .llmx-stage-meta code { white-space: pre-wrap; }
+    .llmx-out { margin: 10px 0; }
+    .llmx-out-label { font-size: 0.8rem; opacity: 0.75; margin-bottom: 2px; }
+    .llmx-out table { border-collapse: collapse; font-size: 0.85rem; }
+    .llmx-out td, .llmx-out th { border: 1px solid rgba(128,128,128,0.35); padding: 2px 6px; }
+    .llmx-out pre { max-height: 320px; overflow: auto; font-size: 0.8rem; }
+    body.llmx-following #lens-tabs, body.llmx-following .llmx-own-view { display: none !important; }`;
+  document.head.append(style);
+
+  const stage = el('div', 'llmx-stage');
+  stage.id = 'room-stage-view';
+  const bar = el('div', 'llmx-stage-bar');
+  const status = el('span', 'llmx-stage-status');
+  status.id = 'room-follow-status';
+  const leave = el('button', '', 'Explore on my own');
+  leave.id = 'room-leave';
+  const rejoin = el('button', '', 'Rejoin');
+  rejoin.id = 'room-rejoin';
+  bar.append(status, leave, rejoin);
+  const meta = el('div', 'llmx-stage-meta');
+  meta.id = 'room-view-meta';
+  const result = el('div', 'llmx-stage-result');
+  result.id = 'room-result';
+  stage.append(bar, meta, result);
+
+  const mountStage = (tries) => {
+    const host = document.querySelector('#room-stage');
+    if (host) {
+      host.replaceChildren(stage);
+      // this page's own prompt bar is hidden while following: the stage shows the presenter's prompt
+      let bar = document.querySelector('#prompt');
+      while (bar && !(bar.querySelector('#model') && bar.querySelector('#serving-recompute'))) bar = bar.parentElement;
+      if (bar && bar !== document.body) bar.classList.add('llmx-own-view');
+      return;
+    }
+    if (tries < 100) setTimeout(() => mountStage(tries + 1), 100);
+  };
+  mountStage(0);
+
+  let plotly = null;
+  const ensurePlotly = () => {
+    if (window.Plotly) return Promise.resolve(window.Plotly);
+    if (!plotly) {
+      plotly = new Promise((resolve, reject) => {
+        const script = el('script');
+        script.src = root + 'assets/plotly';
+        script.onload = () => resolve(window.Plotly);
+        script.onerror = reject;
+        document.head.append(script);
+      });
+    }
+    return plotly;
+  };
+
+  const say = (text) => { status.textContent = text; };
+  const label = (tab) => LABELS[tab] || tab || '?';
+  const showStatus = () => {
+    const tab = st.state ? st.state.tab : null;
+    say(`Following room ${code} (${st.followers} following)` + (tab ? ` · the presenter is on ${label(tab)}` : '')
+        + (st.version ? ` · version ${st.version}` : ' · waiting for the presenter'));
+  };
+
+  const table = (value) => {
+    const t = el('table');
+    const head = el('tr');
+    for (const h of value.headers || []) head.append(el('th', '', String(h)));
+    t.append(head);
+    for (const row of (value.data || []).slice(0, 500)) {
+      const tr = el('tr');
+      for (const cell of row) tr.append(el('td', '', cell === null ? '' : String(cell)));
+      t.append(tr);
+    }
+    return t;
+  };
+
+  const drawResult = (res) => {
+    const key = res ? `${res.tab}|${res.published_at}` : '';
+    if (key === st.shown) return;
+    st.shown = key;
+    result.replaceChildren();
+    if (!res) return;
+    result.append(el('div', 'llmx-out-label', `Result on ${label(res.tab)}`));
+    const plots = [];
+    for (const out of res.outputs || []) {
+      const box = el('div', 'llmx-out llmx-out-' + out.kind);
+      box.dataset.output = out.id || '';
+      if (out.label && out.kind !== 'html') box.append(el('div', 'llmx-out-label', out.label));
+      if (out.kind === 'plot') {
+        const div = el('div', 'llmx-plot');
+        box.append(div);
+        plots.push([div, out.value]);
+      } else if (out.kind === 'html') {
+        box.insertAdjacentHTML('beforeend', out.value);  // cleaned on the server (room_push.clean_html)
+      } else if (out.kind === 'table') {
+        box.append(table(out.value));
+      } else if (out.kind === 'note') {
+        box.append(el('em', '', String(out.value)));
+      } else {
+        box.append(el('pre', '', typeof out.value === 'string' ? out.value : JSON.stringify(out.value, null, 1)));
+      }
+      result.append(box);
+    }
+    if (!plots.length) return;
+    ensurePlotly().then((P) => {
+      for (const [div, value] of plots) {
+        if (value && value.type === 'plotly') {
+          const fig = typeof value.plot === 'string' ? JSON.parse(value.plot) : value.plot;
+          P.newPlot(div, fig.data || [], fig.layout || {}, { responsive: true, displaylogo: false });
+        } else if (value && typeof value.plot === 'string' && value.plot.startsWith('data:image')) {
+          const img = el('img');
+          img.src = value.plot;
+          div.append(img);
+        }
+      }
+    }).catch(() => say('The figures could not be drawn (plotly.js did not load).'));
+  };
+
+  const drawView = (state) => {
+    st.state = state || {};
+    const p = st.state.params || {};
+    meta.replaceChildren();
+    meta.append(el('b', '', label(st.state.tab)));
+    if (p.prompt !== undefined) {
+      meta.append(document.createTextNode(' · prompt: '));
+      meta.append(el('code', '', p.prompt));
+    }
+    const own = (st.state.tab || '') + '.';
+    const rest = Object.entries(p).filter(([k]) => k === 'model' || k.startsWith(own));
+    if (rest.length) meta.append(document.createTextNode(' · ' + rest.map(([k, v]) => `${k.split('.').pop()}: ${v}`).join(', ')));
+    showStatus();
+  };
+
+  const pull = async () => {
+    if (st.fetching) { st.again = true; return; }
+    st.fetching = true;
+    try {
+      const response = await fetch(base + '/payload', { cache: 'no-store',
+                                                        headers: st.etag ? { 'If-None-Match': st.etag } : {} });
+      if (response.status === 200) {
+        st.etag = response.headers.get('ETag');
+        const payload = await response.json();
+        if (payload.version >= st.version) { st.version = payload.version; drawView(payload.state); }
+        drawResult(payload.result);
+      } else if (response.status === 404) {
+        stop(await response.text());
+      }
+    } catch (e) {
+      say('Could not read the room: ' + e);
+    } finally {
+      st.fetching = false;
+      if (st.again) { st.again = false; pull(); }
+    }
+  };
+
+  const stop = (reason) => {
+    st.ended = true;
+    if (st.es) st.es.close();
+    say(reason);
+    leave.hidden = true;
+    rejoin.hidden = true;
+    document.body.classList.remove('llmx-following');
+  };
+
+  const connect = () => {
+    if (st.es) st.es.close();
+    const es = new EventSource(`${base}/events?client=${encodeURIComponent(client)}&since=${st.version}`);
+    st.es = es;
+    es.addEventListener('version', (event) => {  // the view travels in the event; the result is fetched
+      const data = JSON.parse(event.data);
+      st.followers = data.followers;
+      st.version = data.version;
+      drawView(data.state);
+      if (data.result_version !== st.resultVersion) { st.resultVersion = data.result_version; pull(); }
+    });
+    es.addEventListener('followers', (event) => { st.followers = Number(event.data) || 0; showStatus(); });
+    es.addEventListener('ended', (event) => stop('The room has ended. ' + JSON.parse(event.data).reason));
+    es.onerror = () => {
+      if (st.ended) return;
+      if (es.readyState !== EventSource.CLOSED) { say('Connection lost; reconnecting…'); return; }
+      // refused (a bad code, a cap): ask once more to read the reason
+      fetch(`${base}/events?client=${encodeURIComponent(client)}&probe=1`).then(async (r) => {
+        if (!r.ok) stop(`Cannot follow room ${code}: ${await r.text()}`);
+        else { if (r.body) r.body.cancel(); setTimeout(connect, 1000); }
+      }).catch(() => setTimeout(connect, 2000));
+    };
+  };
+
+  const shareLink = () => {
+    const state = st.state || {};
+    const q = new URLSearchParams({ room: code, own: '1' });
+    if (state.tab) q.set('tab', state.tab);
+    for (const [k, v] of Object.entries(state.params || {})) q.set(k, v);
+    return window.location.pathname + '?' + q.toString();
+  };
+  leave.onclick = () => { if (st.es) st.es.close(); window.location.assign(shareLink()); };
+  rejoin.onclick = () => { window.location.assign(window.location.pathname + '?room=' + encodeURIComponent(code)); };
+
+  if (params.get('own') === '1') {
+    leave.hidden = true;
+    meta.textContent = '';
+    say(`Exploring on your own (room ${code}): the presenter's changes no longer reach this page.`);
+    return;
+  }
+  rejoin.hidden = true;
+  document.body.classList.add('llmx-following');
+  say(`Joining room ${code}…`);
+  connect();
+}
