@@ -61,6 +61,13 @@ class Limits:
         max_rooms: workshop rooms open at once on this server.
         room_poll_seconds: how often a follower's page asks its room for the presenter's view (float, seconds).
         max_talk_bytes: bytes of a talk file (exported room) written or read, uncompressed (bytes).
+        max_pretrain_steps: optimiser steps of one pretraining run (Training & scale tab).
+        max_pretrain_layers: decoder layers of a pretraining model.
+        max_pretrain_d_model: hidden size (d_model) of a pretraining model.
+        max_pretrain_seq_len: training sequence length of a pretraining run (tokens).
+        max_pretrain_batch_size: sequences per pretraining step.
+        max_pretrain_runs: pretraining runs training at once on this server (the rest wait in a queue).
+        pretrain_queue_size: pretraining runs that may wait for a slot; beyond it a new run is refused.
     """
 
     max_prompt_tokens: int = 2048
@@ -98,6 +105,13 @@ class Limits:
     max_rooms: int = 200
     room_poll_seconds: float = 1.0
     max_talk_bytes: int = 64 * 2**20
+    max_pretrain_steps: int = 2000
+    max_pretrain_layers: int = 8
+    max_pretrain_d_model: int = 256
+    max_pretrain_seq_len: int = 256
+    max_pretrain_batch_size: int = 64
+    max_pretrain_runs: int = 1
+    pretrain_queue_size: int = 4
 
 
 def _parse(field: dataclasses.Field, raw: str):

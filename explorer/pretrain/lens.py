@@ -1,0 +1,193 @@
+"""The pretraining lens contract: start a background job, follow it (``iter_run``), block (``run``), JSON (``to_api``).
+
+Job kinds: ``pretrain`` (one model from random weights), ``hyper`` (a pair of short runs for one hyperparameter
+row), ``data`` (the same compute on the clean, corrupted and repeated corpora), ``induction`` (the pinned 2-layer
+attention-only run). Every job goes through :mod:`explorer.pretrain.runs` (cap, queue, one per session).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from explorer.core.progress import Progress, run_to_end
+from explorer.core.provenance import Provenance, measured
+from explorer.pretrain import experiments, induction, runs
+from explorer.pretrain.data import VARIANTS, corpus
+from explorer.pretrain.loop import CHINCHILLA_TOKENS_PER_PARAM, Curve, new_curve, train_curve
+from explorer.pretrain.model import settings_from_dict
+
+KINDS = ("pretrain", "hyper", "data", "induction")
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """A frozen view of a job.
+
+    Attributes:
+        run_id, kind, status, message: the job (status ``queued``, ``running``, ``done``, ``stopped``,
+            ``diverged``, ``failed``). curves: copies of its :class:`~explorer.pretrain.loop.Curve` (or
+            :class:`~explorer.pretrain.induction.InductionCurve`) records. info: kind extras (the hyperparameter row
+            key, the planned steps). queue_position: 1-based place while queued (0 otherwise); wait_s: expected
+            seconds until it starts (0 once running). notices: capped values.
+    """
+
+    run_id: str
+    kind: str
+    status: str
+    message: str
+    curves: tuple
+    info: dict
+    planned_steps: int
+    queue_position: int = 0
+    wait_s: float = 0.0
+    notices: tuple[str, ...] = ()
+    provenance: Provenance = field(default_factory=lambda: measured("pretraining run"))
+
+    @property
+    def steps_done(self) -> int:
+        """Steps completed over all curves."""
+        return sum(len(c.losses) for c in self.curves)
+
+    @property
+    def active(self) -> bool:
+        """Queued or running."""
+        return self.status in runs.ACTIVE
+
+
+def snapshot(job: runs.Job) -> PretrainResult:
+    """A frozen copy of ``job`` (reading it counts as a page polling the job)."""
+    import time
+
+    job.last_polled = time.monotonic()
+    curves = tuple(copy.copy(c) for c in list(job.curves))
+    for c in curves:
+        for name, value in vars(c).items():
+            if isinstance(value, list):
+                setattr(c, name, list(value))
+    position = runs.queue_position(job) if job.status == runs.QUEUED else 0
+    ahead = [runs._JOBS[i] for i in runs._QUEUE[:max(0, position - 1)] if i in runs._JOBS]
+    what = {"pretrain": "a tiny Llama trained from random weights", "hyper": "a pair of tiny Llama runs",
+            "data": "three tiny Llama runs on three corpora", "induction": "a 2-layer attention-only model"}[job.kind]
+    return PretrainResult(
+        run_id=job.job_id, kind=job.kind, status=job.status, message=job.message, curves=curves, info=dict(job.info),
+        planned_steps=job.planned_steps, queue_position=position,
+        wait_s=runs.expected_wait_s(ahead) if position else 0.0, notices=tuple(job.notices),
+        provenance=measured(f"{what} on this server's CPU: {sum(len(c.losses) for c in curves)} of "
+                            f"{job.planned_steps} steps"))
+
+
+def _train_curves(job: runs.Job, plans: list) -> None:
+    """Train ``plans`` (``[(label, PretrainSettings, variant)]``) one after another, appending each curve to the job."""
+    for label, settings, variant in plans:
+        data = corpus(variant)
+        curve, model = new_curve(label, settings, data)
+        job.curves.append(curve)
+        status = train_curve(curve, model, data, job.stop_reason, runs.yield_to_interactive)
+        if status == "stopped":
+            job.status, job.message = "stopped", curve.message
+            return
+        if status == "diverged" and job.kind == "pretrain":
+            job.status, job.message = "diverged", curve.message
+            return
+    job.message = job.message or "Finished."
+
+
+def start(owner: str, kind: str = "pretrain", settings: dict | None = None, row: str | None = None) -> runs.Job:
+    """Validate and queue a job of ``kind`` for ``owner``.
+
+    Args:
+        settings: ``/pretrain`` settings (kind ``pretrain``; missing keys take the defaults).
+        row: the hyperparameter row key (kind ``hyper``).
+    Raises:
+        ValueError: an unknown kind or row, bad settings (see :func:`explorer.pretrain.model.settings_from_dict`),
+            ``seq_len`` longer than the corpus allows, a job already going for ``owner``, a full queue.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} (got {kind!r})")
+    notices: list[str] = []
+    seed = int((settings or {}).get("seed", 0) or 0)
+    if kind == "pretrain":
+        parsed, notices = settings_from_dict(settings)
+        new_curve("check", parsed, corpus("clean"))  # seq_len vs the corpus, before queueing
+        plans = [("run", parsed, "clean")]
+        info = {"settings": parsed.as_dict()}
+    elif kind == "hyper":
+        the_row = experiments.hyper_row(row)
+        plans = [(label, settings_from_dict(values)[0], "clean")
+                 for label, values in experiments.pair_settings(the_row, seed)]
+        info = {"row": the_row.key}
+    elif kind == "data":
+        values = settings_from_dict(experiments.data_settings(seed))[0]
+        plans = [(variant, values, variant) for variant in VARIANTS]
+        info = {"variants": list(VARIANTS)}
+    else:
+        job = runs.start_job(owner, kind, induction.PINNED["steps"], _induction_work,
+                             info={"settings": dict(induction.PINNED)})
+        return job
+    return runs.start_job(owner, kind, sum(p[1].steps for p in plans), lambda job: _train_curves(job, plans),
+                          info=info, notices=notices)
+
+
+def _induction_work(job: runs.Job) -> None:
+    curve = induction.InductionCurve(settings=dict(job.info["settings"]))
+    job.curves.append(curve)
+    if induction.train(curve, job.stop_reason, runs.yield_to_interactive) == "stopped":
+        job.status, job.message = "stopped", curve.message
+
+
+def follow(job: runs.Job, poll_s: float = POLL_S) -> Iterator[Progress | PretrainResult]:
+    """Yield a :class:`Progress` (``partial`` = the :class:`PretrainResult` so far) whenever the job moves, then
+    the final result."""
+    last = None
+    while True:
+        snap = snapshot(job)
+        if not snap.active:
+            yield snap
+            return
+        key = (snap.status, snap.steps_done, snap.queue_position)
+        if key != last:
+            last = key
+            message = (f"waiting in the queue: place {snap.queue_position}, about {snap.wait_s:.0f} s"
+                       if snap.status == runs.QUEUED else f"step {snap.steps_done} of {snap.planned_steps}")
+            yield Progress(snap.steps_done / max(1, snap.planned_steps), message, partial=snap)
+        if job.thread is not None:
+            job.thread.join(poll_s)
+
+
+def iter_run(settings: dict | None = None, owner: str = "local", kind: str = "pretrain",
+             row: str | None = None) -> Iterator[Progress | PretrainResult]:
+    """Start a job (see :func:`start`) and follow it (see :func:`follow`)."""
+    return follow(start(owner, kind, settings, row))
+
+
+def run(settings: dict | None = None, owner: str = "local", kind: str = "pretrain",
+        row: str | None = None) -> PretrainResult:
+    """Run a job to its end and return its :class:`PretrainResult` (see :func:`start` for errors)."""
+    return run_to_end(iter_run(settings, owner, kind, row))
+
+
+def to_api(result: PretrainResult) -> dict:
+    """The ``/pretrain`` JSON of a ``pretrain`` job: ``{"run_id", "losses" (train, nats/token, one per step),
+    "val_losses" (clean validation windows, at "val_steps"), "tokens_seen", "non_embedding_params",
+    "embedding_params", "tokens_per_param" (Chinchilla's ~20 beside it), "samples": [{"step", "text"}], "status",
+    "message", "corpus", "corpus_tokens", "settings", "notices", "provenance"}``.
+
+    Raises:
+        ValueError: ``result`` is not a pretraining run.
+    """
+    if result.kind != "pretrain":
+        raise ValueError(f"to_api takes a pretrain run (got kind {result.kind!r})")
+    curve: Curve | None = result.curves[0] if result.curves else None
+    return {"run_id": result.run_id, "status": result.status, "message": result.message,
+            "losses": list(curve.losses) if curve else [], "val_losses": list(curve.val_losses) if curve else [],
+            "val_steps": list(curve.val_steps) if curve else [], "tokens_seen": curve.tokens_seen if curve else 0,
+            "non_embedding_params": curve.non_embedding_params if curve else 0,
+            "embedding_params": curve.embedding_params if curve else 0,
+            "tokens_per_param": curve.tokens_per_param if curve else 0.0,
+            "chinchilla_tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM,
+            "samples": [{"step": s, "text": t} for s, t in (curve.samples if curve else [])],
+            "corpus": curve.corpus if curve else "", "corpus_tokens": curve.corpus_tokens if curve else 0,
+            "settings": result.info.get("settings", {}), "notices": list(result.notices),
+            "provenance": result.provenance.to_api()}
