@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PINNED = {"vocab": 48, "period": 16, "d_model": 64, "heads": 4, "batch_size": 32, "lr": 1e-3, "steps": 500,
+PINNED = {"vocab": 48, "period": 16, "d_model": 64, "heads": 4, "batch_size": 32, "lr": 5e-3, "steps": 700,
           "seed": 0, "score_every": 10}
 
 
