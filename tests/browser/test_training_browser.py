@@ -1,0 +1,26 @@
+"""Chromium: start a pretraining run in the Training & scale tab, see loss points drawn and a sample appear."""
+import os
+
+from browser_kit import chromium, open_page
+
+STATUS = "#training-status"
+
+
+def test_pretraining_run_draws_loss_points_and_a_sample(app_url, test_output_dir):
+    with chromium() as context:
+        page = open_page(context, app_url, tab="training")
+        page.locator("#training-run").click()
+        # the loss subplot fills with points while the run streams
+        page.wait_for_function("() => { const p = document.querySelector('#training-main-plot .js-plotly-plot');"
+                               " return !!p && p.data && p.data.length >= 2 && p.data[0].y.length >= 5; }",
+                               timeout=90_000)
+        page.wait_for_function("() => (document.querySelector('#training-samples') || {innerText: ''})"
+                               ".innerText.includes('Once upon a time')", timeout=90_000)
+        page.wait_for_function(f"() => /done|stopped/.test(document.querySelector('{STATUS}').innerText)",
+                               timeout=90_000)
+        losses = page.evaluate("() => document.querySelector('#training-main-plot .js-plotly-plot').data[0].y")
+        assert len(losses) == 60 and losses[-1] < 0.8 * losses[0]
+        badge = page.evaluate("() => ((document.querySelector('#training-main-plot .js-plotly-plot').layout || {})"
+                              ".annotations || []).filter(a => a.name === 'prov-badge').map(a => a.text).join(' ')")
+        assert "MEASURED" in badge
+        page.screenshot(path=os.path.join(test_output_dir, "training.png"), full_page=True)
