@@ -61,6 +61,10 @@ class Limits:
         max_rooms: workshop rooms open at once on this server.
         room_poll_seconds: how often a follower's page asks its room for the presenter's view (float, seconds).
         max_talk_bytes: bytes of a talk file (exported room) written or read, uncompressed (bytes).
+        max_detector_tokens: random tokens per half of the head detector's repeated sequence (tokens).
+        max_circuit_tokens: tokens of a Circuits prompt (patching, ablation, direct logit attribution).
+        max_patch_cells: cells of one activation-patching grid (rows x columns); more are cut, with a notice.
+        patch_batch: patched runs stacked in one forward pass of activation patching (rows of a batch).
         max_pretrain_steps: optimiser steps of one pretraining run (Training & scale tab).
         max_pretrain_layers: decoder layers of a pretraining model.
         max_pretrain_d_model: hidden size (d_model) of a pretraining model.
@@ -105,6 +109,10 @@ class Limits:
     max_rooms: int = 200
     room_poll_seconds: float = 1.0
     max_talk_bytes: int = 64 * 2**20
+    max_detector_tokens: int = 500
+    max_circuit_tokens: int = 64
+    max_patch_cells: int = 1024
+    patch_batch: int = 32
     max_pretrain_steps: int = 2000
     max_pretrain_layers: int = 8
     max_pretrain_d_model: int = 256
