@@ -1,14 +1,14 @@
 """Emergence in training: a 2-layer attention-only transformer forms induction heads (Olsson et al. 2022).
 
-Data: sequences of ``2 * period`` uniformly random tokens whose second half repeats the first. The first half
-cannot be predicted (loss ~ ln(vocab)); the second half can, but only by a circuit that finds the earlier
+Data: uniformly random tokens in which a span of 8-16 tokens is repeated right after itself. Random tokens
+cannot be predicted (loss ~ ln(vocab)); the repeat can, but only by a circuit that finds the earlier
 occurrence of the current token and copies the token after it: a previous-token head in layer 1 composed with
 an induction head in layer 2. The in-context loss (second half) falls suddenly when those heads form, the phase
 change of Olsson et al. 2022, and the induction score of the layer-2 heads rises at the same step.
 
-Induction score of a head: its mean attention, over second-half query positions i, to key position
-``i - period + 1`` (the token after the previous occurrence of token i), as in Olsson et al. 2022 and
-TransformerLens' ``detect_head(..., "induction_head")``.
+Induction score of a head: the Circuits lens's detector (:mod:`explorer.circuits.heads`, TransformerLens's
+induction detection pattern) on its detector sequences (a first token, ``period`` distinct random tokens, the same
+again): the mean attention from each repeated token to the token after its earlier occurrence.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ PINNED = {"vocab": 48, "period": 16, "d_model": 64, "heads": 4, "batch_size": 32
 
 @dataclass
 class InductionCurve:
-    """The record of one induction run (per step: ``losses`` overall, ``first_half`` and ``second_half``
-    losses in nats/token; at ``score_steps``: ``scores`` per step as ``(layers, heads)`` induction scores)."""
+    """The record of one induction run. Per step (nats/token): ``losses`` over all predictions, ``first_half`` over
+    the unpredictable (random) tokens, ``second_half`` over the copyable tokens of the repeated span (the in-context
+    loss). At ``score_steps``: ``scores``, one ``(layers, heads)`` array of induction scores each."""
 
     settings: dict
     label: str = "induction"
@@ -121,23 +122,29 @@ def repeat_mask(periods, starts, n: int):
     return (t1 >= a + p + 1) & (t1 < a + 2 * p)
 
 
-def induction_scores(patterns: list, periods, starts) -> np.ndarray:
-    """``(layers, heads)`` induction scores from attention ``patterns`` (one ``(batch, heads, seq, seq)`` per layer):
-    mean attention from each query i in a repeat (its token seen ``p`` positions earlier) to key ``i - p + 1``,
-    the token after that earlier occurrence."""
-    n = patterns[0].shape[-1]
-    rows, queries, keys = [], [], []
-    for b in range(len(periods)):
-        a, p = int(starts[b]), int(periods[b])
-        for i in range(a + p, min(a + 2 * p, n)):
-            rows.append(b)
-            queries.append(i)
-            keys.append(i - p + 1)
-    out = []
-    for attn in patterns:
-        a = attn.detach().float()
-        out.append(a[rows, :, queries, keys].mean(dim=0).numpy())
-    return np.stack(out)
+PROBE_SEQUENCES = 8
+
+
+def probe_sequences(vocab: int, period: int, seed: int) -> np.ndarray:
+    """``(PROBE_SEQUENCES, 2 * period + 1)`` detector sequences of the Circuits lens: a first token, ``period``
+    distinct random tokens, the same again (:func:`explorer.circuits.heads.repeated_random_tokens`)."""
+    from explorer.circuits.heads import repeated_random_tokens
+
+    return np.stack([repeated_random_tokens(period, vocab, first_token=0, seed=seed + i)
+                     for i in range(PROBE_SEQUENCES)])
+
+
+def induction_scores(model, probes: np.ndarray) -> np.ndarray:
+    """``(layers, heads)`` induction scores of ``model`` by the Circuits lens's detector
+    (:func:`explorer.circuits.heads.head_scores`, kind ``induction``), averaged over the ``probes`` sequences."""
+    import torch
+
+    from explorer.circuits.heads import head_scores
+
+    with torch.no_grad():
+        _, patterns = model(torch.from_numpy(probes))
+    attn = torch.stack(patterns, dim=1).float().numpy()  # (probes, layers, heads, seq, seq)
+    return np.mean([head_scores(attn[i], probes[i], "induction") for i in range(len(probes))], axis=0)
 
 
 def half_losses(logits, ids, mask) -> tuple:
@@ -157,7 +164,7 @@ def train(curve: InductionCurve, should_stop=lambda step: None, before_step=lamb
     s = curve.settings
     model = build_model(s["vocab"], s["period"], s["d_model"], s["heads"], s["seed"])
     gen = torch.Generator().manual_seed(s["seed"])
-    probe, probe_p, probe_a = repeated_batch(64, s["vocab"], s["period"], torch.Generator().manual_seed(s["seed"] + 7))
+    probes = probe_sequences(s["vocab"], s["period"], s["seed"] + 7)
     opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=0.0)
     for step in range(s["steps"]):
         reason = should_stop(step)
@@ -178,9 +185,7 @@ def train(curve: InductionCurve, should_stop=lambda step: None, before_step=lamb
         curve.first_half.append(float(first.detach()))
         curve.second_half.append(float(second.detach()))
         if (step + 1) % s["score_every"] == 0 or step == 0 or step + 1 == s["steps"]:
-            with torch.no_grad():
-                _, patterns = model(probe)
             curve.score_steps.append(step + 1)
-            curve.scores.append(induction_scores(patterns, probe_p, probe_a))
+            curve.scores.append(induction_scores(model, probes))
     curve.status, curve.message = "done", f"Finished {s['steps']} steps."
     return curve.status
