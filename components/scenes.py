@@ -64,6 +64,10 @@ SCENES: list[Scene] = [
     Scene("One token through every lens", "Inspector: what ' Paris' attends to, its KV bytes, the prediction, the "
           "logit lens and what int8 / NF4 change",
           {"tab": "inspect", "prompt": "The capital of France is Paris", "inspect.position": "5"}),
+    Scene("Watch a model learn language", "Training & scale: a tiny Llama pretrained from random weights, gibberish "
+          "becoming words, tokens per parameter against Chinchilla's ~20",
+          {"tab": "training", "prompt": "Once upon a time", "training.steps": "300", "training.d_model": "64",
+           "training.layers": "2", "training.row": "warmup"}),
 ]
 
 

@@ -17,7 +17,7 @@ from explorer.pretrain.tokenizer import encode_documents
 
 TRAIN_DOCS = 12_000  # about 1.0 M tokens
 VALID_DOCS = 400  # about 35 K tokens
-VALID_WINDOWS = 32  # fixed validation windows scored at each evaluation
+VALID_WINDOWS = 16  # fixed validation windows scored at each evaluation
 
 
 @dataclass(frozen=True)
