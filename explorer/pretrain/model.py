@@ -132,6 +132,9 @@ def build_model(s: PretrainSettings, vocab_size: int):
     with torch.random.fork_rng(devices=devices):  # weights from the seed, global RNG state restored after
         torch.manual_seed(s.seed)
         model = LlamaForCausalLM(llama_config(s, vocab_size))
+    # tie explicitly: transformers ties in post_init, but a shared model loading in another thread at the same
+    # moment can leave a freshly built model untied (seen in the app at page load)
+    model.lm_head.weight = model.model.embed_tokens.weight
     if s.dropout > 0:
         for layer in model.model.layers:
             for block in (layer.self_attn, layer.mlp):

@@ -22,10 +22,10 @@ def _curve(steps=6, **extra):
 def test_live_figure_draws_losses_and_tokens_per_parameter():
     curve = _curve()
     fig = figs.live_figure(curve)
-    train, val, ratio = fig.data
+    train, val, ratio, chinchilla = fig.data
     assert list(train.y) == curve.losses and list(val.x) == curve.val_steps and list(val.y) == curve.val_losses
     assert np.isclose(ratio.y[-1], curve.tokens_per_param)
-    assert any(s.y0 == 20 for s in fig.layout.shapes)  # Chinchilla's line
+    assert list(chinchilla.y) == [20, 20]  # Chinchilla's compute-optimal tokens per parameter
 
 
 def test_pair_and_data_figures_draw_each_curve():

@@ -27,8 +27,7 @@ def _steps(values) -> np.ndarray:
 def live_figure(curve, title: str = "") -> go.Figure:
     """Training loss per step and validation loss (markers), and tokens seen per non-embedding parameter against
     Chinchilla's compute-optimal ~20 (log scale)."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32],
-                        subplot_titles=("loss (nats per token)", "tokens seen per parameter (N)"))
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.66, 0.34], horizontal_spacing=0.12)
     if curve is not None and curve.losses:
         fig.add_trace(go.Scatter(x=_steps(curve.losses), y=curve.losses, name="training loss",
                                  line=dict(color=COLORS[0])), 1, 1)
@@ -37,12 +36,13 @@ def live_figure(curve, title: str = "") -> go.Figure:
         per_step = curve.settings.batch_size * curve.settings.seq_len / max(1, curve.non_embedding_params)
         x = _steps(curve.losses)
         fig.add_trace(go.Scatter(x=x, y=x * per_step, name="tokens / N", line=dict(color=COLORS[2])), 1, 2)
-        fig.add_hline(y=CHINCHILLA, line=dict(color="#888", dash="dash"), row=1, col=2,
-                      annotation_text="Chinchilla ~20", annotation_position="bottom right")
-        fig.update_yaxes(type="log", row=1, col=2)
+        fig.add_trace(go.Scatter(x=[1, curve.settings.steps], y=[CHINCHILLA, CHINCHILLA], name="Chinchilla ~20",
+                                 mode="lines", line=dict(color="#888", dash="dash")), 1, 2)
         total = curve.settings.steps
         fig.update_xaxes(range=[0.5, total + 0.5], row=1, col=1)
     fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="loss (nats per token)", row=1, col=1)
+    fig.update_yaxes(title_text="tokens seen per parameter (N)", type="log", row=1, col=2)
     fig.update_layout(height=380, title=title or "Pretraining from random weights", **LAYOUT)
     return fig
 
@@ -63,16 +63,13 @@ def runs_figure(curves: list) -> go.Figure:
 def induction_figure(curve, title: str = "") -> go.Figure:
     """Top: loss on copyable tokens (the repeat) and on random tokens. Bottom: induction score of each layer-2
     head and the best layer-1 head; a dotted line marks the phase change."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
-                        subplot_titles=("loss (nats/token)", "induction score (attention to the token after "
-                                        "the earlier occurrence)"))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
     if curve is not None and curve.losses:
         x = _steps(curve.losses)
         fig.add_trace(go.Scatter(x=x, y=curve.second_half, name="in-context (repeated span)",
                                  line=dict(color=COLORS[1])), 1, 1)
         fig.add_trace(go.Scatter(x=x, y=curve.first_half, name="random tokens", line=dict(color="#999")), 1, 1)
-        fig.add_hline(y=math.log(curve.settings["vocab"]), line=dict(color="#bbb", dash="dot"), row=1, col=1,
-                      annotation_text="ln(vocab): guessing", annotation_position="top right")
+        fig.add_hline(y=math.log(curve.settings["vocab"]), line=dict(color="#bbb", dash="dot"), row=1, col=1)
         scores = np.asarray(curve.scores)  # (points, layers, heads)
         if scores.size:
             for h in range(scores.shape[2]):
@@ -84,7 +81,8 @@ def induction_figure(curve, title: str = "") -> go.Figure:
         if step:
             fig.add_vline(x=step, line=dict(color="#888", dash="dot"))
         fig.update_xaxes(range=[0.5, curve.settings["steps"] + 0.5])
-    fig.update_yaxes(range=[0, 1], row=2, col=1)
+    fig.update_yaxes(title_text="loss (nats/token)", row=1, col=1)
+    fig.update_yaxes(title_text="induction score", range=[0, 1], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_layout(height=520, title=title or "Induction heads form: in-context copying appears suddenly", **LAYOUT)
     return fig
