@@ -2,6 +2,7 @@
 import os
 
 from browser_kit import chromium, open_page
+from test_browser import assert_badged
 
 STATUS = "#training-status"
 
@@ -23,4 +24,6 @@ def test_pretraining_run_draws_loss_points_and_a_sample(app_url, test_output_dir
         badge = page.evaluate("() => ((document.querySelector('#training-main-plot .js-plotly-plot').layout || {})"
                               ".annotations || []).filter(a => a.name === 'prov-badge').map(a => a.text).join(' ')")
         assert "MEASURED" in badge
+        found = assert_badged(page, "training")  # every visible figure and table of the tab carries its badge
+        assert found["plots"] >= 1 and found["tables"] >= 1, found
         page.screenshot(path=os.path.join(test_output_dir, "training.png"), full_page=True)

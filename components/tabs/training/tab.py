@@ -14,7 +14,7 @@ import gradio as gr
 import pandas as pd
 from gradio.context import Context
 
-from components.badge import badged_table, stamp
+from components.badge import badge_md, badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.training import figures as figs
 from explorer import pretrain
@@ -182,7 +182,9 @@ def build_training_tab(ctx) -> dict:
         except ValueError as exc:
             return f"⚠ {exc}"
         n, emb = count_parameters(build_model(parsed, VOCAB_SIZE))
-        return figs.params_md(n, emb, parsed) + (f" ({'; '.join(notices)})" if notices else "")
+        prov = formula("parameters of the LlamaConfig model built from these settings (transformers); tokens = "
+                       "steps x batch size x seq_len")
+        return badge_md(prov) + " " + figs.params_md(n, emb, parsed) + (f" ({'; '.join(notices)})" if notices else "")
 
     def start(owner_id, request, kind, settings=None, row=None):
         owner = owner_of(owner_id, request)
