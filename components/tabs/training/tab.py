@@ -216,8 +216,9 @@ def build_training_tab(ctx) -> dict:
     def attach(owner_id):
         owner = (owner_id or "").strip() or uuid.uuid4().hex
         job = pretrain.active_job(owner)
-        if job is None:
-            yield (owner, *view(owner, None))
+        if job is None:  # show the session's latest run, if any (a reload after it finished)
+            latest = pretrain.jobs_for(owner)[-1:]
+            yield (owner, *view(owner, pretrain.snapshot(latest[0]) if latest else None))
             return
         for outputs in stream(owner, job):
             yield (owner, *outputs)
