@@ -71,7 +71,8 @@ class Grammar:
         if k == 1:
             return f"{hero} {past} {self.noun_phrase()} that was {self.pick(ADJECTIVES + COLOURS)}."
         if k == 2:
-            return f"The {self.pick(ANIMALS)} that {self.pick(VERBS_T)[0]} {self.noun_phrase(True)} {self.pick(VERBS_I)}."
+            animal, verb = self.pick(ANIMALS), self.pick(VERBS_T)[0]
+            return f"The {animal} that {verb} {self.noun_phrase(True)} {self.pick(VERBS_I)}."
         if k == 3:
             return f"{hero} felt {self.pick(FEELINGS)} because {friend} {self.pick(VERBS_I)}."
         if k == 4:

@@ -17,6 +17,7 @@ from explorer.pretrain.tokenizer import encode_documents
 
 TRAIN_DOCS = 12_000  # about 1.0 M tokens
 VALID_DOCS = 400  # about 35 K tokens
+REPEAT_SHARE = 256  # the repeated variant keeps 1/256 of the training documents (~4 K tokens)
 VALID_WINDOWS = 16  # fixed validation windows scored at each evaluation
 
 
@@ -57,8 +58,8 @@ def corpus(variant: str = "clean") -> CorpusData:
 
     Variants (same documents, same size, so the same compute buys the same number of tokens):
         ``clean``: the grammar's stories. ``corrupted``: half the documents with their words shuffled and a
-        third replaced by duplicates of others. ``repeated``: only the first eighth of the documents, so a run
-        sees them for about eight times as many epochs.
+        third replaced by duplicates of others. ``repeated``: only the first 1/:data:`REPEAT_SHARE` of the
+        documents (~4 K tokens), so the data-quality runs (150 steps x 1,024 tokens) see them about 38 times.
 
     Raises:
         ValueError: an unknown variant.
@@ -71,8 +72,8 @@ def corpus(variant: str = "clean") -> CorpusData:
         docs = duplicate_documents(shuffle_words(docs[:half], seed=1) + docs[half:], share=1 / 3, seed=2)
         name = "corrupted copy: half the stories word-shuffled, a third replaced by duplicates"
     elif variant == "repeated":
-        docs = docs[:len(docs) // 8]
-        name = "one eighth of the stories, repeated for ~8x the epochs"
+        docs = docs[:len(docs) // REPEAT_SHARE]
+        name = f"1/{REPEAT_SHARE} of the stories, repeated (~38 epochs in the data-quality runs)"
     else:
         raise ValueError(f"variant must be one of {VARIANTS} (got {variant!r})")
     return CorpusData(name=name, train=encode_documents(docs), valid=_valid(), documents=len(docs))

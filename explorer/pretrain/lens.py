@@ -13,7 +13,7 @@ from typing import Iterator
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 from explorer.pretrain import experiments, induction, runs
-from explorer.pretrain.data import VARIANTS, corpus
+from explorer.pretrain.data import VARIANTS, check_seq_len, corpus
 from explorer.pretrain.loop import CHINCHILLA_TOKENS_PER_PARAM, Curve, new_curve, train_curve
 from explorer.pretrain.model import settings_from_dict
 
@@ -110,7 +110,7 @@ def start(owner: str, kind: str = "pretrain", settings: dict | None = None, row:
     seed = int((settings or {}).get("seed", 0) or 0)
     if kind == "pretrain":
         parsed, notices = settings_from_dict(settings)
-        new_curve("check", parsed, corpus("clean"))  # seq_len vs the corpus, before queueing
+        check_seq_len(parsed.seq_len, corpus("clean"))  # before queueing
         plans = [("run", parsed, "clean")]
         info = {"settings": parsed.as_dict()}
     elif kind == "hyper":

@@ -64,7 +64,8 @@ class Curve:
 
 
 def lr_at(step: int, s: PretrainSettings) -> float:
-    """Learning rate of 0-based ``step``: linear warmup over ``s.warmup`` steps, then cosine from ``s.lr`` to 0.1·lr."""
+    """Learning rate of 0-based ``step``: linear warmup over ``s.warmup`` steps, then cosine from ``s.lr`` to
+    0.1·lr."""
     if step < s.warmup:
         return s.lr * (step + 1) / s.warmup
     progress = (step - s.warmup) / max(1, s.steps - s.warmup)
@@ -144,8 +145,8 @@ def train_curve(curve: Curve, model, data: CorpusData, should_stop: Callable[[in
         value = float(loss.detach())
         if not math.isfinite(value) or (curve.losses and value > EXPLODE_FACTOR * curve.losses[0]):
             curve.status = "diverged"
-            curve.message = (f"Diverged at step {step + 1}: the loss {'is not finite' if not math.isfinite(value) else f'rose to {value:.3g}'} "
-                             f"(learning rate {lr:.3g}); the run stopped.")
+            what = "is not finite" if not math.isfinite(value) else f"rose to {value:.3g}"
+            curve.message = f"Diverged at step {step + 1}: the loss {what} (learning rate {lr:.3g}); the run stopped."
             return curve.status
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip if s.clip > 0 else math.inf))

@@ -168,7 +168,8 @@ def build_training_tab(ctx) -> dict:
     with gr.Accordion("Data quality vs quantity", open=False):
         gr.Markdown("The same model and compute on three corpora, all scored on the same clean held-out stories: "
                     "the clean stories; a corrupted copy (half the stories word-shuffled, a third replaced by "
-                    "duplicates); and one eighth of the stories repeated for ~8x the epochs.")
+                    "duplicates); and 1/256 of the stories (~4 K tokens) seen about 38 times over: more epochs of "
+                    "less data.")
         data_btn = gr.Button("Train on the three corpora", elem_id="training-data")
         data_plot = gr.Plot(label="Validation loss by corpus")
 
