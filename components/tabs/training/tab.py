@@ -14,7 +14,7 @@ import gradio as gr
 import pandas as pd
 from gradio.context import Context
 
-from components.badge import badge_md, badged_table, stamp
+from components.badge import badge_html, badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.training import figures as figs
 from explorer import pretrain
@@ -185,7 +185,7 @@ def build_training_tab(ctx) -> dict:
         n, emb = count_parameters(build_model(parsed, VOCAB_SIZE))
         prov = formula("parameters of the LlamaConfig model built from these settings (transformers); tokens = "
                        "steps x batch size x seq_len")
-        return badge_md(prov) + " " + figs.params_md(n, emb, parsed) + (f" ({'; '.join(notices)})" if notices else "")
+        return badge_html(prov) + " " + figs.params_md(n, emb, parsed) + (f" ({'; '.join(notices)})" if notices else "")
 
     def start(owner_id, request, kind, settings=None, row=None):
         owner = owner_of(owner_id, request)
