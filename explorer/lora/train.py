@@ -1,94 +1,43 @@
 """The LoRA lens: live fine-tune runs kept in a server-side registry, one owner (session) each.
 
 A run trains a PEFT LoRA adapter (Hu et al. 2021; QLoRA, Dettmers et al. 2023, when asked) on a
-*shadow* of the shared model that shares its frozen weights (see :mod:`explorer.lora_model`), in a
+*shadow* of the shared model that shares its frozen weights (see :mod:`explorer.lora.model`), in a
 background thread, taking the model's lock one optimiser step at a time so other users' requests
 interleave. The UI polls :func:`snapshot` to stream per-step figures; a page reload finds the run
 again through :func:`active_run`, because runs live here, not in the page.
 
 Adapters belong to their owner: :func:`get_run` refuses another owner's run id, and an adapter is
-enabled only inside :func:`adapter_active`, under the lock, and disabled again in ``finally``.
+enabled only inside :func:`adapter_active` or a pass given :func:`adapter_patch`, under the lock, and disabled
+again in ``finally`` (:class:`explorer.core.patches.Adapter`). The registry, its stop checks and its worker
+thread are :mod:`explorer.core.runs` (shared with DPO and any later training kind).
 
 Entry points: :func:`start_run` here; ``iter_run`` / ``run`` / ``to_api`` in :mod:`explorer.lora.lens`.
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
-import math
 import re
-import threading
 import time
-import uuid
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
 from explorer.core.config import get_limits
 from explorer.core.provenance import Provenance, measured
-from explorer.lora.data import batch_order, collate, first_prompt, token_view, tokenize_dataset, validate_dataset
+from explorer.core.runs import FINISHED, RUNNING, new_run_id  # noqa: F401 (re-exported)
+from explorer.lora import chunks
+from explorer.lora.data import first_prompt, token_view, tokenize_dataset, validate_dataset
+from explorer.lora.registry import (MAX_RUNS_PER_OWNER, MAX_RUNS_TOTAL, REGISTRY, LoraRun,  # noqa: F401 (re-exported)
+                                    StepRecord, adapter_active, adapter_patch, adapter_patches, discard, stopped)
+from explorer.lora.steps import EXPLODE_FACTOR, iter_steps, optimiser, steps_run  # noqa: F401 (re-exported)
 from explorer.lora.model import (LoraSettings, base_engine, build_peft_model, count_parameters,
                                  settings_from_dict)
 
 log = logging.getLogger("llm_explorer")
 
-MAX_RUNS_PER_OWNER = 6
-MAX_RUNS_TOTAL = 64  # adapters kept on the server (a default run holds ~20 MB once finished)
 MAX_SEQ_TOKENS = 512
 EMA_BETA = 0.8
-EXPLODE_FACTOR = 4.0
-RUNNING = "running"
-FINISHED = ("done", "stopped", "failed", "uploaded")
-
-
-@dataclass
-class StepRecord:
-    """One optimiser step: loss (nats/token), learning rate, pre-clip gradient L2 norm, trained tokens, seconds."""
-
-    loss: float
-    learning_rate: float
-    grad_norm: float
-    tokens: int
-    step_s: float
-    elapsed_s: float
-
-
-@dataclass
-class LoraRun:
-    """A run and its adapter (mutable, owned by the registry; read through :func:`snapshot`).
-
-    Attributes:
-        run_id, owner: ids; ``owner`` is the session (browser id or ``gr.Request.session_hash``).
-        settings: :class:`LoraSettings`. engine: the base engine it trains on.
-        peft_model: the PEFT model on a weight-sharing shadow (``None`` once discarded).
-        adapter_name: PEFT adapter name ``<owner>-<run_id>``.
-        status: ``running``, ``done``, ``stopped``, ``failed`` or ``uploaded``; message: why it ended.
-        records: one :class:`StepRecord` per completed step.
-        trainable_params, total_params: counts (parameters) computed from the shapes before training;
-            peft_counts: PEFT's own ``get_nb_trainable_parameters()`` on the built adapter (must agree).
-    """
-
-    run_id: str
-    owner: str
-    settings: LoraSettings
-    engine: object
-    peft_model: object
-    adapter_name: str
-    dataset_name: str = ""
-    prompts: tuple[str, ...] = ()
-    example_tokens: list = field(default_factory=list)
-    trainable_params: int = 0
-    total_params: int = 0
-    peft_counts: tuple[int, int] = (0, 0)
-    status: str = RUNNING
-    message: str = ""
-    notices: list = field(default_factory=list)
-    records: list = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
-    last_polled: float = field(default_factory=time.monotonic)  # time.monotonic() of the last snapshot()/wait()
-    thread: threading.Thread | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -129,9 +78,13 @@ class RunSnapshot:
         """Trainable parameters as a percentage of all parameters."""
         return 100.0 * self.trainable_params / max(1, self.total_params)
 
-
-_RUNS: dict[str, LoraRun] = {}
-_REGISTRY_LOCK = threading.Lock()
+    def to_api(self) -> dict:
+        """The ``/lora_train`` JSON: ``{"run_id", "status", "message", "trainable_params", "total_params", "losses"
+        (nats per trained token, one per step), "seconds_per_step", "settings", "notices", "provenance"}``."""
+        return {"run_id": self.run_id, "status": self.status, "message": self.message,
+                "trainable_params": self.trainable_params, "total_params": self.total_params,
+                "losses": self.loss.tolist(), "seconds_per_step": self.seconds_per_step, "settings": self.settings,
+                "notices": list(self.notices), "provenance": self.provenance.to_api()}
 
 
 def smooth(values: np.ndarray, beta: float = EMA_BETA) -> np.ndarray:
@@ -146,7 +99,7 @@ def smooth(values: np.ndarray, beta: float = EMA_BETA) -> np.ndarray:
 def snapshot(run: LoraRun) -> RunSnapshot:
     """A frozen copy of ``run``'s state and per-step figures. Reading it counts as a page polling the run
     (a run nobody polls for ``Limits.lora_idle_seconds`` stops)."""
-    run.last_polled = time.monotonic()
+    REGISTRY.touch(run)
     records = list(run.records)
     loss = np.array([r.loss for r in records], dtype=float)
     step_s = np.array([r.step_s for r in records], dtype=float)
@@ -167,130 +120,17 @@ def snapshot(run: LoraRun) -> RunSnapshot:
                             model=run.settings.model))
 
 
-@contextlib.contextmanager
-def adapter_active(run: LoraRun, train: bool = False):
-    """Enable ``run``'s adapter for the block, under its engine's lock; disabled again in ``finally``.
-
-    Raises:
-        ValueError: the run's adapter was discarded (failed run).
-    """
-    if run.peft_model is None:
-        raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
-    model = run.peft_model
-    with run.engine.lock:
-        try:
-            model.base_model.enable_adapter_layers()
-            model.set_adapter(run.adapter_name, inference_mode=not train)
-            model.train(train)
-            yield model
-        finally:
-            model.base_model.disable_adapter_layers()
-            model.eval()
-
-
-def optimiser(run: LoraRun):
-    """``(params, optimizer, scheduler)`` for ``run``'s adapter: AdamW and the transformers scheduler."""
-    import torch
-    from transformers import get_scheduler
-
-    s = run.settings
-    params = [p for n, p in run.peft_model.named_parameters() if "lora_" in n and run.adapter_name in n]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
-    scheduler = get_scheduler(s.lr_scheduler_type, optimizer, num_warmup_steps=s.warmup_steps,
-                              num_training_steps=s.steps)
-    return params, optimizer, scheduler
-
-
-def _train(run: LoraRun, tokenized: list) -> None:
-    from explorer.lora import chunks
-
+def _work(run: LoraRun, tokenized: list) -> Iterator[StepRecord | None]:
+    """The run's worker (:meth:`explorer.core.runs.RunRegistry.start`): one :class:`StepRecord` per step."""
     params, optimizer, scheduler = optimiser(run)
     start = time.perf_counter()
     plan = chunks.plan_for(run.settings.steps)  # on ZeroGPU: GPU calls of a few steps each, driven from here
     if plan is not None:
+        yield None  # the registry checks Stop once before the first chunk; chunks check it between their steps
         if chunks.run_chunked(run, tokenized, params, optimizer, scheduler, plan, start):
-            run.status, run.message = "done", f"Finished {run.settings.steps} steps."
+            run.status, run.message = "done", run.done_message()
         return
-    if _steps(run, tokenized, params, optimizer, scheduler, 0, run.settings.steps, start, None, run.records)[0]:
-        run.status, run.message = "done", f"Finished {run.settings.steps} steps."
-
-
-def _steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: int, last: int, start: float,
-           first_loss: float | None, records: list) -> tuple[bool, float | None]:
-    """Optimiser steps ``first .. last - 1`` (appending a StepRecord each to ``records``); returns
-    ``(True, first_loss)`` when all ran, ``(False, ...)`` when the run stopped or failed (status set on ``run``)."""
-    import torch
-
-    s, engine, model = run.settings, run.engine, run.peft_model
-    pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
-    order = batch_order(len(tokenized), s.batch_size, s.steps, s.seed)
-    for step in range(first, last):
-        if stopped(run, step, start):
-            return False, first_loss
-        batch = {k: v.to(engine.device) for k, v in collate([tokenized[i] for i in order[step]], pad_id).items()}
-        lr = scheduler.get_last_lr()[0]
-        with engine.session(grad=True), torch.enable_grad(), adapter_active(run, train=True):
-            t0 = time.perf_counter()
-            loss = model(**batch).loss
-            value = float(loss.detach())
-            bad = not math.isfinite(value) or (first_loss is not None and value > EXPLODE_FACTOR * first_loss)
-            if not bad:
-                loss.backward()
-                clip = s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-                bad = not math.isfinite(grad_norm)
-            if not bad:
-                optimizer.step()
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step_s = time.perf_counter() - t0
-        if bad:
-            discard(run, f"The loss {'became NaN/inf' if not math.isfinite(value) else f'exploded to {value:.3g}'} at "
-                          f"step {step + 1} with learning rate {s.learning_rate:g}; the run stopped and its adapter "
-                          "was discarded. Try a smaller learning rate (e.g. 1e-4 to 3e-3).")
-            return False, first_loss
-        first_loss = value if first_loss is None else first_loss
-        records.append(StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm,
-                                  tokens=int(batch["attention_mask"].sum()), step_s=step_s,
-                                  elapsed_s=time.perf_counter() - start))
-    return True, first_loss
-
-
-def stopped(run: LoraRun, step: int, start: float) -> bool:
-    """Whether the run must stop before step ``step`` (0-based): Stop pressed, no page polling it for
-    ``Limits.lora_idle_seconds``, or ``Limits.max_run_seconds`` since ``start`` (``time.perf_counter()``).
-    Sets the run's status and message when it does."""
-    limits, total = get_limits(), run.settings.steps
-    if run.stop_event.is_set():
-        why = f"Stopped after {step} of {total} steps"
-    elif time.monotonic() - run.last_polled > limits.lora_idle_seconds:
-        why = f"Stopped after {step} steps: no page polled the run for {limits.lora_idle_seconds:.0f} s"
-    elif time.perf_counter() - start > limits.max_run_seconds:
-        why = f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after {step} steps"
-    else:
-        return False
-    run.status, run.message = "stopped", f"{why}; the adapter keeps step {step}."
-    return True
-
-
-def discard(run: LoraRun, message: str) -> None:
-    """Mark ``run`` failed with ``message`` and drop its adapter."""
-    run.status, run.message, run.peft_model = "failed", message, None
-
-
-def _worker(run: LoraRun, tokenized: list) -> None:
-    try:
-        _train(run, tokenized)
-    except Exception as exc:  # noqa: BLE001 - reported through the run's status
-        log.exception("LoRA run %s failed", run.run_id)
-        discard(run, f"The run failed ({type(exc).__name__}: {exc}); its adapter was discarded.")
-    finally:
-        if run.peft_model is not None:
-            for name, p in run.peft_model.named_parameters():
-                if "lora_" in name:
-                    p.requires_grad_(False)
+    yield from iter_steps(run, tokenized, params, optimizer, scheduler, 0, run.settings.steps, start, {})
 
 
 def preview(settings: dict | None, engine=None) -> tuple[LoraSettings, int, int, list[str]]:
@@ -299,22 +139,12 @@ def preview(settings: dict | None, engine=None) -> tuple[LoraSettings, int, int,
     ``engine`` overrides the base engine named by the settings (tests pass a tiny model).
 
     Raises:
-        ValueError: invalid settings (see :func:`explorer.lora_model.settings_from_dict`).
+        ValueError: invalid settings (see :func:`explorer.lora.model.settings_from_dict`).
     """
     parsed, notices = settings_from_dict(settings, get_limits().max_train_steps)
     engine = engine or base_engine(parsed)
     trainable, total = count_parameters(engine.model, parsed)
     return parsed, trainable, total, notices
-
-
-def _evict(owner: str) -> None:
-    """Make room for one more run: the owner keeps its newest runs, the server its newest finished ones."""
-    mine = [r for r in _RUNS.values() if r.owner == owner and r.status in FINISHED]
-    for old in sorted(mine, key=lambda r: r.started)[:max(0, len(mine) - MAX_RUNS_PER_OWNER + 1)]:
-        _RUNS.pop(old.run_id, None)
-    finished = sorted((r for r in _RUNS.values() if r.status in FINISHED), key=lambda r: r.started)
-    for old in finished[:max(0, len(_RUNS) - MAX_RUNS_TOTAL + 1)]:
-        _RUNS.pop(old.run_id, None)
 
 
 def adapter_name_for(owner: str, run_id: str) -> str:
@@ -324,9 +154,7 @@ def adapter_name_for(owner: str, run_id: str) -> str:
 
 def register(run: LoraRun) -> None:
     """Add a finished run (e.g. an uploaded adapter) to the registry, evicting the owner's oldest."""
-    with _REGISTRY_LOCK:
-        _evict(run.owner)
-        _RUNS[run.run_id] = run
+    REGISTRY.register(run)
 
 
 def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: str = "custom",
@@ -349,7 +177,7 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
     engine = engine or base_engine(parsed)
     tokenized = tokenize_dataset(engine.tokenizer, conversations,
                                  max_tokens=min(limits.max_prompt_tokens, MAX_SEQ_TOKENS))
-    run_id = uuid.uuid4().hex[:12]
+    run_id = new_run_id()
     run = LoraRun(run_id=run_id, owner=owner, settings=parsed, engine=engine, peft_model=None,
                   adapter_name=adapter_name_for(owner, run_id), dataset_name=dataset_name, notices=notices,
                   prompts=tuple(first_prompt(m) for m in conversations),
@@ -358,29 +186,16 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
         with engine.session(grad=True):
             run.peft_model, run.peft_counts = build_peft_model(engine, parsed, run.adapter_name)
         run.trainable_params, run.total_params = count_parameters(engine.model, parsed)
-    run.thread = threading.Thread(target=_worker, args=(run, tokenized), name=f"lora-{run_id}", daemon=True)
-    run.thread.start()
-    return run
+    return REGISTRY.start(run, lambda r: _work(r, tokenized))
 
 
-@contextlib.contextmanager
 def claim(run: LoraRun):
     """Register a new running ``run`` for the block that builds its adapter; unregistered if the block raises.
 
     Raises:
         ValueError: the owner already has a run going (one run per session at a time).
     """
-    with _REGISTRY_LOCK:
-        if any(r.owner == run.owner and r.status == RUNNING for r in _RUNS.values()):
-            raise ValueError("A run is already going in this session: wait for it or press Stop first.")
-        _evict(run.owner)
-        _RUNS[run.run_id] = run
-    try:
-        yield run
-    except BaseException:
-        with _REGISTRY_LOCK:
-            _RUNS.pop(run.run_id, None)
-        raise
+    return REGISTRY.claim(run)
 
 
 def get_run(run_id: str, owner: str) -> LoraRun:
@@ -389,7 +204,7 @@ def get_run(run_id: str, owner: str) -> LoraRun:
     Raises:
         ValueError: unknown id, or another session's run (adapters are private to their session).
     """
-    run = _RUNS.get(str(run_id or "").strip())
+    run = REGISTRY.runs.get(str(run_id or "").strip())
     if run is None or run.owner != owner:
         raise ValueError(f"No LoRA run {run_id!r} in this session (runs belong to the session that trained them).")
     return run
@@ -397,46 +212,27 @@ def get_run(run_id: str, owner: str) -> LoraRun:
 
 def runs_for(owner: str) -> list[LoraRun]:
     """The owner's runs, oldest first."""
-    return sorted((r for r in list(_RUNS.values()) if r.owner == owner), key=lambda r: r.started)
+    return REGISTRY.runs_for(owner)
 
 
 def active_run(owner: str) -> LoraRun | None:
     """The owner's run still training, if any (used to re-attach after a page reload)."""
-    return next((r for r in runs_for(owner) if r.status == RUNNING), None)
+    return REGISTRY.active(owner)
 
 
 def shutdown(timeout_s: float = 30.0) -> int:
     """Stop every running run after its current step and wait for the threads (at most ``timeout_s`` seconds
     in all); called at interpreter exit so no training thread is inside a torch op while Python shuts down.
     Returns how many runs were still going."""
-    running = [r for r in list(_RUNS.values()) if r.thread is not None and r.thread.is_alive()]
-    for run in running:
-        run.stop_event.set()
-    deadline = time.monotonic() + timeout_s
-    for run in running:
-        run.thread.join(max(0.0, deadline - time.monotonic()))
-    return len(running)
-
-
-atexit.register(shutdown)
+    return REGISTRY.shutdown(timeout_s)
 
 
 def stop(owner: str) -> LoraRun | None:
     """Ask the owner's running run to stop after its current step; returns it (or ``None``)."""
-    run = active_run(owner)
-    if run is not None:
-        run.stop_event.set()
-    return run
+    return REGISTRY.stop(owner)
 
 
 def wait(run: LoraRun, timeout_s: float | None = None) -> RunSnapshot:
     """Block until ``run`` finishes (or ``timeout_s`` seconds pass) and return its snapshot. A caller blocked
     here is watching the run, so it is not stopped as idle."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while run.thread is not None and run.thread.is_alive():
-        run.last_polled = time.monotonic()
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            break
-        run.thread.join(1.0 if left is None else min(1.0, left))
-    return snapshot(run)
+    return snapshot(REGISTRY.wait(run, timeout_s))

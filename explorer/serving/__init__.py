@@ -10,16 +10,14 @@
 
 Fair turns on the model live in ``explorer/core/turns.py``; the app-level wiring in ``components/serving.py``.
 """
-from explorer.serving.batching import Batcher, batcher_for, generate_greedy
+from explorer.serving.batching import Batcher, batcher_for
 from explorer.serving.cache import ResultCache, Served, code_version, make_key, mark_served, result_cache
 from explorer.serving.generate import GenerateResult, generate
 from explorer.serving.compare import Comparison, MethodResult, load_stored, run
 from explorer.serving.stats import serving_stats
 
-def to_api(result: Comparison) -> dict:
-    """JSON form of a :class:`Comparison`."""
-    return result.to_api()
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 
 __all__ = ["Batcher", "Comparison", "MethodResult", "ResultCache", "Served", "batcher_for", "code_version",
-           "generate", "generate_greedy", "GenerateResult", "load_stored", "make_key", "mark_served", "result_cache", "run", "serving_stats",
+           "generate", "GenerateResult", "load_stored", "make_key", "mark_served", "result_cache", "run", "serving_stats",
            "to_api"]
