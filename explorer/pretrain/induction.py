@@ -156,9 +156,24 @@ def half_losses(logits, ids, mask) -> tuple:
     return per.mean(), per[~mask].mean(), per[mask].mean()
 
 
-def train(curve: InductionCurve, should_stop=lambda step: None, before_step=lambda: None) -> str:
-    """Train the pinned (or ``curve.settings``) configuration, recording losses and induction scores; returns the
-    status (``done`` or ``stopped``)."""
+def train(curve: InductionCurve) -> str:
+    """Train ``curve.settings`` (e.g. :data:`PINNED`) to the end (see :func:`steps`); returns the status."""
+    for _ in steps(curve):
+        pass
+    return curve.status
+
+
+def steps(curve: InductionCurve, before_step=lambda: None):
+    """Train ``curve.settings``, recording losses and induction scores and yielding the step number after each step;
+    ``curve.status`` ends ``done``, or ``stopped`` when the caller closes the generator."""
+    try:
+        yield from _steps(curve, before_step)
+    except GeneratorExit:
+        curve.status, curve.message = "stopped", f"Stopped after {len(curve.losses)} of {curve.settings['steps']} steps."
+        raise
+
+
+def _steps(curve: InductionCurve, before_step):
     import torch
 
     s = curve.settings
@@ -167,10 +182,6 @@ def train(curve: InductionCurve, should_stop=lambda step: None, before_step=lamb
     probes = probe_sequences(s["vocab"], s["period"], s["seed"] + 7)
     opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=0.0)
     for step in range(s["steps"]):
-        reason = should_stop(step)
-        if reason:
-            curve.status, curve.message = "stopped", f"{reason} after {step} of {s['steps']} steps."
-            return curve.status
         before_step()
         ids, periods, starts = repeated_batch(s["batch_size"], s["vocab"], s["period"], gen)
         mask = repeat_mask(periods, starts, ids.shape[1])
@@ -187,5 +198,5 @@ def train(curve: InductionCurve, should_stop=lambda step: None, before_step=lamb
         if (step + 1) % s["score_every"] == 0 or step == 0 or step + 1 == s["steps"]:
             curve.score_steps.append(step + 1)
             curve.scores.append(induction_scores(model, probes))
+        yield step + 1
     curve.status, curve.message = "done", f"Finished {s['steps']} steps."
-    return curve.status

@@ -14,7 +14,7 @@ from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 from explorer.pretrain import experiments, induction, runs
 from explorer.pretrain.data import VARIANTS, check_seq_len, corpus
-from explorer.pretrain.loop import CHINCHILLA_TOKENS_PER_PARAM, Curve, new_curve, train_curve
+from explorer.pretrain.loop import CHINCHILLA_TOKENS_PER_PARAM, Curve, curve_steps, new_curve
 from explorer.pretrain.model import settings_from_dict
 
 KINDS = ("pretrain", "hyper", "data", "induction")
@@ -26,8 +26,8 @@ class PretrainResult:
     """A frozen view of a job.
 
     Attributes:
-        run_id, kind, status, message: the job (status ``queued``, ``running``, ``done``, ``stopped``,
-            ``diverged``, ``failed``). curves: copies of its :class:`~explorer.pretrain.loop.Curve` (or
+        run_id, kind, status, message: the job (status ``queued``, ``running``, ``done``, ``stopped``, ``failed``;
+            a diverged pretraining run is ``stopped`` with a message saying so, its curve ``diverged``). curves: copies of its :class:`~explorer.pretrain.loop.Curve` (or
             :class:`~explorer.pretrain.induction.InductionCurve`) records. info: kind extras (the hyperparameter row
             key, the planned steps). queue_position: 1-based place while queued (0 otherwise); wait_s: expected
             seconds until it starts (0 once running). notices: capped values.
@@ -58,40 +58,36 @@ class PretrainResult:
 
 def snapshot(job: runs.Job) -> PretrainResult:
     """A frozen copy of ``job`` (reading it counts as a page polling the job)."""
-    import time
-
-    job.last_polled = time.monotonic()
+    runs.REGISTRY.touch(job)
     curves = tuple(copy.copy(c) for c in list(job.curves))
     for c in curves:
         for name, value in vars(c).items():
             if isinstance(value, list):
                 setattr(c, name, list(value))
-    position = runs.queue_position(job) if job.status == runs.QUEUED else 0
-    ahead = [runs._JOBS[i] for i in runs._QUEUE[:max(0, position - 1)] if i in runs._JOBS]
+    status = job.state
+    position = runs.queue_position(job) if status == runs.QUEUED else 0
     what = {"pretrain": "a tiny Llama trained from random weights", "hyper": "a pair of tiny Llama runs",
             "data": "three tiny Llama runs on three corpora", "induction": "a 2-layer attention-only model"}[job.kind]
     return PretrainResult(
-        run_id=job.job_id, kind=job.kind, status=job.status, message=job.message, curves=curves, info=dict(job.info),
+        run_id=job.run_id, kind=job.kind, status=status, message=job.message, curves=curves, info=dict(job.info),
         planned_steps=job.planned_steps, queue_position=position,
-        wait_s=runs.expected_wait_s(ahead) if position else 0.0, notices=tuple(job.notices),
+        wait_s=runs.expected_wait_s(runs.jobs_ahead(job)) if position else 0.0, notices=tuple(job.notices),
         provenance=measured(f"{what} on this server's CPU: {sum(len(c.losses) for c in curves)} of "
                             f"{job.planned_steps} steps"))
 
 
-def _train_curves(job: runs.Job, plans: list) -> None:
-    """Train ``plans`` (``[(label, PretrainSettings, variant)]``) one after another, appending each curve to the job."""
+def _train_curves(job: runs.Job, plans: list) -> Iterator[int]:
+    """The job's steps: train ``plans`` (``[(label, PretrainSettings, variant)]``) one after another, appending each
+    curve to the job and yielding once per step. A diverged pretraining run ends the job (``stopped``, saying so);
+    in a pair or trio the next run goes on."""
     for label, settings, variant in plans:
         data = corpus(variant)
         curve, model = new_curve(label, settings, data)
         job.curves.append(curve)
-        status = train_curve(curve, model, data, job.stop_reason, runs.yield_to_interactive)
-        if status == "stopped":
+        yield from curve_steps(curve, model, data, runs.yield_to_interactive)
+        if curve.status == "diverged" and job.kind == "pretrain":
             job.status, job.message = "stopped", curve.message
             return
-        if status == "diverged" and job.kind == "pretrain":
-            job.status, job.message = "diverged", curve.message
-            return
-    job.message = job.message or "Finished."
 
 
 def start(owner: str, kind: str = "pretrain", settings: dict | None = None, row: str | None = None) -> runs.Job:
@@ -123,23 +119,21 @@ def start(owner: str, kind: str = "pretrain", settings: dict | None = None, row:
         plans = [(variant, values, variant) for variant in VARIANTS]
         info = {"variants": list(VARIANTS)}
     else:
-        job = runs.start_job(owner, kind, induction.PINNED["steps"], _induction_work,
-                             info={"settings": dict(induction.PINNED)})
-        return job
+        return runs.start_job(owner, kind, induction.PINNED["steps"], _induction_steps,
+                              info={"settings": dict(induction.PINNED)})
     return runs.start_job(owner, kind, sum(p[1].steps for p in plans), lambda job: _train_curves(job, plans),
                           info=info, notices=notices)
 
 
-def _induction_work(job: runs.Job) -> None:
+def _induction_steps(job: runs.Job) -> Iterator[int]:
     curve = induction.InductionCurve(settings=dict(job.info["settings"]))
     job.curves.append(curve)
-    if induction.train(curve, job.stop_reason, runs.yield_to_interactive) == "stopped":
-        job.status, job.message = "stopped", curve.message
+    yield from induction.steps(curve, runs.yield_to_interactive)
 
 
 def follow(job: runs.Job, poll_s: float = POLL_S) -> Iterator[Progress | PretrainResult]:
     """Yield a :class:`Progress` (``partial`` = the :class:`PretrainResult` so far) whenever the job moves, then
-    the final result."""
+    the final result. Following a job keeps it from being stopped as idle."""
     last = None
     while True:
         snap = snapshot(job)

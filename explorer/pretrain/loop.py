@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -116,11 +116,18 @@ def new_curve(label: str, s: PretrainSettings, data: CorpusData):
     return curve, model
 
 
-def train_curve(curve: Curve, model, data: CorpusData, should_stop: Callable[[int], str | None],
-                before_step: Callable[[], None] = lambda: None) -> str:
-    """Train ``model`` for ``curve.settings.steps`` steps, appending to ``curve``; returns the final status
-    (``done``, ``stopped``, ``diverged``). ``should_stop(step)`` returns a reason to stop or ``None``;
-    ``before_step()`` runs before each step (the registry yields to interactive work there)."""
+def train_curve(curve: Curve, model, data: CorpusData, before_step: Callable[[], None] = lambda: None) -> str:
+    """Train ``model`` for ``curve.settings.steps`` steps to the end (see :func:`curve_steps`); returns the final
+    status (``done`` or ``diverged``)."""
+    for _ in curve_steps(curve, model, data, before_step):
+        pass
+    return curve.status
+
+
+def curve_steps(curve: Curve, model, data: CorpusData, before_step: Callable[[], None] = lambda: None) -> Iterator[int]:
+    """Train ``model`` for ``curve.settings.steps`` steps, appending to ``curve`` and yielding the step number after
+    each; ``before_step()`` runs before each step (a job yields to interactive work there). Sets ``curve.status``:
+    ``done``, ``diverged`` (it then returns early), or ``stopped`` when the caller closes the generator."""
     import torch
 
     s, tok = curve.settings, load_tokenizer()
@@ -130,11 +137,18 @@ def train_curve(curve: Curve, model, data: CorpusData, should_stop: Callable[[in
     windows = valid_batches(data, s.seq_len, s.batch_size)
     opt = optimizer_for(model, s)
     model.train()
+    try:
+        yield from _steps(curve, model, data, before_step, opt, gen, sample_gen, prompt, windows, tok)
+    except GeneratorExit:
+        curve.status, curve.message = "stopped", f"Stopped after {len(curve.losses)} of {s.steps} steps."
+        raise
+
+
+def _steps(curve, model, data, before_step, opt, gen, sample_gen, prompt, windows, tok) -> Iterator[int]:
+    import torch
+
+    s = curve.settings
     for step in range(s.steps):
-        reason = should_stop(step)
-        if reason:
-            curve.status, curve.message = "stopped", f"{reason} after {step} of {s.steps} steps."
-            return curve.status
         before_step()
         x = batch(data.train, s.batch_size, s.seq_len, gen)
         lr = lr_at(step, s)
@@ -147,7 +161,7 @@ def train_curve(curve: Curve, model, data: CorpusData, should_stop: Callable[[in
             curve.status = "diverged"
             what = "is not finite" if not math.isfinite(value) else f"rose to {value:.3g}"
             curve.message = f"Diverged at step {step + 1}: the loss {what} (learning rate {lr:.3g}); the run stopped."
-            return curve.status
+            return
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip if s.clip > 0 else math.inf))
         opt.step()
@@ -164,5 +178,5 @@ def train_curve(curve: Curve, model, data: CorpusData, should_stop: Callable[[in
         if done % s.sample_every == 0 or done == s.steps:
             ids = sample_text(model, prompt, SAMPLE_TOKENS, sample_gen)
             curve.samples.append((done, SAMPLE_PROMPT + decode(ids, tok)))
+        yield done
     curve.status, curve.message = "done", f"Finished {s.steps} steps."
-    return curve.status

@@ -1,86 +1,76 @@
-"""The pretraining run registry: background runs, one per session at a time, a server-wide cap and a queue.
+"""Pretraining jobs in the shared run registry (:mod:`explorer.core.runs`), with a server-wide cap and a queue.
 
-A :class:`Job` is a unit of background training owned by one session (a pretraining run, a hyperparameter pair,
-the data-quality trio, the induction run). At most ``Limits.max_pretrain_runs`` jobs train at once; up to
+A :class:`Job` is a :class:`~explorer.core.runs.Run` of kind ``pretrain``, ``hyper``, ``data`` or ``induction``
+owned by one session; the registry gives one run per session, Stop between steps, the idle and run-time stops and
+re-attach after a reload. On top of it: at most ``Limits.max_pretrain_runs`` jobs train at once and up to
 ``Limits.pretrain_queue_size`` more wait in a FIFO queue (their snapshot says their place and the expected wait);
 beyond that a new job is refused with the wait shown. Between steps a job yields to interactive work: while any
-shared model's turn lock is busy or has waiters, it sleeps (at most :data:`MAX_YIELD_S` per step), so the lenses
-stay responsive on two cores. A job nobody polls for ``Limits.lora_idle_seconds`` stops, like a LoRA run; a page
-reload finds a job again through :func:`active_job` because jobs live here, not in the page.
-
-(A minimal runner local to this package: the generic registry the project plans in ``explorer/core`` had not
-landed when this was written.)
+shared model's turn lock is busy or has waiters it sleeps (at most :data:`MAX_YIELD_S` per step), and its thread
+uses one intra-op thread (OpenMP's count is per thread), so the lenses stay responsive on two cores.
 """
 from __future__ import annotations
 
-import atexit
-import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from explorer.core.config import get_limits
+from explorer.core.runs import FINISHED, RUNNING, Run, RunRegistry, new_run_id
 from explorer.core.turns import all_turn_locks
 
-log = logging.getLogger("llm_explorer")
-
-QUEUED, RUNNING = "queued", "running"
+QUEUED = "queued"
 ACTIVE = (QUEUED, RUNNING)
-MAX_JOBS_PER_OWNER = 8
 MAX_YIELD_S = 0.5
 DEFAULT_STEP_S = 0.2  # expected seconds per step before any run has finished (two shared CPU cores)
+QUEUE_POLL_S = 0.25
+
+REGISTRY = RunRegistry("pretraining", max_per_owner=8, max_total=64)
+_COND = threading.Condition()
+_QUEUE: list[str] = []
+_TRAINING: set[str] = set()
+_STEP_S = [DEFAULT_STEP_S]
 
 
-@dataclass
-class Job:
-    """A background job and its curves (mutable; the worker thread writes, pollers read).
+@dataclass(kw_only=True)
+class Job(Run):
+    """A pretraining job: a registry run with its curves.
 
     Attributes:
-        job_id, owner: ids; ``owner`` is the session. kind: ``pretrain``, ``hyper``, ``data``, ``induction``.
-        planned_steps: steps of all its curves together (for the expected wait).
-        status: ``queued``, ``running``, ``done``, ``stopped``, ``diverged`` or ``failed``; message: why.
+        planned_steps: steps of all its curves together (``Run.total``, used for the expected wait).
+        queued: True while it waits for a training slot. waited_s: seconds it waited.
         curves: what it trained so far (``explorer.pretrain.loop.Curve`` or the induction record).
         info: kind-specific extras (e.g. the hyperparameter row).
     """
 
-    job_id: str
-    owner: str
-    kind: str
-    planned_steps: int
-    work: Callable[["Job"], None] = field(repr=False)
-    status: str = QUEUED
-    message: str = ""
-    notices: list = field(default_factory=list)
+    queued: bool = True
+    waited_s: float = 0.0
     curves: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
-    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
-    last_polled: float = field(default_factory=time.monotonic)
-    thread: threading.Thread | None = field(default=None, repr=False)
-    waited_s: float = 0.0
+
+    @property
+    def planned_steps(self) -> int:
+        """Steps of all its curves together."""
+        return self.total
+
+    @property
+    def state(self) -> str:
+        """``queued`` while waiting for a slot, else the registry status."""
+        return QUEUED if self.queued and self.status == RUNNING else self.status
 
     def steps_done(self) -> int:
         """Steps completed over all curves."""
         return sum(len(getattr(c, "losses", [])) for c in self.curves)
 
-    def stop_reason(self, _step: int = 0) -> str | None:
-        """Why the job must stop now (Stop pressed, nobody polling, the run-time cap), or ``None``."""
-        limits = get_limits()
-        if self.stop_event.is_set():
-            return "Stopped"
-        if time.monotonic() - self.last_polled > limits.lora_idle_seconds:
-            return f"Stopped: no page polled the run for {limits.lora_idle_seconds:.0f} s"
-        if time.time() - self.started > limits.max_run_seconds + self.waited_s:
-            return f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s)"
-        return None
+    def stopped_message(self, why: str, done: int) -> str:
+        """Stopped after ``done`` of its planned steps (what trained so far is kept)."""
+        if self.queued:
+            return "Stopped while waiting in the queue."
+        return f"Stopped after {self.steps_done()} of {self.total} steps."
 
-
-_JOBS: dict[str, Job] = {}
-_COND = threading.Condition()
-_QUEUE: list[str] = []
-_STEP_S = [DEFAULT_STEP_S]
+    def done_message(self) -> str:
+        """Finished, with the step count."""
+        return f"Finished {self.steps_done()} steps."
 
 
 def yield_to_interactive() -> None:
@@ -90,97 +80,80 @@ def yield_to_interactive() -> None:
         time.sleep(0.02)
 
 
-def _running() -> list[Job]:
-    return [j for j in _JOBS.values() if j.status == RUNNING]
-
-
 def expected_wait_s(ahead: list[Job] | None = None) -> float:
-    """Seconds until a new job would start: the remaining steps of the running jobs and of ``ahead`` (the queue
-    by default), at the latest measured seconds per step, shared over the slots."""
-    jobs = _running() + (ahead if ahead is not None else [_JOBS[i] for i in _QUEUE if i in _JOBS])
-    steps = sum(max(0, j.planned_steps - j.steps_done()) for j in jobs)
+    """Seconds until a new job would start: the remaining steps of the training jobs and of ``ahead`` (the whole
+    queue by default), at the latest measured seconds per step, shared over the slots."""
+    with _COND:
+        ids = list(_TRAINING) + ([j.run_id for j in ahead] if ahead is not None else list(_QUEUE))
+    jobs = [REGISTRY.lookup(i) for i in ids]
+    steps = sum(max(0, j.total - j.steps_done()) for j in jobs if j is not None)
     return steps * _STEP_S[0] / max(1, get_limits().max_pretrain_runs)
 
 
 def queue_position(job: Job) -> int:
-    """1-based place of a queued job (0 once it runs)."""
+    """1-based place of a queued job (0 once it trains)."""
     with _COND:
-        return _QUEUE.index(job.job_id) + 1 if job.job_id in _QUEUE else 0
+        return _QUEUE.index(job.run_id) + 1 if job.run_id in _QUEUE else 0
 
 
-def start_job(owner: str, kind: str, planned_steps: int, work: Callable[[Job], None], info: dict | None = None,
+def jobs_ahead(job: Job) -> list[Job]:
+    """The queued jobs before ``job``."""
+    with _COND:
+        ids = _QUEUE[:max(0, _QUEUE.index(job.run_id))] if job.run_id in _QUEUE else []
+    return [j for j in (REGISTRY.lookup(i) for i in ids) if j is not None]
+
+
+def start_job(owner: str, kind: str, planned_steps: int, steps: Callable[[Job], Iterator], info: dict | None = None,
               notices: list | None = None) -> Job:
-    """Register a job for ``owner`` and start its thread; it waits in the queue for a free slot.
+    """Register a job for ``owner`` and start it; it waits in the queue for a free slot, then runs ``steps(job)``
+    (a generator yielding one record per training step).
 
     Raises:
-        ValueError: no owner, the owner already has a job queued or running, or the queue is full
-            (the message gives the expected wait).
+        ValueError: no owner, the owner already has a job queued or running, or the queue is full (the message
+            gives the expected wait).
     """
     if not owner:
         raise ValueError("No session id: reload the page.")
     limits = get_limits()
-    job = Job(job_id=uuid.uuid4().hex[:12], owner=owner, kind=kind, planned_steps=int(planned_steps), work=work,
-              info=dict(info or {}), notices=list(notices or []))
-    with _COND:
-        if any(j.owner == owner and j.status in ACTIVE for j in _JOBS.values()):
-            raise ValueError("A training run is already going in this session: wait for it or press Stop first.")
-        if len(_running()) >= limits.max_pretrain_runs and len(_QUEUE) >= limits.pretrain_queue_size:
-            raise ValueError(f"The server's training queue is full ({len(_QUEUE)} runs waiting, "
-                             f"{limits.max_pretrain_runs} training): about {expected_wait_s():.0f} s until a slot "
-                             "frees. Try again then.")
-        _evict(owner)
-        _JOBS[job.job_id] = job
-        _QUEUE.append(job.job_id)
-    job.thread = threading.Thread(target=_worker, args=(job,), name=f"pretrain-{job.job_id}", daemon=True)
-    job.thread.start()
-    return job
+    job = Job(run_id=new_run_id(), owner=owner, kind=kind, total=int(planned_steps), info=dict(info or {}),
+              notices=list(notices or []))
+    with REGISTRY.claim(job):
+        with _COND:
+            if len(_TRAINING) >= limits.max_pretrain_runs and len(_QUEUE) >= limits.pretrain_queue_size:
+                raise ValueError(f"The server's training queue is full ({len(_QUEUE)} runs waiting, "
+                                 f"{len(_TRAINING)} training): about {expected_wait_s():.0f} s until a slot frees. "
+                                 "Try again then.")
+            _QUEUE.append(job.run_id)
+    return REGISTRY.start(job, lambda run: _work(run, steps))
 
 
-def _evict(owner: str) -> None:
-    mine = sorted((j for j in _JOBS.values() if j.owner == owner and j.status not in ACTIVE), key=lambda j: j.started)
-    for old in mine[:max(0, len(mine) - MAX_JOBS_PER_OWNER + 1)]:
-        _JOBS.pop(old.job_id, None)
-
-
-def _wait_for_slot(job: Job) -> bool:
-    queued_at = time.time()
-    with _COND:
-        while True:
-            if job.stop_event.is_set():
-                _QUEUE.remove(job.job_id)
-                job.status, job.message = "stopped", "Stopped while waiting in the queue."
-                _COND.notify_all()
-                return False
-            if _QUEUE[0] == job.job_id and len(_running()) < get_limits().max_pretrain_runs:
-                _QUEUE.pop(0)
-                job.status, job.waited_s = RUNNING, time.time() - queued_at
-                job.last_polled = time.monotonic()
-                _COND.notify_all()
-                return True
-            _COND.wait(0.25)
-
-
-def _worker(job: Job) -> None:
+def _work(job: Job, steps: Callable[[Job], Iterator]) -> Iterator:
     import torch
 
-    # one intra-op thread for this thread only (OpenMP's thread count is per thread): a tiny model gains nothing
-    # from two, and the other core stays free for the lenses
+    # one intra-op thread for this thread only: a tiny model gains nothing from two, and a core stays free
     torch.set_num_threads(1)
-    if not _wait_for_slot(job):
-        return
+    queued_at = time.time()
     try:
-        job.work(job)
-        if job.status == RUNNING:
-            job.status = "done"
-    except Exception as exc:  # noqa: BLE001 - reported through the job's status
-        log.exception("pretraining job %s failed", job.job_id)
-        job.status, job.message = "failed", f"The run failed ({type(exc).__name__}: {exc})."
+        while True:
+            with _COND:
+                if _QUEUE[0] == job.run_id and len(_TRAINING) < get_limits().max_pretrain_runs:
+                    _QUEUE.pop(0)
+                    _TRAINING.add(job.run_id)
+                    break
+                _COND.wait(QUEUE_POLL_S)
+            yield None  # the registry checks Stop, idle and the run-time cap between these
+        job.queued, job.waited_s = False, time.time() - queued_at
+        job.last_polled = time.monotonic()
+        yield from steps(job)
     finally:
+        with _COND:
+            if job.run_id in _QUEUE:
+                _QUEUE.remove(job.run_id)
+            _TRAINING.discard(job.run_id)
+            _COND.notify_all()
         step_s = [t for c in job.curves for t in getattr(c, "step_s", [])]
         if step_s:
             _STEP_S[0] = float(sum(step_s) / len(step_s))
-        with _COND:
-            _COND.notify_all()
 
 
 def get_job(job_id: str, owner: str) -> Job:
@@ -189,51 +162,28 @@ def get_job(job_id: str, owner: str) -> Job:
     Raises:
         ValueError: unknown id or another session's job.
     """
-    job = _JOBS.get(str(job_id or "").strip())
-    if job is None or job.owner != owner:
-        raise ValueError(f"No training run {job_id!r} in this session (runs belong to the session that started them).")
-    return job
+    return REGISTRY.get(job_id, owner)
 
 
 def jobs_for(owner: str, kind: str | None = None) -> list[Job]:
     """The owner's jobs (of ``kind`` if given), oldest first."""
-    return sorted((j for j in list(_JOBS.values()) if j.owner == owner and kind in (None, j.kind)),
-                  key=lambda j: j.started)
+    return REGISTRY.runs_for(owner, kind)
 
 
 def active_job(owner: str) -> Job | None:
     """The owner's queued or running job, if any (a reloaded page re-attaches to it)."""
-    return next((j for j in jobs_for(owner) if j.status in ACTIVE), None)
+    return REGISTRY.active(owner)
 
 
 def stop(owner: str) -> Job | None:
     """Ask the owner's active job to stop after its current step; returns it (or ``None``)."""
-    job = active_job(owner)
-    if job is not None:
-        job.stop_event.set()
-    return job
+    return REGISTRY.stop(owner)
 
 
 def wait(job: Job, timeout_s: float | None = None) -> Job:
     """Block until ``job`` ends (or ``timeout_s`` passes), counting as a poller meanwhile; returns it."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while job.thread is not None and job.thread.is_alive():
-        job.last_polled = time.monotonic()
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            break
-        job.thread.join(0.5 if left is None else min(0.5, left))
-    return job
+    return REGISTRY.wait(job, timeout_s)
 
 
-def shutdown(timeout_s: float = 10.0) -> None:
-    """Stop every active job and wait for the threads (called at interpreter exit)."""
-    jobs = [j for j in list(_JOBS.values()) if j.thread is not None and j.thread.is_alive()]
-    for job in jobs:
-        job.stop_event.set()
-    deadline = time.monotonic() + timeout_s
-    for job in jobs:
-        job.thread.join(max(0.0, deadline - time.monotonic()))
-
-
-atexit.register(shutdown)
+__all__ = ["ACTIVE", "FINISHED", "QUEUED", "RUNNING", "REGISTRY", "Job", "active_job", "expected_wait_s", "get_job",
+           "jobs_ahead", "jobs_for", "queue_position", "start_job", "stop", "wait", "yield_to_interactive"]

@@ -86,7 +86,7 @@ def main(kinds: list[str]) -> None:
         data = corpus("clean")
         settings, _ = settings_from_dict(LONG_PRETRAIN)
         curve, model = new_curve("long run", settings, data)
-        train_curve(curve, model, data, lambda step: None)
+        train_curve(curve, model, data)
         print(write("pretrain", curve, argv=sys.argv[1:]), curve.losses[-1])
     if "induction" not in kinds:
         return

@@ -15,7 +15,7 @@ def _curve(steps=6, **extra):
                                "eval_every": 2, "sample_every": 3, **extra})
     data = corpus("clean")
     curve, model = new_curve("x", s, data)
-    train_curve(curve, model, data, lambda step: None)
+    train_curve(curve, model, data)
     return curve
 
 

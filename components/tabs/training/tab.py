@@ -64,7 +64,7 @@ def view(owner: str, result) -> tuple:
     if result is None or result.kind == "pretrain":
         out["main"] = stamp(figs.live_figure(curve, f"Run {result.run_id}: {result.status}" if result else ""), prov)
         out["samples"], out["samples_badge"] = samples_frame(curve), prov
-        done = [(j.job_id, j.curves[0]) for j in pretrain.jobs_for(owner, "pretrain") if j.curves]
+        done = [(j.run_id, j.curves[0]) for j in pretrain.jobs_for(owner, "pretrain") if j.curves]
         out["runs"] = stamp(figs.runs_figure(done), prov if done else None)
     elif result.kind == "induction":
         out["induction"] = stamp(figs.induction_figure(curve), prov)

@@ -100,7 +100,7 @@ def test_sequence_longer_than_the_corpus_allows(monkeypatch):
 
 def test_diverged_run_stops_and_says_so():
     result = pretrain.run({"lr": 1.0, "steps": 40}, owner=owner())
-    assert result.status == "diverged" and "Diverged" in result.message
+    assert result.status == "stopped" and "Diverged" in result.message and result.curves[0].status == "diverged"
     assert len(result.curves[0].losses) < 40
 
 
@@ -111,7 +111,7 @@ def test_sessions_never_share_runs_and_one_run_per_session():
         pretrain.start(a, settings={"steps": 5})
     job_b = pretrain.start(b, settings={"steps": 30, "seed": 2})
     with pytest.raises(ValueError, match="belong to the session"):
-        pretrain.get_job(job_a.job_id, b)
+        pretrain.get_job(job_a.run_id, b)
     ra, rb = pretrain.snapshot(pretrain.wait(job_a)), pretrain.snapshot(pretrain.wait(job_b))
     assert pretrain.jobs_for(a) == [job_a] and pretrain.jobs_for(b) == [job_b]
     assert ra.curves[0].losses != rb.curves[0].losses and job_a.curves[0] is not job_b.curves[0]
@@ -122,18 +122,23 @@ def test_cap_queues_a_third_run_and_a_full_queue_refuses(monkeypatch):
                                                                         pretrain_queue_size=1))
     gate = threading.Event()
     owners = [owner() for _ in range(4)]
-    jobs = [runs.start_job(o, "pretrain", 10, lambda job: gate.wait(30)) for o in owners[:3]]
+
+    def blocked(job):
+        gate.wait(30)
+        yield 1
+
+    jobs = [runs.start_job(o, "pretrain", 1, blocked) for o in owners[:3]]
     try:
         deadline = threading.Event()
         for _ in range(100):
-            if sum(j.status == runs.RUNNING for j in jobs) == 2:
+            if sum(j.state == runs.RUNNING for j in jobs) == 2:
                 break
             deadline.wait(0.05)
-        assert [j.status for j in jobs].count(runs.RUNNING) == 2 and jobs[2].status == runs.QUEUED
+        assert [j.state for j in jobs].count(runs.RUNNING) == 2 and jobs[2].state == runs.QUEUED
         snap = pretrain.snapshot(jobs[2])
         assert snap.queue_position == 1 and snap.wait_s > 0
         with pytest.raises(ValueError, match="queue is full.*about \\d+ s"):
-            runs.start_job(owners[3], "pretrain", 10, lambda job: None)
+            runs.start_job(owners[3], "pretrain", 1, blocked)
     finally:
         gate.set()
     for job in jobs:
