@@ -49,5 +49,9 @@ def test_induction_figure_marks_the_phase_change():
 
 def test_status_says_the_queue_place_and_wait():
     result = SimpleNamespace(status="queued", queue_position=2, wait_s=12.4, message="", notices=(),
-                             steps_done=0, planned_steps=60)
+                             steps_done=0, planned_steps=60, curves=())
     assert "place 2, about 12 s" in figs.status_html(result)
+    curve = SimpleNamespace(corpus="clean grammar stories (seed 1234)", corpus_tokens=1_043_041, losses=[])
+    line = figs.status_html(SimpleNamespace(status="running", message="", notices=(), steps_done=0, planned_steps=60,
+                                            curves=(curve,)))
+    assert "corpus: clean grammar stories (seed 1234), 1,043,041 tokens" in line

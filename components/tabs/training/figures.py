@@ -118,14 +118,17 @@ def data_figure(result) -> go.Figure:
 
 
 def status_html(result) -> str:
-    """One line: status, steps, queue place and expected wait, the message, capped-value notices."""
+    """One line: status, steps, queue place and expected wait, the message, the corpus (or corpora) trained on with
+    its token count, capped-value notices."""
     if result is None:
         return "<div class='training-status'>No run yet in this session.</div>"
     if result.status == "queued":
         what = f"waiting in the server's queue: place {result.queue_position}, about {result.wait_s:.0f} s"
     else:
         what = f"{result.status}: {result.steps_done} of {result.planned_steps} steps"
-    parts = [what, result.message] + list(result.notices)
+    corpora = {(c.corpus, c.corpus_tokens) for c in result.curves if hasattr(c, "corpus")}
+    parts = [what, result.message] + [f"corpus: {name}, {tokens:,} tokens" for name, tokens in sorted(corpora)]
+    parts += list(result.notices)
     return "<div class='training-status'>" + " · ".join(html.escape(p) for p in parts if p) + "</div>"
 
 

@@ -3,6 +3,7 @@ import dataclasses
 import math
 import threading
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -188,3 +189,17 @@ def test_stored_long_runs_load_with_their_command():
     icurve, iprov, _ = stored.load("induction")
     assert iprov.kind == "stored" and icurve.phase_change_step is not None
     assert icurve.scores[-1][1].max() > 0.5
+
+
+def test_a_job_yields_while_a_shared_model_is_busy(monkeypatch):
+    import time
+
+    busy = SimpleNamespace(busy=True, waiting=1)
+    monkeypatch.setattr(runs, "all_turn_locks", lambda: [busy])
+    t0 = time.monotonic()
+    runs.yield_to_interactive()
+    assert runs.MAX_YIELD_S - 0.05 <= time.monotonic() - t0 < runs.MAX_YIELD_S + 0.5
+    busy.busy, busy.waiting = False, 0
+    t0 = time.monotonic()
+    runs.yield_to_interactive()
+    assert time.monotonic() - t0 < 0.05
