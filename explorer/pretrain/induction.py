@@ -169,7 +169,8 @@ def steps(curve: InductionCurve, before_step=lambda: None):
     try:
         yield from _steps(curve, before_step)
     except GeneratorExit:
-        curve.status, curve.message = "stopped", f"Stopped after {len(curve.losses)} of {curve.settings['steps']} steps."
+        done, total = len(curve.losses), curve.settings["steps"]
+        curve.status, curve.message = "stopped", f"Stopped after {done} of {total} steps."
         raise
 
 

@@ -27,7 +27,8 @@ class PretrainResult:
 
     Attributes:
         run_id, kind, status, message: the job (status ``queued``, ``running``, ``done``, ``stopped``, ``failed``;
-            a diverged pretraining run is ``stopped`` with a message saying so, its curve ``diverged``). curves: copies of its :class:`~explorer.pretrain.loop.Curve` (or
+            a diverged pretraining run is ``stopped`` with a message saying so, its curve ``diverged``).
+        curves: copies of its :class:`~explorer.pretrain.loop.Curve` (or
             :class:`~explorer.pretrain.induction.InductionCurve`) records. info: kind extras (the hyperparameter row
             key, the planned steps). queue_position: 1-based place while queued (0 otherwise); wait_s: expected
             seconds until it starts (0 once running). notices: capped values.
