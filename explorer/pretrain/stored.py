@@ -7,7 +7,6 @@ CPU cores).
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
