@@ -45,7 +45,7 @@ class PretrainSettings:
     weight_decay: float = 0.1
     clip: float = 1.0
     dropout: float = 0.0
-    eval_every: int = 5
+    eval_every: int = 10
     sample_every: int = 20
 
     def as_dict(self) -> dict:
@@ -170,20 +170,23 @@ def lm_loss(logits, input_ids):
 
 
 def sample_text(model, prompt_ids: list[int], n_tokens: int, generator, temperature: float = 1.0) -> list[int]:
-    """``n_tokens`` sampled after ``prompt_ids`` (no KV cache: the contexts are a few dozen tokens), drawn from
-    the softmax at ``temperature`` with ``generator`` (a private ``torch.Generator``); returns the new ids."""
+    """Up to ``n_tokens`` sampled after ``prompt_ids`` (with the KV cache; stops at the model's position limit),
+    drawn from the softmax at ``temperature`` with ``generator`` (a private ``torch.Generator``); returns the new
+    ids."""
     import torch
 
-    window = model.config.max_position_embeddings
-    ids = torch.tensor([prompt_ids], dtype=torch.long)
+    room = model.config.max_position_embeddings - len(prompt_ids)
+    new: list[int] = []
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for _ in range(n_tokens):
-                logits = model(input_ids=ids[:, -window:]).logits[0, -1].float() / temperature
+            out = model(input_ids=torch.tensor([prompt_ids], dtype=torch.long), use_cache=True)
+            while len(new) < min(n_tokens, room):
+                logits = out.logits[0, -1].float() / temperature
                 nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
-                ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
+                new.append(int(nxt))
+                out = model(input_ids=nxt.view(1, 1), past_key_values=out.past_key_values, use_cache=True)
     finally:
         model.train(was_training)
-    return ids[0, len(prompt_ids):].tolist()
+    return new

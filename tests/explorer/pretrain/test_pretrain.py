@@ -203,3 +203,20 @@ def test_a_job_yields_while_a_shared_model_is_busy(monkeypatch):
     t0 = time.monotonic()
     runs.yield_to_interactive()
     assert time.monotonic() - t0 < 0.05
+
+
+def test_samples_with_the_kv_cache_equal_uncached_sampling_and_leave_the_global_rng_alone():
+    settings, _ = pmodel.settings_from_dict({"d_model": 32, "heads": 2})
+    model = pmodel.build_model(settings, tokenizer.VOCAB_SIZE).eval()
+    prompt = tokenizer.load_tokenizer().encode("Once upon a time").ids
+    state = torch.random.get_rng_state()
+    ours = pmodel.sample_text(model, prompt, 12, torch.Generator().manual_seed(5))
+    assert torch.equal(state, torch.random.get_rng_state())
+    ids, gen, ref = torch.tensor([prompt]), torch.Generator().manual_seed(5), []
+    with torch.no_grad():
+        for _ in range(12):
+            probs = torch.softmax(model(input_ids=ids).logits[0, -1].float(), -1)
+            nxt = torch.multinomial(probs, 1, generator=gen)
+            ref.append(int(nxt))
+            ids = torch.cat([ids, nxt.view(1, 1)], dim=1)
+    assert ours == ref
