@@ -27,3 +27,22 @@ def test_pretraining_run_draws_loss_points_and_a_sample(app_url, test_output_dir
         found = assert_badged(page, "training")  # every visible figure and table of the tab carries its badge
         assert found["plots"] >= 1 and found["tables"] >= 1, found
         page.screenshot(path=os.path.join(test_output_dir, "training.png"), full_page=True)
+
+
+TITLE_JS = "() => ((document.querySelector('#training-main-plot .js-plotly-plot') || {}).layout || {title: {}}).title.text"
+
+
+def test_reload_reattaches_to_the_running_pretraining_run(app_url):
+    with chromium() as context:
+        page = open_page(context, app_url, tab="training", query="training.steps=2000")
+        page.locator("#training-run").click()
+        page.wait_for_function(f"() => / running/.test(({TITLE_JS})() || '')", timeout=90_000)
+        run_id = page.evaluate(TITLE_JS).split(":")[0].replace("Run ", "").strip()
+        assert run_id
+        page.reload(wait_until="domcontentloaded")
+        page.locator("#tab-training").wait_for(state="visible", timeout=60_000)
+        page.wait_for_function(f"(id) => (({TITLE_JS})() || '').includes(id)", arg=run_id, timeout=90_000)
+        page.locator("#training-stop").click()  # do not leave the run training on the shared machine
+        page.wait_for_function("() => /stopped/.test(document.querySelector('#training-status').innerText)",
+                               timeout=90_000)
+        assert "Stopped after" in page.locator("#training-status").inner_text()
