@@ -24,3 +24,7 @@ def test_pretrain_bad_input(client):
         client.predict({"lr": -1}, api_name="/pretrain")
     with pytest.raises(Exception, match="chat template"):
         client.predict({}, True, api_name="/pretrain")
+    with pytest.raises(Exception, match="settings must be"):
+        client.predict(["steps", 3], api_name="/pretrain")
+    with pytest.raises(Exception, match="steps must be a number"):
+        client.predict({"steps": "many"}, api_name="/pretrain")

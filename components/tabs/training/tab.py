@@ -253,6 +253,8 @@ def build_training_tab(ctx) -> dict:
         "val_losses", "tokens_seen", "non_embedding_params", "samples": [{"step", "text"}], ...}``. Settings keys:
         steps, seed, layers, d_model, heads, seq_len, batch_size, lr, warmup, weight_decay, clip, dropout (all
         optional). ``chat_template`` must be false: the tiny model has no chat template."""
+        if not isinstance(chat_template, bool):
+            raise ValueError(f"chat_template must be true or false (got {chat_template!r})")
         if chat_template:
             raise ValueError("chat_template: the tiny pretraining model has no chat template; pass false.")
         settings = check_mapping(settings, "settings")
