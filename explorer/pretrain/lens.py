@@ -1,4 +1,5 @@
-"""The pretraining lens contract: start a background job, follow it (``iter_run``), block (``run``), JSON (``to_api``).
+"""The pretraining lens contract: start a background job, follow it (``iter_run``), block (``run``), JSON
+(``to_api``, the one serialiser: :meth:`PretrainResult.to_api`).
 
 Job kinds: ``pretrain`` (one model from random weights), ``hyper`` (a pair of short runs for one hyperparameter
 row), ``data`` (the same compute on the clean, corrupted and repeated corpora), ``induction`` (the pinned 2-layer
@@ -10,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from explorer.core.progress import Progress, run_to_end
+from explorer.core.progress import Progress, run_to_end, to_api  # noqa: F401 (to_api: the one serialiser)
 from explorer.core.provenance import Provenance, measured
 from explorer.pretrain import experiments, induction, runs
 from explorer.pretrain.data import VARIANTS, check_seq_len, corpus
@@ -55,6 +56,30 @@ class PretrainResult:
     def active(self) -> bool:
         """Queued or running."""
         return self.status in runs.ACTIVE
+
+    def to_api(self) -> dict:
+        """The JSON of the job. A ``pretrain`` job gives the ``/pretrain`` JSON: ``{"run_id", "losses" (train,
+        nats/token, one per step), "val_losses" (clean validation windows, at "val_steps"), "tokens_seen",
+        "non_embedding_params", "embedding_params", "tokens_per_param" (Chinchilla's ~20 beside it), "samples":
+        [{"step", "text"}], "status", "message", "corpus", "corpus_tokens", "settings", "notices", "provenance"}``;
+        other kinds give ``{"run_id", "kind", "status", "message", "curves": [{"label", "status", "losses"}],
+        "provenance"}``."""
+        if self.kind != "pretrain":
+            return {"run_id": self.run_id, "kind": self.kind, "status": self.status, "message": self.message,
+                    "curves": [{"label": c.label, "status": c.status, "losses": list(c.losses)} for c in self.curves],
+                    "provenance": self.provenance.to_api()}
+        curve: Curve | None = self.curves[0] if self.curves else None
+        return {"run_id": self.run_id, "status": self.status, "message": self.message,
+                "losses": list(curve.losses) if curve else [], "val_losses": list(curve.val_losses) if curve else [],
+                "val_steps": list(curve.val_steps) if curve else [], "tokens_seen": curve.tokens_seen if curve else 0,
+                "non_embedding_params": curve.non_embedding_params if curve else 0,
+                "embedding_params": curve.embedding_params if curve else 0,
+                "tokens_per_param": curve.tokens_per_param if curve else 0.0,
+                "chinchilla_tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM,
+                "samples": [{"step": s, "text": t} for s, t in (curve.samples if curve else [])],
+                "corpus": curve.corpus if curve else "", "corpus_tokens": curve.corpus_tokens if curve else 0,
+                "settings": self.info.get("settings", {}), "notices": list(self.notices),
+                "provenance": self.provenance.to_api()}
 
 
 def snapshot(job: runs.Job) -> PretrainResult:
@@ -154,35 +179,10 @@ def follow(job: runs.Job, poll_s: float = POLL_S) -> Iterator[Progress | Pretrai
 def iter_run(settings: dict | None = None, owner: str = "local", kind: str = "pretrain",
              row: str | None = None) -> Iterator[Progress | PretrainResult]:
     """Start a job (see :func:`start`) and follow it (see :func:`follow`)."""
-    return follow(start(owner, kind, settings, row))
+    yield from follow(start(owner, kind, settings, row))
 
 
 def run(settings: dict | None = None, owner: str = "local", kind: str = "pretrain",
         row: str | None = None) -> PretrainResult:
     """Run a job to its end and return its :class:`PretrainResult` (see :func:`start` for errors)."""
     return run_to_end(iter_run(settings, owner, kind, row))
-
-
-def to_api(result: PretrainResult) -> dict:
-    """The ``/pretrain`` JSON of a ``pretrain`` job: ``{"run_id", "losses" (train, nats/token, one per step),
-    "val_losses" (clean validation windows, at "val_steps"), "tokens_seen", "non_embedding_params",
-    "embedding_params", "tokens_per_param" (Chinchilla's ~20 beside it), "samples": [{"step", "text"}], "status",
-    "message", "corpus", "corpus_tokens", "settings", "notices", "provenance"}``.
-
-    Raises:
-        ValueError: ``result`` is not a pretraining run.
-    """
-    if result.kind != "pretrain":
-        raise ValueError(f"to_api takes a pretrain run (got kind {result.kind!r})")
-    curve: Curve | None = result.curves[0] if result.curves else None
-    return {"run_id": result.run_id, "status": result.status, "message": result.message,
-            "losses": list(curve.losses) if curve else [], "val_losses": list(curve.val_losses) if curve else [],
-            "val_steps": list(curve.val_steps) if curve else [], "tokens_seen": curve.tokens_seen if curve else 0,
-            "non_embedding_params": curve.non_embedding_params if curve else 0,
-            "embedding_params": curve.embedding_params if curve else 0,
-            "tokens_per_param": curve.tokens_per_param if curve else 0.0,
-            "chinchilla_tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM,
-            "samples": [{"step": s, "text": t} for s, t in (curve.samples if curve else [])],
-            "corpus": curve.corpus if curve else "", "corpus_tokens": curve.corpus_tokens if curve else 0,
-            "settings": result.info.get("settings", {}), "notices": list(result.notices),
-            "provenance": result.provenance.to_api()}

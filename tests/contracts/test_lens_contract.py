@@ -33,6 +33,8 @@ CASES = {
                            owner="lens-contract", engine=e),
     "next_token": lambda e: dict(text="The cat sat on the mat.", engine=e),
     "positions": lambda e: dict(positions=(10, 4), offset=100, engine=e),
+    "pretrain": lambda e: dict(settings={"steps": 2, "d_model": 32, "heads": 2, "seq_len": 16, "batch_size": 2},
+                               owner="lens-contract-pretrain"),
     "quantization": lambda e: dict(prompt="The cat sat on the mat.", methods=("reference",), max_new_tokens=3,
                                    engine=e),
     "tokens": lambda e: dict(text="Hello world", tokenizers=["cl100k_base"]),
