@@ -260,6 +260,10 @@ class TurnLock:
         """Threads waiting for a turn now."""
         return len(self._waiting)
 
+    def held_by_current_thread(self) -> bool:
+        """True while the calling thread holds a turn (at any re-entrant depth)."""
+        return self._owner == threading.get_ident()
+
     @property
     def busy(self) -> bool:
         """True while a turn runs."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explorer.core.readout import unembed
 from explorer.hallucination.answer import Answer, prompt_ids
 
 P_TRUE_FORMAT = ("Question: {question}\nProposed answer: {answer}\n"
@@ -63,25 +64,9 @@ class LogitLens:
         return float(np.mean(first / self.num_layers))
 
 
-def _final_norm_and_head(model):
-    """The model's final norm and output layer (``model.model.norm`` and ``lm_head`` for Llama-like models).
-
-    Raises:
-        ValueError: the architecture exposes neither.
-    """
-    base = getattr(model, "model", None) or getattr(model, "transformer", None)
-    norm = getattr(base, "norm", None) or getattr(base, "ln_f", None)
-    head = model.get_output_embeddings()
-    if norm is None or head is None:
-        raise ValueError("The logit lens needs a model with a final norm and an output layer (Llama-like).")
-    return norm, head
-
-
 def logit_lens(engine, answer: Answer) -> LogitLens:
-    """Apply the final norm and output layer to every layer's hidden state (nostalgebraist 2020).
-
-    ``transformers`` returns num_layers + 1 hidden states whose last one already went through the final
-    norm, so the norm is applied to every row but the last; the last row equals the model's logits.
+    """Read every layer's hidden state out through :func:`explorer.core.readout.unembed` (final norm, output
+    layer, soft-capping where the config has it; nostalgebraist 2020). The last row equals the model's logits.
 
     Returns:
         :class:`LogitLens` over the positions from the last prompt token to the last-but-one answer token.
@@ -96,14 +81,12 @@ def logit_lens(engine, answer: Answer) -> LogitLens:
     start = answer.prompt_ids.size - 1
     pos = list(range(start, ids.size - 1))
     targets = answer.answer_ids.tolist()
-    norm, head = _final_norm_and_head(engine.model)
     out = engine.forward(ids, output_hidden_states=True, use_cache=False, logits_to_keep=len(pos) + 1)
     hidden = out.hidden_states
     own_top = out.logits[0, :-1].argmax(-1).cpu().numpy()
-    last = len(hidden) - 1
-    with engine.session():  # the final norm and output layer: one more short pass over shared weights
-        stacked = torch.stack([h[0, pos] if layer == last else norm(h[0, pos]) for layer, h in enumerate(hidden)])
-        logp = torch.log_softmax(head(stacked).float(), dim=-1)  # (num_layers + 1, P, vocab), one matmul
+    with engine.session():
+        logp = torch.log_softmax(torch.stack([unembed(engine, h[0, pos], layer) for layer, h in enumerate(hidden)]),
+                                 dim=-1)  # (num_layers + 1, P, vocab)
         top = logp.max(-1)
         tgt = torch.tensor(targets, device=logp.device).view(1, -1, 1).expand(logp.shape[0], -1, 1)
         rows_ids, rows_p = top.indices.cpu().numpy(), top.values.exp().cpu().numpy()

@@ -169,15 +169,13 @@ def _logit_lens(engine, hidden, final_top1, k: int):
     """Top-``k`` ids and probabilities per layer and position, and each layer's probability of ``final_top1``.
 
     ``hidden``: the ``L + 1`` hidden states ``(1, n, d)``; transformers' last one has passed the final norm already,
-    so the norm is applied to every other row (as :func:`explorer.hallucination.signals.logit_lens`). Positions are
+    so the norm is applied to every other row (:func:`explorer.core.readout.unembed`, also soft-capping). Positions are
     read in chunks so that at most ``LENS_CHUNK_BYTES`` of fp32 logits exist at once.
     """
     import torch
 
-    from explorer.hallucination.signals import _final_norm_and_head
+    from explorer.core.readout import unembed
 
-    norm, head = _final_norm_and_head(engine.model)
-    softcap = getattr(engine.config, "final_logit_softcapping", None)
     n, vocab = hidden[0].shape[1], int(engine.config.get_text_config().vocab_size)
     chunk = max(1, LENS_CHUNK_BYTES // (4 * vocab))
     layers = len(hidden)
@@ -187,11 +185,8 @@ def _logit_lens(engine, hidden, final_top1, k: int):
     target = torch.as_tensor(final_top1, dtype=torch.long).view(-1, 1)
     for layer, states in enumerate(hidden):
         with engine.session():  # the final norm and output layer: one short pass over the shared weights
-            h = states[0] if layer == layers - 1 else norm(states[0])
             for start in range(0, n, chunk):
-                logits = head(h[start:start + chunk]).float().cpu()
-                if softcap:
-                    logits = torch.tanh(logits / softcap) * softcap
+                logits = unembed(engine, states[0, start:start + chunk], layer).cpu()
                 logp = torch.log_softmax(logits, dim=-1)
                 top = logp.topk(k, dim=-1)
                 top_ids[layer, start:start + chunk] = top.indices.numpy()

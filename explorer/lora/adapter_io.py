@@ -36,7 +36,7 @@ def save_adapter(run: LoraRun, folder: str) -> str:
         raise ValueError(f"Run {run.run_id} has no adapter to download (it failed and was discarded).")
     tmp = tempfile.mkdtemp(prefix="lora-save-")
     try:
-        with run.engine.lock:
+        with run.engine.turn():
             run.peft_model.save_pretrained(tmp, selected_adapters=[run.adapter_name])
         os.makedirs(folder, exist_ok=True)
         target = os.path.join(folder, f"lora-{run.run_id}.zip")

@@ -3,7 +3,7 @@
 ZeroGPU lends a GPU only inside a decorated call, runs the call in a worker process and pickles what goes in
 and out (https://huggingface.co/docs/hub/spaces-zerogpu). So a run there trains in chunks of optimiser steps:
 the run thread (explorer/lora/train.py ``_train``) hands the adapter weights, the AdamW state and the scheduler
-state in on the CPU, the chunk loads them, runs its steps through the same ``_steps`` as an unchunked run and
+state in on the CPU, the chunk loads them, runs its steps through the same ``steps_run`` as an unchunked run and
 hands the new state back on the CPU; the thread loads it, publishes the chunk's step records (the page streams
 them between chunks, and a reload re-attaches as on CPU) and starts the next chunk. Stop and the caps are
 checked at every step inside a chunk and between chunks.
@@ -68,11 +68,11 @@ def train_chunk(run_id: str, tokenized: list, first: int, last: int, adapter: di
     """
     from explorer.lora import train
 
-    run = train._RUNS[run_id]
+    run = train.REGISTRY.lookup(run_id)
     params, optimizer, scheduler = train.optimiser(run)
     _load(run, params, optimizer, scheduler, adapter, optim_state, sched_state)
     records: list = []
-    ok, first_loss = train._steps(run, tokenized, params, optimizer, scheduler, first, last, start, first_loss,
+    ok, first_loss = train.steps_run(run, tokenized, params, optimizer, scheduler, first, last, start, first_loss,
                                   records)
     failed = run.peft_model is None
     return {"ok": ok, "first_loss": first_loss, "records": records, "status": run.status, "message": run.message,

@@ -26,24 +26,23 @@ margin are measured on every training pair.
 from __future__ import annotations
 
 import math
-import threading
 import time
-import uuid
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import numpy as np
 
 from explorer.core.config import get_limits
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
+from explorer.core.runs import new_run_id
 from explorer.lora import train
 from explorer.lora.dpo_data import (PairIds, collate_pairs, heldout_pairs, tokenize_pairs,
                                     validate_pairs)
 from explorer.lora.data import batch_order
 from explorer.lora.model import base_engine, build_peft_model, count_parameters
 from explorer.lora.dpo_settings import SETTING_BOUNDS, DpoSettings, dpo_loss, dpo_settings, sequence_logps  # noqa: F401 (re-exported)
-from explorer.lora.train import LoraRun, RunSnapshot, StepRecord, adapter_active
+from explorer.lora.train import LoraRun, RunSnapshot, StepRecord, adapter_active, adapter_patches
 
 @dataclass
 class DpoStep:
@@ -77,6 +76,12 @@ class DpoRun(LoraRun):
     train_accuracy: float = float("nan")
     train_margin: float = float("nan")
     phase: str = ""
+    KIND: ClassVar[str] = "dpo"
+
+    def cleanup(self) -> None:
+        """Nothing is going on any more; the adapter's parameters are frozen again."""
+        self.phase = ""
+        super().cleanup()
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,7 @@ def start_dpo(owner: str, dataset: list, settings: dict | None, dataset_name: st
     heldout = tuple(heldout_pairs(dataset_name))
     train_ids = tokenize_pairs(engine.tokenizer, pairs)
     heldout_ids = tokenize_pairs(engine.tokenizer, list(heldout))
-    run_id = uuid.uuid4().hex[:12]
+    run_id = new_run_id()
     run = DpoRun(run_id=run_id, owner=owner, settings=lora_settings, engine=engine, peft_model=None,
                  adapter_name=train.adapter_name_for(owner, run_id), dataset_name=f"DPO: {dataset_name}",
                  notices=notices, prompts=tuple(p["prompt"] for p in pairs), dpo=parsed, reference=reference,
@@ -224,18 +229,13 @@ def start_dpo(owner: str, dataset: list, settings: dict | None, dataset_name: st
             if reference is not None:
                 _copy_adapter(reference, run.peft_model, run.adapter_name)
         run.trainable_params, run.total_params = count_parameters(engine.model, lora_settings)
-    run.thread = threading.Thread(target=_worker, args=(run, train_ids, heldout_ids), name=f"dpo-{run_id}",
-                                  daemon=True)
-    run.thread.start()
-    return run
+    return train.REGISTRY.start(run, lambda r: _work(r, train_ids, heldout_ids))
 
 
 def _reference_logps(run: DpoRun, batch: dict):
     """Reference log-probs ``(chosen, rejected)`` of a collated batch: the base model, or the SFT adapter."""
-    from explorer.lora.infer import AdaptedModel
-
-    model = AdaptedModel(run.reference) if run.reference is not None else None
-    out = run.engine.forward(batch["input_ids"], model=model, attention_mask=batch["attention_mask"], use_cache=False)
+    out = run.engine.forward(batch["input_ids"], patches=adapter_patches(run.reference),
+                             attention_mask=batch["attention_mask"], use_cache=False)
     return sequence_logps(out.logits.float(), batch["input_ids"], batch["completion_mask"]).cpu().chunk(2)
 
 
@@ -250,12 +250,11 @@ def _to(batch: dict, device) -> dict:
 
 def _answer_logprobs(run: DpoRun, batch: dict, adapted: bool):
     """Log-softmax over the vocabulary at every held-out answer position (chosen rows only), ``(tokens, vocab)``."""
-    from explorer.lora.infer import AdaptedModel
-
     rows = batch["input_ids"].shape[0] // 2
     ids, mask = batch["input_ids"][:rows], batch["completion_mask"][:rows, 1:].bool()
-    model = AdaptedModel(run) if adapted else (AdaptedModel(run.reference) if run.reference is not None else None)
-    logits = run.engine.forward(ids, model=model, attention_mask=batch["attention_mask"][:rows], use_cache=False).logits
+    patches = adapter_patches(run if adapted else run.reference)
+    logits = run.engine.forward(ids, patches=patches, attention_mask=batch["attention_mask"][:rows],
+                                use_cache=False).logits
     return logits[:, :-1].float().log_softmax(-1)[mask.to(logits.device)].cpu()
 
 
@@ -268,20 +267,21 @@ def _kl(run: DpoRun, batch: dict, ref_logprobs) -> float:
 def _policy_logps(run: DpoRun, pairs: list[PairIds], pad_id: int):
     """Policy log-probs ``(chosen, rejected)`` of every pair, no gradient, in batches of the run's batch size."""
     import torch
-    from explorer.lora.infer import AdaptedModel
 
     chosen, rejected = [], []
     for group in _batches(pairs, run.dpo.batch_size):
         batch = _to(collate_pairs(group, pad_id), run.engine.device)
-        out = run.engine.forward(batch["input_ids"], model=AdaptedModel(run), attention_mask=batch["attention_mask"],
-                                 use_cache=False)
+        out = run.engine.forward(batch["input_ids"], patches=adapter_patches(run),
+                                 attention_mask=batch["attention_mask"], use_cache=False)
         c, r = sequence_logps(out.logits.float(), batch["input_ids"], batch["completion_mask"]).cpu().chunk(2)
         chosen.append(c)
         rejected.append(r)
     return torch.cat(chosen), torch.cat(rejected)
 
 
-def _train(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
+def _work(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> Iterator[StepRecord]:
+    """The run's worker (:meth:`explorer.core.runs.RunRegistry.start`): one :class:`StepRecord` per DPO step (the
+    registry stops it between steps), then the reward accuracy over every training pair."""
     import torch
 
     engine, model, s = run.engine, run.peft_model, run.dpo
@@ -304,9 +304,6 @@ def _train(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
     order = batch_order(len(pairs), s.batch_size, s.steps, s.seed)
     run.phase = "training"
     for step in range(s.steps):
-        if train.stopped(run, step, start):
-            run.phase = ""
-            return
         idx = order[step]
         reference(idx)
         batch = _to(collate_pairs([pairs[i] for i in idx], pad_id), engine.device)
@@ -338,9 +335,8 @@ def _train(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
             chosen_logps=float(chosen.detach().mean()), rejected_logps=float(rejected.detach().mean())))
         if (step + 1) % s.kl_every == 0 or step + 1 == s.steps:
             run.kl.append((step + 1, _kl(run, heldout_batch, ref_heldout)))
-        run.records.append(StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm,
-                                      tokens=int(batch["attention_mask"].sum()), step_s=step_s,
-                                      elapsed_s=time.perf_counter() - start))
+        yield StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm, tokens=int(batch["attention_mask"].sum()),
+                         step_s=step_s, elapsed_s=time.perf_counter() - start)
     run.phase = "reward accuracy on every training pair"
     reference(range(len(pairs)))
     chosen, rejected = _policy_logps(run, pairs, pad_id)
@@ -349,20 +345,6 @@ def _train(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
     run.phase = ""
     run.status, run.message = "done", (f"Finished {s.steps} steps: reward accuracy {run.train_accuracy:.0%} and mean "
                                        f"margin {run.train_margin:.3f} over all {len(pairs)} training pairs.")
-
-
-def _worker(run: DpoRun, pairs: list[PairIds], heldout: list[PairIds]) -> None:
-    try:
-        _train(run, pairs, heldout)
-    except Exception as exc:  # noqa: BLE001 - reported through the run's status
-        train.log.exception("DPO run %s failed", run.run_id)
-        train.discard(run, f"The run failed ({type(exc).__name__}: {exc}); its adapter was discarded.")
-    finally:
-        run.phase = ""
-        if run.peft_model is not None:
-            for name, p in run.peft_model.named_parameters():
-                if "lora_" in name:
-                    p.requires_grad_(False)
 
 
 def runs_of(owner: str) -> list[DpoRun]:
@@ -426,13 +408,13 @@ def answers(run: DpoRun, prompts: list[str] | None = None, sft: LoraRun | None =
     Raises:
         ValueError: a discarded adapter, or an empty/too long prompt.
     """
-    from explorer.lora.infer import AdaptedModel, greedy_answer
+    from explorer.lora.infer import greedy_answer
 
     sft = run.reference or sft
     rows = []
     for prompt in prompts or [p["prompt"] for p in run.heldout]:
         ids = run.engine.chat_ids(prompt)
         rows.append((prompt, greedy_answer(run.engine, ids, max_new_tokens),
-                     greedy_answer(run.engine, ids, max_new_tokens, AdaptedModel(sft)) if sft is not None else None,
-                     greedy_answer(run.engine, ids, max_new_tokens, AdaptedModel(run))))
+                     greedy_answer(run.engine, ids, max_new_tokens, adapter_patches(sft)) if sft is not None else None,
+                     greedy_answer(run.engine, ids, max_new_tokens, adapter_patches(run))))
     return rows

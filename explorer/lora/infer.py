@@ -2,7 +2,7 @@
 
 "Base" is the run's shared base model exactly as every other tab sees it (the plain model, or the
 NF4 base for a QLoRA run); "adapted" is the same prompt through the run's adapter, enabled only inside
-each of its forward passes under the model's lock (:class:`explorer.lora.train.AdaptedModel`). Both step
+each of its forward passes under the model's lock (:func:`explorer.lora.train.adapter_patch`). Both step
 the model through the engine, one locked pass at a time, so other users interleave. Greedy decoding on both
 sides, so a difference is the adapter's doing. The next-token shift compares
 ``softmax(logits)`` of both models at the first answer position (KL divergence in nats, Kullback &
@@ -16,7 +16,7 @@ import numpy as np
 
 from explorer.core.config import get_limits
 from explorer.core.provenance import Provenance, measured
-from explorer.lora.train import LoraRun, adapter_active
+from explorer.lora.train import LoraRun, adapter_patches
 from explorer.lora.model import ba_norms, merge_delta_logits
 
 UNRELATED_PROMPTS = (
@@ -66,22 +66,22 @@ class AdapterNorms:
 
 
 class AdaptedModel:
-    """A stand-in for a model in :meth:`Engine.steps` / :meth:`Engine.forward`: each call is one pass through
-    ``run``'s shadow with its adapter enabled (:func:`adapter_active`) for that pass only, under the lock."""
+    """A callable model for direct use (tests, notebooks): each call is one :meth:`Engine.forward` pass through
+    ``run``'s adapter (:func:`explorer.lora.train.adapter_patch`), enabled for that pass only, under the lock.
+    Lenses pass ``patches=adapter_patches(run)`` to the engine instead."""
 
     def __init__(self, run: LoraRun):
         self.run = run
 
     @property
     def config(self):
-        """The base model's ``transformers`` config (what ``Engine.steps`` builds its cache from)."""
+        """The base model's ``transformers`` config."""
         if self.run.peft_model is None:
             raise ValueError(f"Run {self.run.run_id} has no adapter (it failed and was discarded).")
         return self.run.peft_model.config
 
     def __call__(self, **kwargs):
-        with adapter_active(self.run) as model:
-            return model(**kwargs)
+        return self.run.engine.forward(None, patches=adapter_patches(self.run), **kwargs)
 
 
 def _ids(run: LoraRun, prompt: str) -> list[int]:
@@ -90,17 +90,18 @@ def _ids(run: LoraRun, prompt: str) -> list[int]:
     return run.engine.chat_ids(prompt)
 
 
-def greedy_answer(engine, ids: list[int], max_new_tokens: int, model=None) -> str:
-    """Greedy answer through :meth:`Engine.steps` (one locked pass per token), end-of-sequence dropped."""
-    tokens = [step.token for step in engine.steps(ids, max_new_tokens, model=model) if not step.finished]
-    return engine.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+def greedy_answer(engine, ids: list[int], max_new_tokens: int, patches=()) -> str:
+    """Greedy answer (:meth:`Engine.greedy_continuation`, one locked pass per token, ``patches`` inside each, e.g.
+    ``adapter_patches(run)``), end-of-sequence dropped."""
+    tokens = engine.greedy_continuation(ids, max_new_tokens, patches=patches).content
+    return engine.tokenizer.decode(list(tokens), skip_special_tokens=True).strip()
 
 
 def generate(run: LoraRun, prompt: str, max_new_tokens: int = 24) -> tuple[str, str]:
     """Greedy answers ``(base, adapted)`` to ``prompt`` (chat template applied).
 
     Both step the model one locked forward pass per token; the adapter is on only inside the adapted
-    run's passes (:class:`explorer.lora.train.AdaptedModel`).
+    run's passes (:func:`explorer.lora.train.adapter_patch`).
 
     Raises:
         ValueError: empty or too long prompt, or a discarded adapter.
@@ -109,7 +110,7 @@ def generate(run: LoraRun, prompt: str, max_new_tokens: int = 24) -> tuple[str, 
     max_new_tokens = max(1, min(int(max_new_tokens), get_limits().max_new_tokens))
     ids = _ids(run, prompt)
     base = greedy_answer(engine, ids, max_new_tokens)
-    adapted = greedy_answer(engine, ids, max_new_tokens, model=AdaptedModel(run))
+    adapted = greedy_answer(engine, ids, max_new_tokens, adapter_patches(run))
     return base, adapted
 
 
@@ -137,7 +138,7 @@ def next_token_shift(run: LoraRun, prompt: str, top_k: int = 10) -> NextTokenShi
     ids = _ids(run, prompt)
     base = torch.log_softmax(engine.forward(ids, logits_to_keep=1).logits[0, -1].float().cpu(), -1)
     adapted = torch.log_softmax(
-        engine.forward(ids, model=AdaptedModel(run), logits_to_keep=1).logits[0, -1].float().cpu(), -1)
+        engine.forward(ids, patches=adapter_patches(run), logits_to_keep=1).logits[0, -1].float().cpu(), -1)
     kl = float((adapted.exp() * (adapted - base)).sum())
     k = max(1, min(int(top_k), 50))
     union = list(dict.fromkeys(torch.topk(adapted, k).indices.tolist() + torch.topk(base, k).indices.tolist()))
@@ -152,7 +153,7 @@ def adapter_norms(run: LoraRun) -> AdapterNorms:
     """‖scaling·BA‖_F for every adapted layer of ``run`` (see :func:`explorer.lora_model.ba_norms`)."""
     if run.peft_model is None:
         raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
-    with run.engine.lock:
+    with run.engine.turn():
         norms, modules = ba_norms(run.peft_model, run.adapter_name, int(run.engine.config.num_hidden_layers))
     return AdapterNorms(norms=norms, modules=tuple(modules), provenance=measured(
         f"‖scaling·BA‖_F of adapter {run.run_id}'s weights", model=run.engine.name))
@@ -166,5 +167,5 @@ def merge_check(run: LoraRun, prompt: str) -> float:
     if run.peft_model is None:
         raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
     ids = run.engine.as_input(_ids(run, prompt))
-    with run.engine.lock:
+    with run.engine.turn():
         return merge_delta_logits(run.peft_model, run.adapter_name, ids)

@@ -17,13 +17,13 @@ of MB), not another ~540 MB fp32 copy of SmolLM2. The frozen weights are only ev
 """
 from __future__ import annotations
 
-import copy
 import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from explorer.core.copies import shadow_copy  # noqa: F401 (re-exported: the weight-sharing shadow)
 from models.registry import DEFAULT_MODEL
 
 # Short names users pick -> the Llama module names PEFT targets.
@@ -189,16 +189,6 @@ def base_engine(settings: LoraSettings):
         raise ValueError(f"LoRA here fine-tunes chat language models; {settings.model} is an encoder. "
                          f"Pick {DEFAULT_MODEL}.")
     return engine
-
-
-def shadow_copy(model, clone: frozenset[str] = frozenset()):
-    """A copy of ``model``'s module tree that shares its parameter tensors (no weight memory copied).
-
-    Buffers (e.g. RoPE's ``inv_freq``, a few KB) are copied. Parameters named in ``clone`` are copied
-    too (used by :func:`merge_delta_logits` so merging never writes into shared weights).
-    """
-    memo = {id(p): p for name, p in model.named_parameters(remove_duplicate=False) if name not in clone}
-    return copy.deepcopy(model, memo)
 
 
 def _is_linear(module) -> bool:

@@ -7,26 +7,29 @@ interleave. The UI polls :func:`snapshot` to stream per-step figures; a page rel
 again through :func:`active_run`, because runs live here, not in the page.
 
 Adapters belong to their owner: :func:`get_run` refuses another owner's run id, and an adapter is
-enabled only inside :func:`adapter_active`, under the lock, and disabled again in ``finally``.
+enabled only inside :func:`adapter_active` or a pass given :func:`adapter_patch`, under the lock, and disabled
+again in ``finally`` (:class:`explorer.core.patches.Adapter`). The registry, its stop checks and its worker
+thread are :mod:`explorer.core.runs` (shared with DPO and any later training kind).
 
 Entry points: :func:`start_run` here; ``iter_run`` / ``run`` / ``to_api`` in :mod:`explorer.lora.lens`.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import math
 import re
-import threading
 import time
-import uuid
 from dataclasses import dataclass, field
+from typing import ClassVar, Iterator
 
 import numpy as np
 
+from explorer.core import runs
 from explorer.core.config import get_limits
+from explorer.core.patches import Adapter
 from explorer.core.provenance import Provenance, measured
+from explorer.core.runs import FINISHED, RUNNING, Run, new_run_id
 from explorer.lora.data import batch_order, collate, first_prompt, token_view, tokenize_dataset, validate_dataset
 from explorer.lora.model import (LoraSettings, base_engine, build_peft_model, count_parameters,
                                  settings_from_dict)
@@ -38,8 +41,6 @@ MAX_RUNS_TOTAL = 64  # adapters kept on the server (a default run holds ~20 MB o
 MAX_SEQ_TOKENS = 512
 EMA_BETA = 0.8
 EXPLODE_FACTOR = 4.0
-RUNNING = "running"
-FINISHED = ("done", "stopped", "failed", "uploaded")
 
 
 @dataclass
@@ -55,22 +56,19 @@ class StepRecord:
 
 
 @dataclass
-class LoraRun:
-    """A run and its adapter (mutable, owned by the registry; read through :func:`snapshot`).
+class LoraRun(Run):
+    """A run and its adapter (a :class:`explorer.core.runs.Run` of kind ``sft``; read through :func:`snapshot`).
 
-    Attributes:
-        run_id, owner: ids; ``owner`` is the session (browser id or ``gr.Request.session_hash``).
+    Attributes (besides :class:`Run`'s id, owner, status, message, notices, records and stop event):
         settings: :class:`LoraSettings`. engine: the base engine it trains on.
         peft_model: the PEFT model on a weight-sharing shadow (``None`` once discarded).
         adapter_name: PEFT adapter name ``<owner>-<run_id>``.
-        status: ``running``, ``done``, ``stopped``, ``failed`` or ``uploaded``; message: why it ended.
         records: one :class:`StepRecord` per completed step.
         trainable_params, total_params: counts (parameters) computed from the shapes before training;
             peft_counts: PEFT's own ``get_nb_trainable_parameters()`` on the built adapter (must agree).
     """
 
-    run_id: str
-    owner: str
+    KIND: ClassVar[str] = "sft"
     settings: LoraSettings
     engine: object
     peft_model: object
@@ -81,14 +79,33 @@ class LoraRun:
     trainable_params: int = 0
     total_params: int = 0
     peft_counts: tuple[int, int] = (0, 0)
-    status: str = RUNNING
-    message: str = ""
-    notices: list = field(default_factory=list)
-    records: list = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
-    last_polled: float = field(default_factory=time.monotonic)  # time.monotonic() of the last snapshot()/wait()
-    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.kind = self.KIND
+        self.total = int(self.settings.steps)
+
+    def stopped_message(self, why: str, done: int) -> str:
+        """``why`` and the step the adapter keeps."""
+        return f"{why}; the adapter keeps step {done}."
+
+    def done_message(self) -> str:
+        """``Finished <steps> steps.``"""
+        return f"Finished {self.settings.steps} steps."
+
+    def fail(self, message: str) -> None:
+        """Mark the run failed and drop its adapter."""
+        self.status, self.message, self.peft_model = "failed", message, None
+
+    def crashed(self, exc: Exception) -> None:
+        """The training thread raised: the run failed and its adapter is discarded."""
+        self.fail(f"The run failed ({type(exc).__name__}: {exc}); its adapter was discarded.")
+
+    def cleanup(self) -> None:
+        """Freeze the adapter's parameters again (they need gradients only while training)."""
+        if self.peft_model is not None:
+            for name, p in self.peft_model.named_parameters():
+                if "lora_" in name:
+                    p.requires_grad_(False)
 
 
 @dataclass(frozen=True)
@@ -130,8 +147,7 @@ class RunSnapshot:
         return 100.0 * self.trainable_params / max(1, self.total_params)
 
 
-_RUNS: dict[str, LoraRun] = {}
-_REGISTRY_LOCK = threading.Lock()
+REGISTRY = runs.RunRegistry("LoRA", MAX_RUNS_PER_OWNER, MAX_RUNS_TOTAL)  # SFT and DPO runs, one going per session
 
 
 def smooth(values: np.ndarray, beta: float = EMA_BETA) -> np.ndarray:
@@ -146,7 +162,7 @@ def smooth(values: np.ndarray, beta: float = EMA_BETA) -> np.ndarray:
 def snapshot(run: LoraRun) -> RunSnapshot:
     """A frozen copy of ``run``'s state and per-step figures. Reading it counts as a page polling the run
     (a run nobody polls for ``Limits.lora_idle_seconds`` stops)."""
-    run.last_polled = time.monotonic()
+    REGISTRY.touch(run)
     records = list(run.records)
     loss = np.array([r.loss for r in records], dtype=float)
     step_s = np.array([r.step_s for r in records], dtype=float)
@@ -167,25 +183,34 @@ def snapshot(run: LoraRun) -> RunSnapshot:
                             model=run.settings.model))
 
 
-@contextlib.contextmanager
-def adapter_active(run: LoraRun, train: bool = False):
-    """Enable ``run``'s adapter for the block, under its engine's lock; disabled again in ``finally``.
+def adapter_patch(run: LoraRun, train: bool = False) -> Adapter:
+    """The per-pass patch that runs a pass through ``run``'s adapter (``patches=[adapter_patch(run)]`` on
+    :meth:`Engine.forward` / :meth:`Engine.steps`).
 
     Raises:
         ValueError: the run's adapter was discarded (failed run).
     """
     if run.peft_model is None:
         raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
-    model = run.peft_model
-    with run.engine.lock:
-        try:
-            model.base_model.enable_adapter_layers()
-            model.set_adapter(run.adapter_name, inference_mode=not train)
-            model.train(train)
-            yield model
-        finally:
-            model.base_model.disable_adapter_layers()
-            model.eval()
+    return Adapter(run.peft_model, run.adapter_name, train=train, label=run.run_id)
+
+
+def adapter_patches(run: LoraRun | None, train: bool = False) -> list:
+    """``[adapter_patch(run)]``, or ``[]`` for None (the base model, adapter off): the ``patches`` of a pass."""
+    return [] if run is None else [adapter_patch(run, train)]
+
+
+@contextlib.contextmanager
+def adapter_active(run: LoraRun, train: bool = False):
+    """Enable ``run``'s adapter for the block (an optimiser step: forward, backward and update), inside a turn
+    on its engine; disabled again in ``finally``. Yields the PEFT model.
+
+    Raises:
+        ValueError: the run's adapter was discarded (failed run).
+    """
+    patch = adapter_patch(run, train)
+    with run.engine.patched([patch], grad=True) as model:
+        yield model
 
 
 def optimiser(run: LoraRun):
@@ -203,32 +228,53 @@ def optimiser(run: LoraRun):
     return params, optimizer, scheduler
 
 
-def _train(run: LoraRun, tokenized: list) -> None:
+def _work(run: LoraRun, tokenized: list) -> Iterator[StepRecord | None]:
+    """The run's worker (:meth:`explorer.core.runs.RunRegistry.start`): one :class:`StepRecord` per step."""
     from explorer.lora import chunks
 
     params, optimizer, scheduler = optimiser(run)
     start = time.perf_counter()
     plan = chunks.plan_for(run.settings.steps)  # on ZeroGPU: GPU calls of a few steps each, driven from here
     if plan is not None:
+        yield None  # the registry checks Stop once before the first chunk; chunks check it between their steps
         if chunks.run_chunked(run, tokenized, params, optimizer, scheduler, plan, start):
-            run.status, run.message = "done", f"Finished {run.settings.steps} steps."
+            run.status, run.message = "done", run.done_message()
         return
-    if _steps(run, tokenized, params, optimizer, scheduler, 0, run.settings.steps, start, None, run.records)[0]:
-        run.status, run.message = "done", f"Finished {run.settings.steps} steps."
+    yield from iter_steps(run, tokenized, params, optimizer, scheduler, 0, run.settings.steps, start, {})
 
 
-def _steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: int, last: int, start: float,
-           first_loss: float | None, records: list) -> tuple[bool, float | None]:
-    """Optimiser steps ``first .. last - 1`` (appending a StepRecord each to ``records``); returns
-    ``(True, first_loss)`` when all ran, ``(False, ...)`` when the run stopped or failed (status set on ``run``)."""
+def steps_run(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: int, last: int, start: float,
+              first_loss: float | None, records: list) -> tuple[bool, float | None]:
+    """Optimiser steps ``first .. last - 1`` with a stop check before each (one ZeroGPU chunk), appending a
+    StepRecord each to ``records``; returns ``(True, first_loss)`` when all ran, ``(False, ...)`` when the run
+    stopped or failed (status set on ``run``)."""
+    state = {"first_loss": first_loss}
+    items = iter_steps(run, tokenized, params, optimizer, scheduler, first, last, start, state)
+    for step in range(first, last):
+        if stopped(run, step, start):
+            items.close()
+            return False, state["first_loss"]
+        record = next(items, None)
+        if record is None:
+            return False, state["first_loss"]
+        records.append(record)
+    return True, state["first_loss"]
+
+
+def iter_steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: int, last: int, start: float,
+               state: dict) -> Iterator[StepRecord]:
+    """Optimiser steps ``first .. last - 1``, one turn on the model each, yielding a :class:`StepRecord` per step.
+
+    ``state["first_loss"]`` (nats/token) is the first step's loss, kept across chunks. A NaN/inf or exploding
+    loss (above ``EXPLODE_FACTOR`` times the first) discards the adapter and ends the iteration.
+    """
     import torch
 
     s, engine, model = run.settings, run.engine, run.peft_model
+    first_loss = state.get("first_loss")
     pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
     order = batch_order(len(tokenized), s.batch_size, s.steps, s.seed)
     for step in range(first, last):
-        if stopped(run, step, start):
-            return False, first_loss
         batch = {k: v.to(engine.device) for k, v in collate([tokenized[i] for i in order[step]], pad_id).items()}
         lr = scheduler.get_last_lr()[0]
         with engine.session(grad=True), torch.enable_grad(), adapter_active(run, train=True):
@@ -250,47 +296,26 @@ def _steps(run: LoraRun, tokenized: list, params, optimizer, scheduler, first: i
             discard(run, f"The loss {'became NaN/inf' if not math.isfinite(value) else f'exploded to {value:.3g}'} at "
                           f"step {step + 1} with learning rate {s.learning_rate:g}; the run stopped and its adapter "
                           "was discarded. Try a smaller learning rate (e.g. 1e-4 to 3e-3).")
-            return False, first_loss
-        first_loss = value if first_loss is None else first_loss
-        records.append(StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm,
-                                  tokens=int(batch["attention_mask"].sum()), step_s=step_s,
-                                  elapsed_s=time.perf_counter() - start))
-    return True, first_loss
+            return
+        first_loss = state["first_loss"] = value if first_loss is None else first_loss
+        yield StepRecord(loss=value, learning_rate=lr, grad_norm=grad_norm, tokens=int(batch["attention_mask"].sum()),
+                         step_s=step_s, elapsed_s=time.perf_counter() - start)
 
 
 def stopped(run: LoraRun, step: int, start: float) -> bool:
     """Whether the run must stop before step ``step`` (0-based): Stop pressed, no page polling it for
     ``Limits.lora_idle_seconds``, or ``Limits.max_run_seconds`` since ``start`` (``time.perf_counter()``).
     Sets the run's status and message when it does."""
-    limits, total = get_limits(), run.settings.steps
-    if run.stop_event.is_set():
-        why = f"Stopped after {step} of {total} steps"
-    elif time.monotonic() - run.last_polled > limits.lora_idle_seconds:
-        why = f"Stopped after {step} steps: no page polled the run for {limits.lora_idle_seconds:.0f} s"
-    elif time.perf_counter() - start > limits.max_run_seconds:
-        why = f"Stopped at the run-time cap ({limits.max_run_seconds:.0f} s) after {step} steps"
-    else:
+    why = runs.stop_reason(run, step, start)
+    if why is None:
         return False
-    run.status, run.message = "stopped", f"{why}; the adapter keeps step {step}."
+    run.status, run.message = "stopped", run.stopped_message(why, step)
     return True
 
 
 def discard(run: LoraRun, message: str) -> None:
     """Mark ``run`` failed with ``message`` and drop its adapter."""
-    run.status, run.message, run.peft_model = "failed", message, None
-
-
-def _worker(run: LoraRun, tokenized: list) -> None:
-    try:
-        _train(run, tokenized)
-    except Exception as exc:  # noqa: BLE001 - reported through the run's status
-        log.exception("LoRA run %s failed", run.run_id)
-        discard(run, f"The run failed ({type(exc).__name__}: {exc}); its adapter was discarded.")
-    finally:
-        if run.peft_model is not None:
-            for name, p in run.peft_model.named_parameters():
-                if "lora_" in name:
-                    p.requires_grad_(False)
+    run.fail(message)
 
 
 def preview(settings: dict | None, engine=None) -> tuple[LoraSettings, int, int, list[str]]:
@@ -307,16 +332,6 @@ def preview(settings: dict | None, engine=None) -> tuple[LoraSettings, int, int,
     return parsed, trainable, total, notices
 
 
-def _evict(owner: str) -> None:
-    """Make room for one more run: the owner keeps its newest runs, the server its newest finished ones."""
-    mine = [r for r in _RUNS.values() if r.owner == owner and r.status in FINISHED]
-    for old in sorted(mine, key=lambda r: r.started)[:max(0, len(mine) - MAX_RUNS_PER_OWNER + 1)]:
-        _RUNS.pop(old.run_id, None)
-    finished = sorted((r for r in _RUNS.values() if r.status in FINISHED), key=lambda r: r.started)
-    for old in finished[:max(0, len(_RUNS) - MAX_RUNS_TOTAL + 1)]:
-        _RUNS.pop(old.run_id, None)
-
-
 def adapter_name_for(owner: str, run_id: str) -> str:
     """PEFT adapter name of a run: ``<owner>-<run_id>`` with only letters, digits and ``_`` from the owner."""
     return re.sub(r"[^A-Za-z0-9_]", "_", owner[:16]) + "-" + run_id
@@ -324,9 +339,7 @@ def adapter_name_for(owner: str, run_id: str) -> str:
 
 def register(run: LoraRun) -> None:
     """Add a finished run (e.g. an uploaded adapter) to the registry, evicting the owner's oldest."""
-    with _REGISTRY_LOCK:
-        _evict(run.owner)
-        _RUNS[run.run_id] = run
+    REGISTRY.register(run)
 
 
 def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: str = "custom",
@@ -349,7 +362,7 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
     engine = engine or base_engine(parsed)
     tokenized = tokenize_dataset(engine.tokenizer, conversations,
                                  max_tokens=min(limits.max_prompt_tokens, MAX_SEQ_TOKENS))
-    run_id = uuid.uuid4().hex[:12]
+    run_id = new_run_id()
     run = LoraRun(run_id=run_id, owner=owner, settings=parsed, engine=engine, peft_model=None,
                   adapter_name=adapter_name_for(owner, run_id), dataset_name=dataset_name, notices=notices,
                   prompts=tuple(first_prompt(m) for m in conversations),
@@ -358,29 +371,16 @@ def start_run(owner: str, dataset: list, settings: dict | None, dataset_name: st
         with engine.session(grad=True):
             run.peft_model, run.peft_counts = build_peft_model(engine, parsed, run.adapter_name)
         run.trainable_params, run.total_params = count_parameters(engine.model, parsed)
-    run.thread = threading.Thread(target=_worker, args=(run, tokenized), name=f"lora-{run_id}", daemon=True)
-    run.thread.start()
-    return run
+    return REGISTRY.start(run, lambda r: _work(r, tokenized))
 
 
-@contextlib.contextmanager
 def claim(run: LoraRun):
     """Register a new running ``run`` for the block that builds its adapter; unregistered if the block raises.
 
     Raises:
         ValueError: the owner already has a run going (one run per session at a time).
     """
-    with _REGISTRY_LOCK:
-        if any(r.owner == run.owner and r.status == RUNNING for r in _RUNS.values()):
-            raise ValueError("A run is already going in this session: wait for it or press Stop first.")
-        _evict(run.owner)
-        _RUNS[run.run_id] = run
-    try:
-        yield run
-    except BaseException:
-        with _REGISTRY_LOCK:
-            _RUNS.pop(run.run_id, None)
-        raise
+    return REGISTRY.claim(run)
 
 
 def get_run(run_id: str, owner: str) -> LoraRun:
@@ -389,7 +389,7 @@ def get_run(run_id: str, owner: str) -> LoraRun:
     Raises:
         ValueError: unknown id, or another session's run (adapters are private to their session).
     """
-    run = _RUNS.get(str(run_id or "").strip())
+    run = REGISTRY.runs.get(str(run_id or "").strip())
     if run is None or run.owner != owner:
         raise ValueError(f"No LoRA run {run_id!r} in this session (runs belong to the session that trained them).")
     return run
@@ -397,46 +397,27 @@ def get_run(run_id: str, owner: str) -> LoraRun:
 
 def runs_for(owner: str) -> list[LoraRun]:
     """The owner's runs, oldest first."""
-    return sorted((r for r in list(_RUNS.values()) if r.owner == owner), key=lambda r: r.started)
+    return REGISTRY.runs_for(owner)
 
 
 def active_run(owner: str) -> LoraRun | None:
     """The owner's run still training, if any (used to re-attach after a page reload)."""
-    return next((r for r in runs_for(owner) if r.status == RUNNING), None)
+    return REGISTRY.active(owner)
 
 
 def shutdown(timeout_s: float = 30.0) -> int:
     """Stop every running run after its current step and wait for the threads (at most ``timeout_s`` seconds
     in all); called at interpreter exit so no training thread is inside a torch op while Python shuts down.
     Returns how many runs were still going."""
-    running = [r for r in list(_RUNS.values()) if r.thread is not None and r.thread.is_alive()]
-    for run in running:
-        run.stop_event.set()
-    deadline = time.monotonic() + timeout_s
-    for run in running:
-        run.thread.join(max(0.0, deadline - time.monotonic()))
-    return len(running)
-
-
-atexit.register(shutdown)
+    return REGISTRY.shutdown(timeout_s)
 
 
 def stop(owner: str) -> LoraRun | None:
     """Ask the owner's running run to stop after its current step; returns it (or ``None``)."""
-    run = active_run(owner)
-    if run is not None:
-        run.stop_event.set()
-    return run
+    return REGISTRY.stop(owner)
 
 
 def wait(run: LoraRun, timeout_s: float | None = None) -> RunSnapshot:
     """Block until ``run`` finishes (or ``timeout_s`` seconds pass) and return its snapshot. A caller blocked
     here is watching the run, so it is not stopped as idle."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while run.thread is not None and run.thread.is_alive():
-        run.last_polled = time.monotonic()
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            break
-        run.thread.join(1.0 if left is None else min(1.0, left))
-    return snapshot(run)
+    return snapshot(REGISTRY.wait(run, timeout_s))

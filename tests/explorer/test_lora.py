@@ -190,10 +190,10 @@ def test_a_run_no_page_polls_stops_on_its_own(tiny_engine, monkeypatch):
     import dataclasses
 
     from explorer.core.config import get_limits
-    from explorer.lora import train as lora_train
+    from explorer.core import runs as core_runs  # the run registry's stop checks (shared by SFT and DPO)
 
     assert get_limits().lora_idle_seconds == 300.0
-    monkeypatch.setattr(lora_train, "get_limits", lambda: dataclasses.replace(get_limits(), lora_idle_seconds=0.0))
+    monkeypatch.setattr(core_runs, "get_limits", lambda: dataclasses.replace(get_limits(), lora_idle_seconds=0.0))
     run = lora.start_run("idle-owner", PAIRS, {"steps": 50, "batch_size": 2, "r": 4, "target_modules": ["q"]},
                          engine=tiny_engine)
     run.thread.join(120)  # nobody calls snapshot() or wait(): no page is watching
