@@ -67,8 +67,8 @@ def _heads(model, kind, n, progress=gr.Progress()):
 
 def _reheads(result, kind):
     if result is None:
-        return gr.update(), gr.update()
-    return stamp(figs.heads_figure(result, kind), result.provenance), figs.top_rows(result, kind)
+        return gr.update(), gr.update(), gr.update()
+    return stamp(figs.heads_figure(result, kind), result.provenance), figs.top_rows(result, kind), result.provenance
 
 
 def _fill_pair(key):
@@ -199,11 +199,11 @@ def build_circuits_tab(ctx) -> dict:
     with gr.Row():
         answer = gr.Textbox(PAIRS[0].answer, label="answer (one token)")
         wrong = gr.Textbox(PAIRS[0].wrong_answer, label="wrong answer (one token)")
-        patch = gr.Button("Patch every cell", variant="primary", elem_id="circuits-patch-run")
+        patch = gr.Button("Patch every cell", variant="primary", elem_id="circuits-run")
         stop = gr.Button("Stop", variant="stop", min_width=80)
     patch_summary = gr.Markdown(elem_id="circuits-patch-summary")
     patch_badge = gr.Markdown()
-    patch_plot = gr.Plot(label="patching grids", elem_id="circuits-patch-plot")
+    patch_plot = gr.Plot(label="patching grids", elem_id="circuits-main-plot")
     with gr.Row():
         cell_row = gr.Number(0, label="selected row", precision=0)
         cell_column = gr.Number(0, label="selected column", precision=0)
@@ -236,7 +236,7 @@ def build_circuits_tab(ctx) -> dict:
           api_visibility="private")
     find.click(_heads, [ctx.model, kind, n], [heads_state, heads_plot, heads_table, heads_badge],
                api_visibility="private", concurrency_id="circuits-model")
-    kind.change(_reheads, [heads_state, kind], [heads_plot, heads_table], api_visibility="private")
+    kind.change(_reheads, [heads_state, kind], [heads_plot, heads_table, heads_badge], api_visibility="private")
     pair_key.change(_fill_pair, pair_key, [clean, corrupted, answer, wrong], api_visibility="private")
     event = patch.click(_patch, [clean, corrupted, answer, wrong, site, ctx.model, chat],
                         [patch_state, patch_plot, patch_summary, patch_badge], api_visibility="private",
