@@ -194,20 +194,20 @@ def build_circuits_tab(ctx) -> dict:
                                label="built-in pair")
         site = gr.Radio(list(circuits.SITES), value="resid", label="site")
     with gr.Row():
-        clean = gr.Textbox(PAIRS[0].clean, label="clean prompt")
-        corrupted = gr.Textbox(PAIRS[0].corrupted, label="corrupted prompt (same token count)")
+        clean = gr.Textbox(PAIRS[0].clean, label="clean prompt", elem_id="circuits-clean")
+        corrupted = gr.Textbox(PAIRS[0].corrupted, label="corrupted prompt (same token count)", elem_id="circuits-corrupted")
     with gr.Row():
-        answer = gr.Textbox(PAIRS[0].answer, label="answer (one token)")
-        wrong = gr.Textbox(PAIRS[0].wrong_answer, label="wrong answer (one token)")
+        answer = gr.Textbox(PAIRS[0].answer, label="answer (one token)", elem_id="circuits-answer")
+        wrong = gr.Textbox(PAIRS[0].wrong_answer, label="wrong answer (one token)", elem_id="circuits-wrong")
         patch = gr.Button("Patch every cell", variant="primary", elem_id="circuits-run")
         stop = gr.Button("Stop", variant="stop", min_width=80)
     patch_summary = gr.Markdown(elem_id="circuits-patch-summary")
-    patch_badge = gr.Markdown()
+    patch_badge = gr.Markdown(elem_id="circuits-patch-badge")
     patch_plot = gr.Plot(label="patching grids", elem_id="circuits-main-plot")
     with gr.Row():
-        cell_row = gr.Number(0, label="selected row", precision=0)
+        cell_row = gr.Number(0, label="selected row", precision=0, elem_id="circuits-cell-row")
         cell_column = gr.Number(0, label="selected column", precision=0)
-        show_cone = gr.Button("Shade its causal cone")
+        show_cone = gr.Button("Shade its causal cone", elem_id="circuits-cone")
     patch_state = gr.State(None)
 
     gr.Markdown("### Ablation (on the prompt above)\nName heads `L3H2`, whole attention blocks `L5.attn` or MLPs "
@@ -218,7 +218,7 @@ def build_circuits_tab(ctx) -> dict:
         mode = gr.Radio(list(circuits.ablation.MODES), value="zero", label="mode")
         tokens = gr.Slider(1, min(32, ctx.limits.max_new_tokens), value=10, step=1, label="new tokens")
         ablate = gr.Button("Ablate", variant="primary", elem_id="circuits-ablate-run")
-    ablate_badge = gr.Markdown()
+    ablate_badge = gr.Markdown(elem_id="circuits-ablate-badge")
     ablate_out = gr.Markdown(elem_id="circuits-ablate-out")
 
     gr.Markdown("### Direct logit attribution (on the prompt above)\nThe final norm's scale is frozen at this "
@@ -228,7 +228,7 @@ def build_circuits_tab(ctx) -> dict:
         token = gr.Textbox("", label="token (empty = the top prediction)")
         per_head = gr.Checkbox(False, label="one bar per head")
         dla = gr.Button("Attribute", variant="primary", elem_id="circuits-dla-run")
-    dla_badge = gr.Markdown()
+    dla_badge = gr.Markdown(elem_id="circuits-dla-badge")
     dla_plot = gr.Plot(label="direct logit attribution", elem_id="circuits-dla-plot")
     dla_state = gr.State(None)
 
