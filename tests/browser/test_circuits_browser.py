@@ -39,6 +39,8 @@ def test_circuits_tab_runs_each_section(page, test_output_dir):
     page.locator("#circuits-dla-run").click()
     page.wait_for_function(PLOT, arg="#circuits-dla-plot", timeout=300_000)
     assert "MEASURED" in page.locator("#circuits-dla-badge").inner_text()
+    title = page.locator("#circuits-dla-plot .gtitle").text_content()
+    assert "' Paris' at position 7" in title, title  # empty position = the last token; empty token = the top one
     page.screenshot(path=os.path.join(test_output_dir, "tab-circuits.png"), full_page=True)
 
     open_tab(page, "attention")

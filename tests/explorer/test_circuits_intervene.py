@@ -209,3 +209,21 @@ def test_equal_clean_and_corrupted_metrics_refused(tiny_engine, monkeypatch):
                         lambda engine, ids, site, acts, good, bad: real(engine, clean, site, acts, good, bad))
     with pytest.raises(ValueError, match="same metric"):
         run_patch(CLEAN, CORRUPTED, " Mary", " John", engine=tiny_engine)
+
+
+def test_cell_cap_cuts_rows_with_a_notice_and_chat_template_wraps(tiny_engine, monkeypatch):
+    from explorer.core import config
+
+    monkeypatch.setenv("LLM_EXPLORER_MAX_PATCH_CELLS", "25")
+    config.get_limits.cache_clear()
+    try:
+        result = run_patch(CLEAN, CORRUPTED, " Mary", " John", "resid", engine=tiny_engine)
+    finally:
+        monkeypatch.delenv("LLM_EXPLORER_MAX_PATCH_CELLS")
+        config.get_limits.cache_clear()
+    columns = result.grid.shape[1]
+    rows_done = 25 // columns
+    assert result.cells_done == rows_done * columns and np.isnan(result.grid[rows_done:]).all()
+    assert "max_patch_cells" in result.notices[0] and not np.isnan(result.grid[:rows_done]).any()
+    chat = run_dla(TEXT, engine=tiny_engine, chat_template=True)
+    assert len(chat.tokens) == len(tiny_engine.chat_ids(TEXT)) and chat.position == len(chat.tokens) - 1

@@ -71,8 +71,7 @@ def patch_figure(result, selected: tuple[int, int] | None = None) -> go.Figure:
 
     rows, columns = list(result.rows), list(result.columns)
     corr = "n/a" if not np.isfinite(result.correlation) else f"{result.correlation:.2f}"
-    fig = make_subplots(1, 2, horizontal_spacing=0.12, subplot_titles=(
-        f"activation patching ({result.cells_done} cells)", f"attribution patching (r = {corr})"))
+    fig = make_subplots(1, 2, horizontal_spacing=0.12)  # panel names go under the axes: the badge sits on top
     hover = "%{y} · %{x}<br>%{z:.3f}<extra></extra>"
     for col, grid in ((1, result.grid), (2, result.attribution)):
         z = np.where(np.isfinite(grid), np.round(grid, 4), None)
@@ -89,6 +88,8 @@ def patch_figure(result, selected: tuple[int, int] | None = None) -> go.Figure:
                             f"{result.clean_metric:.2f}, corrupted {result.corrupted_metric:.2f}")
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=-45)
+    fig.update_xaxes(title_text=f"activation patching ({result.cells_done} cells)", row=1, col=1)
+    fig.update_xaxes(title_text=f"attribution patching (r = {corr})", row=1, col=2)
     return neutral(fig)
 
 

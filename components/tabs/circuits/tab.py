@@ -120,9 +120,24 @@ def _ablate(text, components, mode, tokens, model, chat, progress=gr.Progress())
 @ui_errors
 def _dla(text, position, token, heads, model, chat, progress=gr.Progress()):
     progress(0, desc="one traced pass")
-    position = None if position in (None, "") or (isinstance(position, float) and position < 0) else int(position)
+    position = _position(position)
     result = circuits.run_dla(text, position, token or None, model, bool(chat))
     return result, stamp(figs.dla_figure(result, bool(heads), top=24), result.provenance), badge_md(result.provenance)
+
+
+def _position(value):
+    """The position box: empty = last (None), else an integer (checked by the lens).
+
+    Raises:
+        ValueError: not an integer (the message names position).
+    """
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"position must be a whole number, or empty for the last token (got {text!r}).") from None
 
 
 def _redla(result, heads):
@@ -224,7 +239,7 @@ def build_circuits_tab(ctx) -> dict:
     gr.Markdown("### Direct logit attribution (on the prompt above)\nThe final norm's scale is frozen at this "
                 "position, so the logit is a sum over what each component wrote into the residual stream.")
     with gr.Row():
-        position = gr.Number(None, label="position (empty = last)", precision=0)
+        position = gr.Textbox("", label="position (empty = last)", elem_id="circuits-position")
         token = gr.Textbox("", label="token (empty = the top prediction)")
         per_head = gr.Checkbox(False, label="one bar per head")
         dla = gr.Button("Attribute", variant="primary", elem_id="circuits-dla-run")
