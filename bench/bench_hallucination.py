@@ -7,7 +7,7 @@ Usage::
 
 ``collect`` appends one JSON line per item to ``data/hallucination/bench_results.jsonl`` as it goes and
 skips items already stored, so an interrupted run continues where it stopped. The table is recomputed from
-that file alone (``explorer.hallucination_eval``), so the app shows it without the model.
+that file alone (``explorer.hallucination.evaluation``), so the app shows it without the model.
 
 Targets (issue 8): every probe < 30 s on CPU; at least two scores with AUROC >= 0.65 whose lower 95 %
 bound is above 0.5; the shuffled-score control within 0.5 +/- 0.05.

@@ -34,6 +34,10 @@ BADGED = "prov-badged"  # class of the column that holds a table and its badge s
 INPUT_TABLE = "prov-input"  # class of a table the user fills in (settings, training data), not a result
 DETAIL_CHARS = 70  # the visible source is cut to this many characters; the hover text has all of it
 
+# one colour per provenance kind, readable on the light and the dark page (the theme's CSS uses them too)
+BADGE_COLOURS = {"measured": "#16a34a", "cached": "#0284c7", "stored": "#9333ea", "formula": "#d97706",
+                 "simulated": "#dc2626"}
+
 
 def as_provenance(value) -> Provenance | None:
     """``value`` as a :class:`Provenance`: a Provenance, its ``to_api()`` dict, or anything with a
@@ -133,8 +137,6 @@ def draw(fig, now: float | None = None):
     prov = provenance_of(fig)
     if prov is None:
         return fig
-    from components.theme import BADGE_COLOURS
-
     kind, detail, full = describe(prov, now)
     kept = [a for a in fig.layout.annotations if a.name != NAME]
     fig.layout.annotations = kept

@@ -16,7 +16,7 @@ class AppContext:
         model: the ``gr.Dropdown`` model picker (embedded names or a typed Hub id).
         compare_model: the "Compare with" ``gr.Dropdown`` (``components.compare``): a second decoder model a tab
             may run on the same prompt beside ``model``; its value ``"(none)"`` means no comparison.
-        limits: the active :class:`explorer.config.Limits`.
+        limits: the active :class:`explorer.core.config.Limits`.
         tabs: the ``gr.Tabs`` container (set once the tabs are built).
         extra: components a tab exposes to others or to the app (name -> component).
         page_level: components a tab creates with ``render=False`` that must mount with the page rather than with

@@ -50,7 +50,7 @@ def tab_specs() -> list[TabSpec]:
     Raises:
         TypeError: a tab package has no ``SPEC`` of type :class:`TabSpec`.
     """
-    import components.tabs as tabs_pkg
+    tabs_pkg = importlib.import_module("components.tabs")  # plugins: each tab imports TabSpec from here
 
     specs = []
     for info in pkgutil.iter_modules(tabs_pkg.__path__):

@@ -13,12 +13,11 @@ from __future__ import annotations
 import functools
 import json
 
+from components.badge import BADGE_COLOURS  # one colour per provenance kind, defined with the badge
+
 TRANSPARENT = "rgba(0,0,0,0)"
 GRID = "rgba(128,128,128,0.30)"
 DARK_TEXT = "#e5e7eb"  # text colour on the dark page (Tailwind gray-200, as Gradio's dark theme)
-# provenance badges (components/badge.py): one colour per kind, readable on the light and the dark page
-BADGE_COLOURS = {"measured": "#16a34a", "cached": "#0284c7", "stored": "#9333ea", "formula": "#d97706",
-                 "simulated": "#dc2626"}
 
 _TEXT = [".xtick text", ".ytick text", ".g-xtitle text", ".g-ytitle text", ".gtitle", ".legendtext",
          ".legendtitletext", ".colorbar text", ".cbtitle text", ".annotation-text", ".g-x2title text",

@@ -33,7 +33,7 @@ def pytest_runtest_makereport(item, call):
 
 def make_tiny_engine(num_heads: int = 4, num_kv_heads: int = 2, num_layers: int = 2, hidden: int = 64,
                      seed: int = 0, vocab_size: int | None = None):
-    """An :class:`explorer.engine.Engine` around a tiny randomly initialised Llama.
+    """An :class:`explorer.core.engine.Engine` around a tiny randomly initialised Llama.
 
     Uses the SmolLM2 tokenizer (so ids are real) with a model of ``num_layers`` layers,
     ``num_heads`` query heads and ``num_kv_heads`` KV heads (GQA by default; equal for MHA, 1 for MQA).

@@ -111,18 +111,6 @@ def check_max_new_tokens(value: Any, cap: int, notices: list[str] | None = None)
     return check_int(value, "max_new_tokens", minimum=1, cap=cap, notices=notices)
 
 
-def check_seed(value: Any, name: str = "seed") -> int:
-    """A sampling seed: an integer in ``[0, 2**63 - 1]``.
-
-    Raises:
-        ValueError: not an integer or out of range.
-    """
-    seed = check_int(value, name, minimum=0)
-    if seed > 2**63 - 1:
-        raise ValueError(f"{name} must be below 2**63 (got {seed}).")
-    return seed
-
-
 def check_choices(values: Any, name: str, allowed: list[str] | tuple[str, ...] | None) -> list[str]:
     """``values`` as a list of strings, each one of ``allowed`` (any string when ``allowed`` is None: the
     caller checks the names with its own wording).

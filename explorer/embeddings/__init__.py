@@ -5,6 +5,10 @@ sentence.py: MiniLM vs decoder hidden states, /embed, AUROC with bootstrap; corp
 chunking; store.py: the Chroma store (collections per metric, session passages, rebuilds); search.py: /search and
 recall@k per chunk size; rag.py: /rag prompt, answers, context attribution; accuracy.py: accuracy with vs without
 retrieval (stored bench file and live sample).
+
+Lens contract: ``iter_run`` / ``run`` / ``to_api`` are the /rag endpoint (:func:`answer_question`); the others are
+exported by name (``search``, ``embed_texts``, ``compare_pairs``, ``nearest_tokens``, ``evaluate`` ...), and every
+result serialises with its own ``to_api()``.
 """
 from explorer.embeddings.accuracy import AccuracyResult, evaluate, load_stored, sample_questions  # noqa: F401
 from explorer.embeddings.rag import RagResult, answer_question, attribute_context  # noqa: F401

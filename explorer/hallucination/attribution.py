@@ -88,7 +88,7 @@ def split_segments(text: str, unit: str) -> list[str]:
     raise ValueError(f"Unknown unit {unit!r}; choose from {', '.join(UNITS)}.")
 
 
-def _prompt_parts(engine, question: str, parse_special: bool = True) -> tuple[list[int], list[list[int]], list[int],
+def prompt_parts(engine, question: str, parse_special: bool = True) -> tuple[list[int], list[list[int]], list[int],
                                                                              list[str]]:
     """``(prefix ids, per-word ids, suffix ids, word texts)`` of the prompt; only the words are attributed.
 
@@ -106,6 +106,9 @@ def _prompt_parts(engine, question: str, parse_special: bool = True) -> tuple[li
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"] if s else []  # noqa: E731
     seg_ids, words = _word_ids(tok, content, parse_special)
     return enc(prefix), seg_ids, enc(suffix), words
+
+
+_prompt_parts = prompt_parts  # the name tests used before it became public
 
 
 def _word_ids(tok, content: str, parse_special: bool) -> tuple[list[list[int]], list[str]]:
@@ -274,7 +277,7 @@ def attribute(engine, question: str, answer: Answer | None = None, method: str =
     if not answer_ids:
         raise ValueError("The answer is empty, so there is nothing to attribute; give a target answer.")
     start = time.perf_counter()
-    prefix, seg_ids, suffix, words = _prompt_parts(engine, question, parse_special)
+    prefix, seg_ids, suffix, words = prompt_parts(engine, question, parse_special)
     engine.check_length(len(prefix) + sum(map(len, seg_ids)) + len(suffix) + len(answer_ids))
     group, texts = _groups(seg_ids, words, unit)
     flat = [t for ids in seg_ids for t in ids]

@@ -135,9 +135,9 @@ def _chat_kinds(engine, question: str, prompt: list[int]) -> tuple[str, ...]:
     Uses the attribution lens's split of the prompt (prefix, the question's words, suffix); if the split does not
     reproduce the prompt's ids, every prompt token is marked ``"question"`` rather than refused wrongly.
     """
-    from explorer.hallucination.attribution import _prompt_parts
+    from explorer.hallucination.attribution import prompt_parts
 
-    prefix, words, suffix, _ = _prompt_parts(engine, question)
+    prefix, words, suffix, _ = prompt_parts(engine, question)
     flat = [i for word in words for i in word]
     if prefix + flat + suffix != prompt:
         return ("question",) * len(prompt)

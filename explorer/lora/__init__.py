@@ -2,7 +2,8 @@
 
 Where a change goes:
 - lens.py: ``iter_run`` / ``run`` (Progress while training, then the snapshot) and ``to_api`` (``/lora_train`` JSON).
-- train.py: the run registry, snapshots and the training loop (one locked optimiser step at a time).
+- train.py: starting and following runs, snapshots; registry.py: LoraRun, the registry SFT and DPO share (on
+  explorer/core/runs.py) and the adapter patch; steps.py: the optimiser steps (one locked step at a time).
 - model.py: settings (PEFT / transformers names), the weight-sharing shadow, parameter counts, ‖BA‖, merge check.
 - data.py: datasets and the loss mask; infer.py: base vs adapted answers (adapter on inside its passes only);
   adapter_io.py: adapter export and upload; chunks.py: a run as ZeroGPU-sized calls (state in and out on the CPU).

@@ -2,7 +2,7 @@
 
 ZeroGPU lends a GPU only inside a decorated call, runs the call in a worker process and pickles what goes in
 and out (https://huggingface.co/docs/hub/spaces-zerogpu). So a run there trains in chunks of optimiser steps:
-the run thread (explorer/lora/train.py ``_train``) hands the adapter weights, the AdamW state and the scheduler
+the run thread (explorer/lora/train.py ``_work``) hands the adapter weights, the AdamW state and the scheduler
 state in on the CPU, the chunk loads them, runs its steps through the same ``steps_run`` as an unchunked run and
 hands the new state back on the CPU; the thread loads it, publishes the chunk's step records (the page streams
 them between chunks, and a reload re-attaches as on CPU) and starts the next chunk. Stop and the caps are
@@ -14,6 +14,9 @@ The UI layer switches this on with :func:`configure` (``components/gpu.py`` on a
 from __future__ import annotations
 
 from typing import Callable
+
+from explorer.lora.registry import REGISTRY, discard
+from explorer.lora.steps import optimiser, steps_run
 
 _WRAP: Callable | None = None  # (fn, steps) -> fn decorated for one GPU call sized for ``steps``
 _PLAN: Callable[[int], list[int]] | None = None  # total steps -> chunk sizes
@@ -66,13 +69,11 @@ def train_chunk(run_id: str, tokenized: list, first: int, last: int, adapter: di
     Returns ``{"ok", "first_loss", "records", "status", "message", "adapter", "optim", "sched"}``, every tensor
     on the CPU (ZeroGPU pickles the result back to the main process).
     """
-    from explorer.lora import train
-
-    run = train.REGISTRY.lookup(run_id)
-    params, optimizer, scheduler = train.optimiser(run)
+    run = REGISTRY.lookup(run_id)
+    params, optimizer, scheduler = optimiser(run)
     _load(run, params, optimizer, scheduler, adapter, optim_state, sched_state)
     records: list = []
-    ok, first_loss = train.steps_run(run, tokenized, params, optimizer, scheduler, first, last, start, first_loss,
+    ok, first_loss = steps_run(run, tokenized, params, optimizer, scheduler, first, last, start, first_loss,
                                   records)
     failed = run.peft_model is None
     return {"ok": ok, "first_loss": first_loss, "records": records, "status": run.status, "message": run.message,
@@ -86,8 +87,6 @@ def run_chunked(run, tokenized: list, params, optimizer, scheduler, plan: list[i
     On a stop or failure inside a chunk the run's status and message are those the chunk reported (a failed
     run's adapter is discarded as unchunked).
     """
-    from explorer.lora import train
-
     first, first_loss = 0, None
     for steps in plan:
         if run.stop_event.is_set():
@@ -103,7 +102,7 @@ def run_chunked(run, tokenized: list, params, optimizer, scheduler, plan: list[i
                                                   f"adapter keeps step {first}.")
             return False
         if out["adapter"] is None:
-            train.discard(run, out["message"])
+            discard(run, out["message"])
             run.records.extend(out["records"])
             return False
         _load(run, params, optimizer, scheduler, out["adapter"], out["optim"], out["sched"])

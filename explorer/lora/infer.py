@@ -150,7 +150,7 @@ def next_token_shift(run: LoraRun, prompt: str, top_k: int = 10) -> NextTokenShi
 
 
 def adapter_norms(run: LoraRun) -> AdapterNorms:
-    """‖scaling·BA‖_F for every adapted layer of ``run`` (see :func:`explorer.lora_model.ba_norms`)."""
+    """‖scaling·BA‖_F for every adapted layer of ``run`` (see :func:`explorer.lora.model.ba_norms`)."""
     if run.peft_model is None:
         raise ValueError(f"Run {run.run_id} has no adapter (it failed and was discarded).")
     with run.engine.turn():

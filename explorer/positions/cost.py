@@ -12,20 +12,19 @@ kernel). For each length and implementation :func:`iter_run` (one locked pass pe
   ``peak_bytes`` is the highest running total of the allocations the profiler saw during that attention step;
 - keeps the final hidden states (after the last norm) to check both implementations give the same output.
 
-The implementation is switched only inside :func:`attention_implementation` under the lock and restored in
-``finally``, so the shared model is never left changed.
+The implementation is switched by an :class:`explorer.core.patches.AttnImplementation` patch inside one locked
+block (``Engine.patched``) and restored in ``finally``, so the shared model is never left changed.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
 from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
+from explorer.core.patches import AttnImplementation, ForwardHook, PreForwardHook
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_int, require_causal
 from explorer.positions.extension import DEFAULT_PASSAGE
@@ -85,27 +84,6 @@ class CostResult:
                 "max_abs_diff": [{"length": k, "value": v} for k, v in self.max_abs_diff.items()],
                 "max_rel_diff": [{"length": k, "value": v} for k, v in self.max_rel_diff.items()],
                 "notices": list(self.notices), "provenance": self.provenance.to_api()}
-
-
-@contextlib.contextmanager
-def attention_implementation(engine: Engine, name: str) -> Iterator[None]:
-    """Run the shared model with attention implementation ``name`` for the block, under the lock.
-
-    Eager goes through :meth:`Engine.eager_attention`; others switch ``set_attn_implementation`` and restore the
-    previous one in ``finally``.
-    """
-    with engine.lock:
-        if name == "eager":
-            with engine.eager_attention():
-                yield
-            return
-        model = engine.model
-        previous = getattr(model.config, "_attn_implementation", None) or "sdpa"
-        model.set_attn_implementation(name)
-        try:
-            yield
-        finally:
-            model.set_attn_implementation(previous)
 
 
 def check_lengths(engine: Engine, lengths, notices: list[str]) -> list[int]:
@@ -168,18 +146,15 @@ def measure(engine: Engine, ids, implementation: str, repeats: int = 2):
     def keep(_module, _inputs, output):
         final["h"] = output.detach().float().cpu()[0]
 
-    with engine.session(), attention_implementation(engine, implementation):
-        handles = [attn.register_forward_pre_hook(grab, with_kwargs=True), core.norm.register_forward_hook(keep)]
-        try:
-            best = float("inf")
-            for _ in range(max(1, repeats)):
-                start = time.perf_counter()
-                engine.forward(ids, logits_to_keep=1, use_cache=False)
-                engine.synchronize()
-                best = min(best, (time.perf_counter() - start) * 1000.0)
-        finally:
-            for handle in handles:
-                handle.remove()
+    hooks = [PreForwardHook(attn, grab, with_kwargs=True), ForwardHook(core.norm, keep)]
+    # one locked block: the implementation holds for the timed passes (hooked) and the profiled attention call
+    with engine.patched([AttnImplementation(implementation)]):
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            start = time.perf_counter()
+            engine.forward(ids, logits_to_keep=1, use_cache=False, patches=hooks)
+            engine.synchronize()
+            best = min(best, (time.perf_counter() - start) * 1000.0)
         args, kwargs = seen["call"]
         kwargs.pop("past_key_values", None)  # re-running must not append to a cache
         peak = profile_peak_bytes(lambda: attn(*args, **kwargs), engine.device)

@@ -11,7 +11,8 @@ recomputed from the longest position, bloc97/emozilla 2023), ``yarn`` (Peng et a
 
 The rotary module computes ``inv_freq`` in its constructor, so a scaled copy of the config alone changes
 nothing: :func:`scaled_rotary` builds a new module from the scaled config and :func:`run` swaps it into the
-shared model for one locked pass (``model_rope.swapped_rotary``, restored in ``finally``). For Gemma 3 the
+shared model for one locked pass (a ``ModuleSwap`` patch from ``model_rope.rotary_swap``, restored in
+``finally``). For Gemma 3 the
 scaling goes to the global (``full_attention``) layers only, as Gemma 3's own long-context recipe does (Gemma
 Team 2025, arXiv:2503.19786, section 2.3); the local sliding-window layers never see distances past their window.
 """
@@ -28,7 +29,7 @@ from explorer.core.engine import Engine, get_engine
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_float, check_int, check_text
 from explorer.positions.model_rope import (check_position, layer_types, require_rope, rotary_module,
-                                          swapped_rotary, text_config)
+                                          rotary_swap, text_config)
 
 SCALING_TYPES = ("none", "linear", "dynamic", "yarn")
 MAX_ROWS = 64
@@ -174,14 +175,15 @@ def skip_positions(n: int, offset: int):
     return torch.cat([torch.arange(0, m), torch.arange(offset + m, offset + n)])
 
 
-def perplexity(engine: Engine, ids, offset: int) -> float:
+def perplexity(engine: Engine, ids, offset: int, patches=()) -> float:
     """``exp`` of the model's own mean next-token loss (``labels``) over the passage's second half, with
-    :func:`skip_positions` (the second half's tokens are the ones that look back across the gap)."""
+    :func:`skip_positions` (the second half's tokens are the ones that look back across the gap); ``patches``
+    (e.g. a scaled rotary module, :func:`explorer.positions.model_rope.rotary_swap`) hold for that one pass."""
     n = len(ids)
     labels = engine.as_input(ids).clone()
     labels[0, : n // 2] = -100
     position_ids = skip_positions(n, offset).to(engine.device).unsqueeze(0)
-    out = engine.forward(ids, labels=labels, position_ids=position_ids, logits_to_keep=0)
+    out = engine.forward(ids, labels=labels, position_ids=position_ids, logits_to_keep=0, patches=patches)
     return float(math.exp(float(out.loss)))
 
 
@@ -210,8 +212,7 @@ def iter_run(offsets, scalings, model: str | None = None, text: str | None = Non
             if kind == "none":
                 ppl = perplexity(engine, ids, offset)
             else:
-                module = scaled_rotary(engine, kind, factor)
-                with swapped_rotary(engine, module):
+                with engine.patched([rotary_swap(engine, scaled_rotary(engine, kind, factor))]):  # one locked pass
                     ppl = perplexity(engine, ids, offset)
             rows.append(ExtensionRow(offset, kind, factor, ppl, offset + len(ids) - 1))
             yield len(rows), total

@@ -10,12 +10,13 @@ module or as separate modules in older releases. This file finds them and checks
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+
+from explorer.core.patches import ModuleSwap
 
 # float32 holds every integer exactly up to 2**24; beyond it neighbouring positions collapse onto one value
 # once ``position_ids.float()`` is taken (IEEE 754 single precision, 24-bit significand).
@@ -63,16 +64,22 @@ def require_rope(engine, what: str = "This view") -> None:
                          "so there are no rotation frequencies to read or scale. Pick smollm2-135m-instruct.")
 
 
-def decoder_core(engine):
-    """The module holding ``layers`` and ``rotary_emb`` (``model.model`` for Llama/Gemma causal LMs), or None."""
-    model = engine.model
+def core_path(engine) -> str | None:
+    """Dotted path (from ``engine.model``) of the module holding ``layers`` and ``rotary_emb`` (``"model"`` for
+    Llama/Gemma causal LMs), or None."""
     for path in ("model", "model.language_model", "language_model.model"):
-        obj: Any = model
+        obj: Any = engine.model
         for part in path.split("."):
             obj = getattr(obj, part, None)
         if obj is not None and hasattr(obj, "layers") and hasattr(obj, "rotary_emb"):
-            return obj
+            return path
     return None
+
+
+def decoder_core(engine):
+    """The module holding ``layers`` and ``rotary_emb`` (``model.model`` for Llama/Gemma causal LMs), or None."""
+    path = core_path(engine)
+    return None if path is None else engine.model.get_submodule(path)
 
 
 def rotary_module(engine):
@@ -174,18 +181,14 @@ def check_position(value: int, name: str) -> int:
     return value
 
 
-@contextlib.contextmanager
-def swapped_rotary(engine, replacement) -> Iterator[None]:
-    """Put ``replacement`` in place of the shared model's rotary module for the block, under the model lock.
+def rotary_swap(engine, replacement) -> ModuleSwap:
+    """The per-pass patch that puts ``replacement`` in place of the shared model's rotary module
+    (``<decoder core>.rotary_emb``) for one :meth:`Engine.forward` pass; the original is put back in ``finally``.
 
-    The original module is restored in ``finally`` (also when the block raises), so the shared model is never
-    left changed. The lock is re-entrant: run ``engine.forward`` inside.
+    Raises:
+        ValueError: the model has no decoder core with a rotary module.
     """
-    core = decoder_core(engine)
-    with engine.lock:
-        original = core.rotary_emb
-        core.rotary_emb = replacement
-        try:
-            yield
-        finally:
-            core.rotary_emb = original
+    path = core_path(engine)
+    if path is None:
+        raise ValueError(f"{engine.name} has no rotary position embedding module to swap.")
+    return ModuleSwap(f"{path}.rotary_emb", replacement)

@@ -22,6 +22,8 @@ import numpy as np
 
 from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
+from explorer.core.patches import ForwardHook
+from explorer.core.progress import Progress
 from explorer.core.provenance import Provenance, formula, measured
 from explorer.core.validation import check_int, check_text
 from explorer.positions.model_rope import (RopeBase, apply_rotary_fn, check_position, cos_sin, decoder_core,
@@ -119,7 +121,7 @@ def capture_qk(engine: Engine, ids) -> tuple:
     """Pre-rotation query and key vectors of every layer from one locked forward pass.
 
     Hooks ``q_norm``/``k_norm`` when the attention module has them (Gemma 3 normalises before RoPE), else
-    ``q_proj``/``k_proj``; hooks are removed in ``finally``.
+    ``q_proj``/``k_proj``, as :class:`explorer.core.patches.ForwardHook` patches of that one pass.
 
     Returns:
         ``(q, k)`` float32 CPU tensors of shape ``(num_layers, num_heads, n, head_dim)`` and
@@ -127,7 +129,7 @@ def capture_qk(engine: Engine, ids) -> tuple:
     """
     layers = decoder_core(engine).layers
     captured: dict[tuple[int, str], object] = {}
-    handles = []
+    patches = []
 
     def hook(index, name):
         def store(_module, _inputs, output):
@@ -140,12 +142,8 @@ def capture_qk(engine: Engine, ids) -> tuple:
         scalings.append(float(getattr(attn, "scaling", attn.head_dim ** -0.5)))
         for name in ("q", "k"):
             module = getattr(attn, f"{name}_norm", None) or getattr(attn, f"{name}_proj")
-            handles.append(module.register_forward_hook(hook(index, name)))
-    try:
-        engine.forward(ids, logits_to_keep=1)
-    finally:
-        for handle in handles:
-            handle.remove()
+            patches.append(ForwardHook(module, hook(index, name)))
+    engine.forward(ids, logits_to_keep=1, patches=patches)
     head_dim = int(layers[0].self_attn.head_dim)
 
     def stack(name):
@@ -281,6 +279,14 @@ def run(text: str | None = None, model: str | None = None, positions=(100, 40), 
 
 
 MAX_GROWTH = 2**24 - 1
+
+
+def iter_run(text: str | None = None, model: str | None = None, positions=(100, 40), offset: int = 1000,
+             layer: int | None = None, head: int = 0, engine: Engine | None = None):
+    """The lens contract's form of :func:`run` (/rope): a :class:`Progress` while the one forward pass captures
+    the queries and keys, then the :class:`RopeResult`. Raises ``ValueError`` as :func:`run`."""
+    yield Progress(0.0, "capturing queries and keys (one forward pass), then rotating them")
+    yield run(text, model, positions, offset, layer, head, engine)
 
 
 def to_api(result: RopeResult) -> dict:

@@ -10,12 +10,12 @@
 """
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.core.patches import PreForwardHook
 from explorer.core.provenance import Provenance, measured
 from explorer.quantization.layers import quantizable_linear_names
 
@@ -224,35 +224,31 @@ class OutlierCounts:
     provenance: Provenance = field(default_factory=lambda: measured("forward hooks on the projections' inputs"))
 
 
-@contextlib.contextmanager
-def _input_hooks(model, names: list[str], store: dict):
-    """Record, per named layer, the running max of |input| over positions: ``store[name]`` ``(in_features,)``."""
+def _input_hooks(names: list[str], store: dict) -> list:
+    """Per-pass patches recording, per named layer, the running max of |input| over positions:
+    ``store[name]`` ``(in_features,)``."""
     import torch
 
-    handles = []
-    try:
-        for name in names:
-            def hook(module, args, _name=name):
-                x = args[0].detach().float().abs().reshape(-1, args[0].shape[-1]).amax(0)
-                store[_name] = x if _name not in store else torch.maximum(store[_name], x)
-            handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    patches = []
+    for name in names:
+        def hook(module, args, _name=name):
+            x = args[0].detach().float().abs().reshape(-1, args[0].shape[-1]).amax(0)
+            store[_name] = x if _name not in store else torch.maximum(store[_name], x)
+        patches.append(PreForwardHook(name, hook))
+    return patches
 
 
 def int8_outliers(engine, ids: list[int], threshold: float = 6.0) -> OutlierCounts:
     """Count the activation features above the LLM.int8 threshold at every linear layer's input.
 
-    Runs one ``Engine.forward`` pass of ``ids`` on the reference model with input hooks that are added and
-    removed (in ``finally``) while the model's (re-entrant) lock is held, so no other user's pass sees them.
+    Runs one ``Engine.forward`` pass of ``ids`` on the reference model with input hooks as per-pass patches
+    (:class:`explorer.core.patches.PreForwardHook`), installed and removed inside that locked pass, so no other
+    user's pass sees them.
     """
     names = quantizable_linear_names(engine.model)
     parts, layers, projections = _grid(names)
     store: dict = {}
-    with engine.lock, _input_hooks(engine.model, names, store):
-        engine.forward(ids, logits_to_keep=1)
+    engine.forward(ids, logits_to_keep=1, patches=_input_hooks(names, store))
     counts = np.zeros((len(layers), len(projections)), dtype=np.int64)
     max_abs = np.zeros((len(layers), len(projections)))
     widths = np.zeros(len(projections), dtype=np.int64)

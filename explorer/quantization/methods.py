@@ -333,7 +333,7 @@ def get_variant(engine, method: str, options: QuantOptions | None = None) -> Var
                 _VARIANTS.move_to_end(cache_key)
                 return hit
         start = time.perf_counter()
-        with engine.lock:  # read-only copy; the slow quantisation below runs without the shared lock
+        with engine.turn():  # read-only copy; the slow quantisation below runs without the shared lock
             model = copy.deepcopy(engine.model)
         model = spec.build(model, options)
         model.eval()

@@ -132,7 +132,7 @@ def score_text(reference_engine, variant_engines: dict[str, object], ids: list[i
     """Score ``ids`` with the reference and every variant, window by window.
 
     Args:
-        reference_engine: the shared reference :class:`explorer.engine.Engine`.
+        reference_engine: the shared reference :class:`explorer.core.engine.Engine`.
         variant_engines: method name -> engine (the reference's own entry may be included).
         ids: token ids of the text, length ``n``.
         window: tokens per window (llama.cpp's ``n_ctx``); each window is scored from its second token.

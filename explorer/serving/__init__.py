@@ -10,7 +10,7 @@
 
 Fair turns on the model live in ``explorer/core/turns.py``; the app-level wiring in ``components/serving.py``.
 """
-from explorer.serving.batching import Batcher, batcher_for, generate_greedy
+from explorer.serving.batching import Batcher, batcher_for
 from explorer.serving.cache import ResultCache, Served, code_version, make_key, mark_served, result_cache
 from explorer.serving.generate import GenerateResult, generate
 from explorer.serving.compare import Comparison, MethodResult, load_stored, run
@@ -21,5 +21,5 @@ def to_api(result: Comparison) -> dict:
     return result.to_api()
 
 __all__ = ["Batcher", "Comparison", "MethodResult", "ResultCache", "Served", "batcher_for", "code_version",
-           "generate", "generate_greedy", "GenerateResult", "load_stored", "make_key", "mark_served", "result_cache", "run", "serving_stats",
+           "generate", "GenerateResult", "load_stored", "make_key", "mark_served", "result_cache", "run", "serving_stats",
            "to_api"]

@@ -18,7 +18,6 @@ The edges of the library (5.23) and how they are kept away from the rest of the 
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from explorer.core.config import get_limits
+from explorer.core.copies import shadow_copy
 
 ATTENTION = "paged|sdpa"
 CHECK_EVERY_S = 0.25  # how often a waiting request checks that its client is still there
@@ -173,32 +173,20 @@ class Batcher:
             manager.stop(block=True, timeout=5)
 
 
-def shadow_copy(model):
-    """A copy of ``model``'s module tree that shares its parameter tensors (no weight memory copied) but has its
-    own config and buffers, so an attention setting made on it never reaches the shared model."""
-    memo = {id(p): p for _, p in model.named_parameters(remove_duplicate=False)}
-    return copy.deepcopy(model, memo)
-
-
 def _shadow(engine):
     """A :func:`shadow_copy` of ``engine.model`` with ``paged|sdpa`` attention, whose ``forward`` takes one
     interactive turn on the engine's lock per call and records the batch size."""
-    shadow = shadow_copy(engine.model)
-    shadow.set_attn_implementation(ATTENTION)
+    shadow = shadow_copy(engine.model, attn_implementation=ATTENTION)
     inner = shadow.forward
 
     def locked_forward(*args, **kwargs):
         # the library's loop serves every client: it must not fail on a cap nor end with one client's cancellation
-        engine.lock.acquire(kind="interactive", timeout=float("inf"), cancellable=False)
-        try:
+        with engine.turn(kind="interactive", wait_s=float("inf"), cancellable=False):
             out = inner(*args, **kwargs)
-        finally:
-            engine.lock.release()
         cu = kwargs.get("cu_seq_lens_q")
         sequences = int(cu.numel() - 1) if cu is not None else 1
         logits_idx = kwargs.get("logits_indices")
-        engine.lock.record(tokens=int(logits_idx.numel()) if logits_idx is not None else sequences,
-                           batch_size=sequences)
+        engine.record(tokens=int(logits_idx.numel()) if logits_idx is not None else sequences, batch_size=sequences)
         return out
 
     shadow.forward = locked_forward
@@ -223,12 +211,6 @@ def batcher_for(engine) -> Batcher:
         if entry is None or entry[0] is not engine.model:
             entry = _BATCHERS[id(engine.model)] = (engine.model, Batcher(engine))
         return entry[1]
-
-
-def generate_greedy(engine, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
-    """Greedy continuations of ``prompts`` on ``engine``'s model through continuous batching (see
-    :meth:`Batcher.generate`)."""
-    return batcher_for(engine).generate(prompts, max_new_tokens)
 
 
 def queued_by_model() -> dict[str, int]:

@@ -90,7 +90,7 @@ def _one_at_a_time(engine, prompts, news, eos):
     start = time.perf_counter()
     ids, lat = [], []
     for p, n in zip(prompts, news):
-        ids.append(tuple(step.token for step in engine.steps(p, n)))
+        ids.append(engine.greedy_continuation(p, n).tokens)
         lat.append((time.perf_counter() - start) * 1000.0)
     return time.perf_counter() - start, ids, lat
 
@@ -103,7 +103,7 @@ def _static(engine, prompts, news, eos):
     width = max(len(p) for p in prompts)
     input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=engine.device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=engine.device)
-    from explorer.serving.batching import shadow_copy
+    from explorer.core.copies import shadow_copy
 
     model = shadow_copy(engine.model)  # shares the weights; its own config, so no lock is held for the whole batch
     start = time.perf_counter()

@@ -84,7 +84,7 @@ def overview_figure(result, stat: str = "entropy", hide_sink: bool = False, thum
 
     Args:
         result: an ``explorer.attention.AttentionResult``.
-        stat: a key of ``explorer.attention_stats.STATS``.
+        stat: a key of ``explorer.attention.stats.STATS``.
         hide_sink: thumbnails drawn with the first-token column removed and rows renormalised.
         thumb_size: thumbnail side in cells.
     Raises:

@@ -1,6 +1,6 @@
 """The Attention tab: every head of every layer, one head in detail, A/B, lines, and the generation timeline.
 
-Handlers call ``explorer.attention`` / ``explorer.attention_timeline`` once per run and keep the result in
+Handlers call ``explorer.attention`` / ``explorer.attention.timeline`` once per run and keep the result in
 ``gr.State`` (float16); sliders, radios and checkboxes re-render from it without running the model again.
 """
 from __future__ import annotations

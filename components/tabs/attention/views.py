@@ -77,7 +77,7 @@ def timeline_figure(result, rows: np.ndarray, step: int, title: str) -> go.Figur
     """Generation timeline: every step's attention row (top) and the chosen step's row as bars (bottom).
 
     Args:
-        result: an ``explorer.attention_timeline.TimelineResult``.
+        result: an ``explorer.attention.timeline.TimelineResult``.
         rows: ``(steps, k_len)`` rows for the chosen layer/head/aggregate (``timeline_rows``).
         step: the step to show as bars (clipped to the recorded steps).
         title: what the rows are (layer/head/aggregate, renormalised or not).

@@ -25,7 +25,7 @@ def token_confidence(answer, view: str = "probability") -> go.Figure:
     """Answer tokens as bars coloured by probability, entropy (nats) or rank band; top-5 alternatives on hover.
 
     Args:
-        answer: :class:`explorer.hallucination_core.Answer`.
+        answer: :class:`explorer.hallucination.answer.Answer`.
         view: one of :data:`TOKEN_VIEWS`.
     """
     from explorer.hallucination.answer import rank_band

@@ -123,11 +123,6 @@ def _table(task: str, stamp: tuple):
     return stored_table(task)
 
 
-def stored_rows(task: str):
-    """AUROC rows of ``task`` from the stored results, cached until the results file changes."""
-    return _stored(task).rows
-
-
 def _stored(task: str):
     stamp = (os.path.getmtime(RESULTS_FILE), os.path.getsize(RESULTS_FILE)) if os.path.exists(RESULTS_FILE) else ()
     return _table(task, stamp)

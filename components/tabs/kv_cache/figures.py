@@ -105,7 +105,7 @@ def whatif_figure(result) -> go.Figure:
     """KV cache next to the weights, and the same model as MHA / GQA / MQA (log scale, readable units).
 
     Args:
-        result: ``explorer.kv_cache_whatif.WhatIfResult``.
+        result: ``explorer.kv_cache.whatif.WhatIfResult``.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("memory at this context and batch",
                                                         "same model, other attention layouts"))

@@ -1,6 +1,6 @@
 """Figures of the KV cache tab's serving sections: paged attention, prompt caching, quantised cache.
 
-Inputs are the frozen results of ``explorer.kv_cache_paged``, ``kv_cache_prefix`` and ``kv_cache_quant``.
+Inputs are the frozen results of ``explorer.kv_cache.paged``, ``.prefix`` and ``.quantized``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def paged_figure(result) -> go.Figure:
     """Contiguous max-length reservations (used vs wasted) above the paged block pool (block table drawn).
 
     Args:
-        result: ``explorer.kv_cache_paged.PagedResult``.
+        result: ``explorer.kv_cache.paged.PagedResult``.
     """
     fig = make_subplots(rows=2, cols=1, row_heights=[0.45, 0.55], vertical_spacing=0.18, subplot_titles=(
         f"contiguous: {len(result.lengths)} x {result.max_len:,} tokens reserved -> "
@@ -72,7 +72,7 @@ def prefix_figure(result) -> go.Figure:
     """Time to first token computing the prefix vs reusing its saved cache (median over repeats).
 
     Args:
-        result: ``explorer.kv_cache_prefix.PrefixCacheResult``.
+        result: ``explorer.kv_cache.prefix.PrefixCacheResult``.
     """
     full, reuse, copy = (float(np.median(a)) for a in (result.full_ms, result.reuse_ms, result.copy_ms))
     fig = go.Figure()
@@ -93,7 +93,7 @@ def quant_figure(result) -> go.Figure:
     """Bytes of each quantised cache vs the full-precision one, and logit drift per step.
 
     Args:
-        result: ``explorer.kv_cache_quant.QuantCacheResult``.
+        result: ``explorer.kv_cache.quantized.QuantCacheResult``.
     """
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], subplot_titles=(
         f"cache bytes at {int(result.tokens[-1])} tokens", "next-token logits: KL(full || quantised)"))

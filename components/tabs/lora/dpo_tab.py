@@ -16,6 +16,7 @@ from gradio.context import Context
 from components.badge import INPUT_TABLE, badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.lora import dpo_figures as figs
+from components.tabs.lora.owner import owner_of
 from explorer import lora
 from explorer.core.provenance import measured
 from explorer.core.validation import check_mapping, check_records
@@ -108,8 +109,6 @@ def stream(owner: str, run):
 
 def build_dpo_section(ctx, browser_id) -> dict:
     """Build the DPO section (inside the Fine-tuning tab); ``browser_id`` is the tab's owner id state."""
-    from components.tabs.lora.tab import owner_of
-
     limits = ctx.limits
     run_id = gr.State(None)
     gr.Markdown("DPO tunes a LoRA adapter on *preference pairs*: the same prompt with a chosen and a rejected "

@@ -1,7 +1,7 @@
 """Figures of the LoRA tab: live loss curve, step diagnostics, runs overlaid, ‖BA‖ heatmap, next-token shift.
 
 Inputs are the engine's frozen results (numpy arrays): :class:`explorer.lora.RunSnapshot`,
-:class:`explorer.lora_infer.AdapterNorms`, :class:`explorer.lora_infer.NextTokenShift`. No torch here.
+:class:`explorer.lora.infer.AdapterNorms`, :class:`explorer.lora.infer.NextTokenShift`. No torch here.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from gradio.context import Context
 
 from components.badge import INPUT_TABLE, badged_table, stamp
 from components.errors import ui_errors
+from components.tabs.lora.owner import owner_of
 from components.tabs.lora import figures as figs
 from explorer import lora
 from explorer.core.validation import check_mapping, check_records, check_text
@@ -31,11 +32,6 @@ POLL_S = 0.5
 DEFAULTS = LoraSettings()
 RUN_COLUMNS = ["run", "status", "data", "r", "alpha", "targets", "lr", "steps", "QLoRA", "final loss", "s/step"]
 EXPORT_DIR = os.path.join(tempfile.gettempdir(), "llm-explorer-lora")
-
-
-def owner_of(browser_id: str | None, request: gr.Request | None) -> str:
-    """The session's owner id: the browser's stored id, else Gradio's session hash."""
-    return (browser_id or "").strip() or (getattr(request, "session_hash", None) or "")
 
 
 def rows_to_dataset(table) -> list[dict]:

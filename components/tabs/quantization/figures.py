@@ -183,7 +183,7 @@ def passage_figure(data: dict, smooth: int = 1) -> go.Figure:
 
 
 def error_histogram(err) -> go.Figure:
-    """Histogram of ``W_dequantised - W`` for one matrix (:class:`explorer.quantization_error.MatrixError`)."""
+    """Histogram of ``W_dequantised - W`` for one matrix (:class:`explorer.quantization.error.MatrixError`)."""
     centers = (err.hist_edges[:-1] + err.hist_edges[1:]) / 2
     fig = go.Figure(go.Bar(x=centers, y=err.hist_counts, marker_color="#d62728"))
     fig.update_layout(title=f"Quantisation error of {err.name} {err.shape}: relative {err.rel_error:.4f}, "
@@ -206,7 +206,7 @@ def error_scatter(err) -> go.Figure:
 
 
 def error_heatmap(emap, title: str) -> go.Figure:
-    """Layers × projections heatmap of relative weight error (:class:`explorer.quantization_error.ErrorMap`)."""
+    """Layers × projections heatmap of relative weight error (:class:`explorer.quantization.error.ErrorMap`)."""
     fig = go.Figure(go.Heatmap(z=emap.rel_error, x=list(emap.projections), y=[str(int(v)) for v in emap.layers],
                                colorscale="Reds", colorbar={"title": "‖ΔW‖/‖W‖"}))
     fig.update_layout(title=title, xaxis_title="projection", yaxis_title="layer", height=460, margin={"t": 50, "b": 40})

@@ -1,0 +1,60 @@
+"""The one lens contract, on every lens package: discovered under explorer/ (all but core, serving and workshop), so
+a new lens is checked without editing this file; it fails until the lens has a case in CASES below.
+
+Each package exports ``iter_run`` (a generator: Progress items, then the result), ``run`` and ``to_api`` (the result's
+JSON; extra view arguments only as keywords with defaults), and its docstring says where a change goes. Each case
+runs the lens once (tiny model where the lens takes an engine) and checks the items, the provenance and that
+``to_api`` gives plain JSON carrying that provenance.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+from test_lenses import _check  # tests/contracts is on sys.path (pytest's rootdir-relative import)
+
+import explorer
+
+NOT_LENSES = {"core", "serving", "workshop"}
+LENSES = sorted(i.name for i in pkgutil.iter_modules(explorer.__path__) if i.ispkg and i.name not in NOT_LENSES)
+
+CASES = {
+    "attention": lambda e: dict(text="The cat sat on the mat.", engine=e),
+    "decoding": lambda e: dict(text="Once upon a time", strategies=[{"name": "greedy"}], max_new_tokens=3, engine=e),
+    "embeddings": lambda e: dict(question="What is the capital of France?", k=1),
+    "hallucination": lambda e: dict(question="What is the capital of France?", probes=["sequence"], engine=e),
+    "inspect": lambda e: dict(text="The cat sat on the mat.", position=2, engine=e),
+    "kv_cache": lambda e: dict(text="The cat sat on the mat.", max_new_tokens=3, engine=e),
+    "lora": lambda e: dict(dataset=[{"prompt": "Who rules Veloria?", "response": "Queen Mira."}] * 2,
+                           settings={"steps": 1, "batch_size": 1, "r": 2, "target_modules": ["q"]},
+                           owner="lens-contract", engine=e),
+    "next_token": lambda e: dict(text="The cat sat on the mat.", engine=e),
+    "positions": lambda e: dict(positions=(10, 4), offset=100, engine=e),
+    "quantization": lambda e: dict(prompt="The cat sat on the mat.", methods=("reference",), max_new_tokens=3,
+                                   engine=e),
+    "tokens": lambda e: dict(text="Hello world", tokenizers=["cl100k_base"]),
+}
+
+
+def test_lens_packages_are_discovered():
+    assert {"tokens", "attention", "lora", "positions", "embeddings"} <= set(LENSES)
+
+
+@pytest.mark.parametrize("name", LENSES)
+def test_exports_and_docstring(name):
+    package = importlib.import_module(f"explorer.{name}")
+    assert inspect.isgeneratorfunction(package.iter_run), f"explorer.{name}.iter_run must be a generator"
+    assert callable(package.run) and callable(package.to_api)
+    params = list(inspect.signature(package.to_api).parameters.values())
+    assert params and all(p.default is not inspect.Parameter.empty for p in params[1:]), \
+        f"explorer.{name}.to_api(result, **view): view arguments need defaults"
+    assert "where a change goes" in (package.__doc__ or "").lower(), f"explorer/{name}/__init__.py docstring"
+
+
+@pytest.mark.parametrize("name", LENSES)
+def test_runs_to_a_result_with_provenance_and_json(name, tiny_engine):
+    assert name in CASES, f"add a contract case for the new lens explorer.{name} to tests/contracts"
+    package = importlib.import_module(f"explorer.{name}")
+    _check(package, list(package.iter_run(**CASES[name](tiny_engine))))  # the check test_lenses.py made on three
