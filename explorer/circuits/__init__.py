@@ -24,20 +24,20 @@ iter_run = iter_patch
 run = run_patch
 
 
-def to_api(result, **options) -> dict:
-    """The JSON of any Circuits result: ``/patch``, ``/ablate``, ``/dla`` (``/heads`` takes ``kind=``).
+def to_api(result, kind: str = "induction", decimals: int = 5) -> dict:
+    """The JSON of any Circuits result: ``/patch``, ``/ablate``, ``/dla``, or ``/heads`` for one ``kind``.
 
     Raises:
-        ValueError: not a Circuits result.
+        ValueError: not a Circuits result; an unknown ``kind``.
     """
     if isinstance(result, PatchResult):
-        return patch_to_api(result, **options)
+        return patch_to_api(result, decimals)
     if isinstance(result, AblationResult):
         return ablate_to_api(result)
     if isinstance(result, DLAResult):
-        return dla_to_api(result, **options)
+        return dla_to_api(result, max(decimals, 6))
     if isinstance(result, HeadsResult):
-        return heads_to_api(result, options.pop("kind", "induction"), **options)
+        return heads_to_api(result, kind, decimals=decimals)
     raise ValueError(f"result must be a Circuits result (got {type(result).__name__}).")
 
 

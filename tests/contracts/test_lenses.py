@@ -57,12 +57,3 @@ def test_stored_auroc_table_has_stored_provenance():
 
         assert table.provenance.when == pytest.approx(os.path.getmtime(RESULTS_FILE))
 
-
-def test_circuits(tiny_engine):
-    from explorer import circuits
-
-    items = list(circuits.iter_run("When Mary and John went out, John gave it to",
-                                   "When Mary and John went out, Mary gave it to", " Mary", " John", "mlp",
-                                   engine=tiny_engine))
-    result = _check(circuits, items)
-    assert result.provenance.kind == "measured" and result.site == "mlp" and result.cells_done == result.grid.size
