@@ -157,9 +157,9 @@ def attribution_grid(engine: Engine, ids, site: str, clean_acts: list, good: int
     for row, (grad, corrupted, clean) in enumerate(zip(grads, store["acts"], clean_acts)):
         delta = ((clean - corrupted.detach()) * grad)[0]  # (n, width)
         if site == "attn_head":
-            out[row] = delta.reshape(delta.shape[0], columns, d_head).sum(dim=(0, 2)).numpy()
+            out[row] = delta.reshape(delta.shape[0], columns, d_head).sum(dim=(0, 2)).cpu().numpy()
         else:
-            out[row] = delta.sum(dim=-1).numpy()
+            out[row] = delta.sum(dim=-1).cpu().numpy()
     return out, float(metric.detach())
 
 
@@ -245,7 +245,7 @@ def iter_patch(clean: str, corrupted: str, answer, wrong_answer, site: str = "re
             return
         batch = cells[start:start + batch_size]
         logits = patched_logits(engine, inputs.corrupted, site, clean_acts, [[cell] for cell in batch])
-        metrics = (logits[:, inputs.answer] - logits[:, inputs.wrong]).numpy()
+        metrics = (logits[:, inputs.answer] - logits[:, inputs.wrong]).cpu().numpy()
         for (r, c), m in zip(batch, metrics):
             grid[r, c] = (float(m) - corrupted_metric) / span
         done += len(batch)
