@@ -40,3 +40,29 @@ def test_circuits_api_errors(client):
         client.predict("Hello there", "all-minilm-l6-v2", None, None, False, api_name="/dla")
     with pytest.raises(Exception, match="named twice"):
         client.predict("Hello there", MODEL, ["L1H1", "L1H1"], "zero", False, api_name="/ablate")
+
+
+def test_shared_model_bit_identical_and_unwrapped_after_the_apis(client):
+    import hashlib
+
+    from explorer.core.engine import get_engine
+
+    model = get_engine(MODEL).model
+
+    def digest():
+        h = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().numpy().tobytes())
+        return h.hexdigest()
+
+    before = digest()
+    client.predict("The keys to the old cabinet", MODEL, ["L3H2", "L5.attn", "L5.mlp"], "mean", False,
+                   api_name="/ablate")
+    client.predict("The keys to the old cabinet", MODEL, 2, None, False, api_name="/dla")
+    client.predict("The keys to the cabinet", "The key to the cabinet", MODEL, " are", " is", "attn_head", False,
+                   api_name="/patch")
+    assert digest() == before and all(p.grad is None for p in model.parameters())
+    for module in model.modules():
+        assert "forward" not in module.__dict__ and "__nnsight__" not in module.__dict__
+    assert not hasattr(object(), "save")

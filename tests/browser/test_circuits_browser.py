@@ -29,6 +29,11 @@ def test_circuits_tab_runs_each_section(page, test_output_dir):
     page.locator("#circuits-cone").click()
     page.wait_for_function("() => document.querySelector('#circuits-main-plot .js-plotly-plot').data.length === 4",
                            timeout=60_000)
+    # a click on a cell of the exact grid picks it (rows top to bottom, 31 × 5 cells) and re-draws its cone
+    box = page.locator("#circuits-main-plot .draglayer .xy .nsewdrag").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 1.5 / 5, box["y"] + box["height"] * 20.5 / 31)
+    page.wait_for_function("() => document.querySelector('#circuits-cell-row input').value === '20'", timeout=60_000)
+    assert page.locator("#circuits-cell-column input").input_value() == "1"
 
     page.locator("#circuits-components textarea").fill("L23H1, L17.mlp")
     page.locator("#circuits-ablate-run").click()

@@ -23,6 +23,26 @@ INTRO = ("Every other tab watches the model; here you **intervene** and see what
          "wrote into the residual stream. All of it runs as nnsight traces on a copy of the module tree that "
          "shares the model's weights, one pass at a time.")
 CUSTOM = "custom (type your own)"
+# Runs in the page whenever the patching figure changes: a click on a cell writes "row,column,time" into the hidden
+# #circuits-click box, whose change re-draws the figure with that cell's causal cone (no model run).
+CLICK_JS = """() => {
+  let tries = 0;
+  const attach = () => {
+    const el = document.querySelector('#circuits-main-plot .js-plotly-plot');
+    if (!el || !el.on) { if (tries++ < 50) setTimeout(attach, 200); return; }
+    if (el.__circuitsClick) return;
+    el.__circuitsClick = true;
+    el.on('plotly_click', (ev) => {
+      const pt = ev.points && ev.points[0];
+      if (!pt || !Array.isArray(pt.pointNumber)) return;
+      const box = document.querySelector('#circuits-click textarea, #circuits-click input');
+      if (!box) return;
+      box.value = pt.pointNumber[0] + ',' + pt.pointNumber[1] + ',' + Date.now();
+      box.dispatchEvent(new Event('input', {bubbles: true}));
+    });
+  };
+  attach();
+}"""
 HEAD_HEADERS = ["layer", "head", "KV head", "score"]
 
 
@@ -98,8 +118,15 @@ def _patch_summary(result) -> str:
     notes = "".join(f"\n\n⚠ {n}" for n in result.notices)
     return (f"Clean metric **{result.clean_metric:.3f}**, corrupted **{result.corrupted_metric:.3f}** "
             f"(logit({result.answer}) − logit({result.wrong_answer})). {result.cells_done} cells patched; "
-            f"attribution patching vs exact patching: correlation **{corr}**. Pick a cell below to shade the cells "
-            f"it can affect (later rows, same or later positions).{notes}")
+            f"attribution patching vs exact patching: correlation **{corr}**. Click a cell (or pick it below) to shade "
+            f"the cells it can affect (later rows, same or later positions).{notes}")
+
+
+def _pick(clicked, result):
+    if result is None or not clicked:
+        return gr.skip(), gr.skip(), gr.skip()
+    row, column = (int(part) for part in str(clicked).split(",")[:2])
+    return row, column, _cone(result, row, column)
 
 
 def _cone(result, row, column):
@@ -221,8 +248,9 @@ def build_circuits_tab(ctx) -> dict:
     patch_plot = gr.Plot(label="patching grids", elem_id="circuits-main-plot")
     with gr.Row():
         cell_row = gr.Number(0, label="selected row", precision=0, elem_id="circuits-cell-row")
-        cell_column = gr.Number(0, label="selected column", precision=0)
+        cell_column = gr.Number(0, label="selected column", precision=0, elem_id="circuits-cell-column")
         show_cone = gr.Button("Shade its causal cone", elem_id="circuits-cone")
+    clicked = gr.Textbox(visible="hidden", elem_id="circuits-click")
     patch_state = gr.State(None)
 
     gr.Markdown("### Ablation (on the prompt above)\nName heads `L3H2`, whole attention blocks `L5.attn` or MLPs "
@@ -258,6 +286,8 @@ def build_circuits_tab(ctx) -> dict:
                         concurrency_id="circuits-model")
     stop.click(None, None, None, cancels=[event], api_visibility="private")
     show_cone.click(_cone, [patch_state, cell_row, cell_column], patch_plot, api_visibility="private")
+    patch_plot.change(None, None, None, js=CLICK_JS)
+    clicked.change(_pick, [clicked, patch_state], [cell_row, cell_column, patch_plot], api_visibility="private")
     ablate.click(_ablate, [ctx.prompt, components, mode, tokens, ctx.model, chat], [ablate_badge, ablate_out],
                  api_visibility="private", concurrency_id="circuits-model")
     dla.click(_dla, [ctx.prompt, position, token, per_head, ctx.model, chat], [dla_state, dla_plot, dla_badge],
