@@ -10,5 +10,5 @@ SPEC = TabSpec(
                   'position', 'token'),
     gpu={'_heads': g.fixed(20), 'heads_api': g.fixed(20), '_patch': g.fixed(60), 'patch_api': g.fixed(60),
          '_ablate': g.fixed(30), 'ablate_api': g.fixed(30), '_dla': g.fixed(15), 'dla_api': g.fixed(15)},
-    cached=('heads', 'patch', 'ablate', 'dla', '_heads', '_ablate', '_dla'),
+    cached=('heads', 'patch', 'ablate', 'dla', '_heads', '_patch', '_ablate', '_dla'),
 )
