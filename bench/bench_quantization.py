@@ -68,7 +68,7 @@ def main(argv=None) -> None:
         report(f"passage_rms_dp_{name}", s.rms_dp_pct, "% points")
         report(f"passage_ppl_{name}", s.ppl, "ppl", s.ppl_ref, "reference")
     if args.write:
-        data = quantization.passage_dict(pq)
+        data = pq.to_api()
         data["meta"] = run_meta("bench/bench_quantization.py", argv, {
             "model": engine.name, "device": str(engine.device), "dtype": str(engine.dtype).replace("torch.", ""),
             "methods": list(variants), "window": args.window, "tokens_timed": args.tokens})

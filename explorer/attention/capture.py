@@ -27,6 +27,7 @@ from explorer.core.engine import Engine, get_engine
 from models.shapes import layer_windows
 from explorer.core.progress import Progress
 from explorer.core.provenance import Provenance, measured
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,31 @@ class AttentionResult:
     def compact(self) -> "AttentionResult":
         """A copy whose ``attn`` is float16 (half the memory) for keeping in a UI session."""
         return replace(self, attn=self.attn.astype(np.float16))
+
+    def to_api(self, layer: int | None = None, head: int | None = None, decimals: int = 5) -> dict:
+        """The JSON answer of ``/attention``.
+
+        Returns:
+            ``{"tokens": [str], "shape": [L, H, Q, K], "kv_head_of_head": [int] (H),
+            "head_stats": {name: L×H nested lists}, "pattern": Q×K nested lists for (layer, head) or None,
+            "causal": bool, "model": str}``; floats rounded to ``decimals``.
+        Raises:
+            ValueError: ``layer``/``head`` out of range, or only one of them given.
+        """
+        check_layer_head(self, layer, head)
+        if (layer is None) != (head is None):
+            raise ValueError("Give both a layer and a head to get one pattern, or neither for the overview only.")
+        pattern = None if layer is None else np.round(self.pattern(int(layer), int(head)), decimals).tolist()
+        return {
+            "model": self.model,
+            "tokens": list(self.tokens),
+            "shape": list(self.shape),
+            "kv_head_of_head": [int(k) for k in self.kv_head_of_head],
+            "causal": bool(self.causal),
+            "head_stats": {name: np.round(values, decimals).tolist() for name, values in self.stats.items()},
+            "pattern": pattern,
+            "provenance": self.provenance.to_api() if self.provenance else None,
+        }
 
 
 def check_layer_head(result: AttentionResult, layer: int | None, head: int | None) -> None:
@@ -230,31 +256,5 @@ def iter_run(text: str, model: str | None = None, chat: bool = False, truncate: 
 
 def api_payload(result: AttentionResult, layer: int | None = None, head: int | None = None,
                 decimals: int = 5) -> dict:
-    """The JSON answer of ``/attention``.
-
-    Returns:
-        ``{"tokens": [str], "shape": [L, H, Q, K], "kv_head_of_head": [int] (H),
-        "head_stats": {name: L×H nested lists}, "pattern": Q×K nested lists for (layer, head) or None,
-        "causal": bool, "model": str}``; floats rounded to ``decimals``.
-    Raises:
-        ValueError: ``layer``/``head`` out of range, or only one of them given.
-    """
-    check_layer_head(result, layer, head)
-    if (layer is None) != (head is None):
-        raise ValueError("Give both a layer and a head to get one pattern, or neither for the overview only.")
-    pattern = None if layer is None else np.round(result.pattern(int(layer), int(head)), decimals).tolist()
-    return {
-        "model": result.model,
-        "tokens": list(result.tokens),
-        "shape": list(result.shape),
-        "kv_head_of_head": [int(k) for k in result.kv_head_of_head],
-        "causal": bool(result.causal),
-        "head_stats": {name: np.round(values, decimals).tolist() for name, values in result.stats.items()},
-        "pattern": pattern,
-        "provenance": result.provenance.to_api() if result.provenance else None,
-    }
-
-
-def to_api(result: AttentionResult, layer: int | None = None, head: int | None = None, decimals: int = 5) -> dict:
-    """The ``/attention`` JSON (see :func:`api_payload`, kept as the older name)."""
-    return api_payload(result, layer, head, decimals)
+    """The ``/attention`` JSON, positional view arguments (the older name): ``result.to_api(layer=..., head=...)``."""
+    return result.to_api(layer=layer, head=head, decimals=decimals)

@@ -3,7 +3,8 @@
 ``for item in lens.iter_run(...)``: each item is either a :class:`Progress` (how far, what is running) or the
 lens's frozen result (the last item). The UI maps ``Progress`` to ``gr.Progress``; a streaming tab may also
 draw partial results that a lens yields as ``Progress(partial=...)``. :func:`run_to_end` drains an iterator and
-returns the result, which is what every lens's blocking ``run`` does.
+returns the result, which is what every lens's blocking ``run`` does. :func:`to_api` is every lens's serialiser:
+the result's own ``to_api(**view)``.
 """
 from __future__ import annotations
 
@@ -39,3 +40,13 @@ def run_to_end(items: Iterator[Any]) -> Any:
     if not seen:
         raise RuntimeError("the lens ended without a result")
     return result
+
+
+def to_api(result: Any, **view: Any) -> dict:
+    """The JSON of a lens result: ``result.to_api(**view)`` (``view``: keyword view options such as the attention
+    lens's ``layer`` / ``head`` / ``decimals``). Every lens package exports this one function as ``to_api``.
+
+    Raises:
+        ValueError: a view option the result rejects (it names the option).
+    """
+    return result.to_api(**view)

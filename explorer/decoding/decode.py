@@ -23,6 +23,7 @@ from explorer.core.engine import Engine, get_engine
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import measured
 from explorer.core.validation import check_max_new_tokens, check_text, require_causal
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.decoding.processors import build_processors
 from explorer.decoding.results import DecodeResult, DecodeRun
 from explorer.decoding.sampling import TOP_N, loop_start, token_loop, token_loops  # noqa: F401  (re-exported)
@@ -247,13 +248,3 @@ def _result(engine, prompt_ids, runs, first_logits, notices) -> DecodeResult:
                         first_logits=first_logits, vocab_text=vocab_text, notices=tuple(notices),
                         provenance=measured("Engine.steps / Engine.forward, one locked pass per token",
                                             model=engine.name))
-
-
-def to_api(result: DecodeResult) -> dict:
-    """The JSON answer of ``/decode``: ``{"runs": [{"strategy", "params", "seed", "text", "token_ids",
-    "token_logprobs", "seconds"}], "notices": [...], "provenance": {...}}`` with plain Python types."""
-    runs = [{"strategy": r.strategy, "params": dict(r.params), "seed": r.seed, "text": r.text,
-             "token_ids": [int(i) for i in r.token_ids], "token_logprobs": [float(x) for x in r.token_logprobs],
-             "seconds": float(r.seconds)} for r in result.runs]
-    return {"runs": runs, "notices": list(result.notices),
-            "provenance": result.provenance.to_api() if result.provenance else None}

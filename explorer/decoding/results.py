@@ -139,3 +139,12 @@ class DecodeResult:
     vocab_text: dict = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = None
+
+    def to_api(self) -> dict:
+        """The JSON answer of ``/decode``: ``{"runs": [{"strategy", "params", "seed", "text", "token_ids",
+        "token_logprobs", "seconds"}], "notices": [...], "provenance": {...}}`` with plain Python types."""
+        runs = [{"strategy": r.strategy, "params": dict(r.params), "seed": r.seed, "text": r.text,
+                 "token_ids": [int(i) for i in r.token_ids], "token_logprobs": [float(x) for x in r.token_logprobs],
+                 "seconds": float(r.seconds)} for r in self.runs]
+        return {"runs": runs, "notices": list(self.notices),
+                "provenance": self.provenance.to_api() if self.provenance else None}

@@ -25,6 +25,4 @@ def iter_run(question: str, model: str | None = None, k: int = 3):
     yield answer_question(question, model, k)
 
 
-def to_api(result) -> dict:
-    """The JSON form of any result of this lens (each has ``to_api``)."""
-    return result.to_api()
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))

@@ -22,6 +22,7 @@ from explorer.core.engine import get_engine
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_int
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.hallucination.answer import Answer, check_question, generate_answer, sequence_scores, token_scores
 from explorer.hallucination.samples import max_entropy, run_samples
 from explorer.hallucination.signals import context_reliance, logit_lens, p_true
@@ -225,11 +226,6 @@ class HallucinationResult:
                 "answer_cut_short": bool(self.answer.stopped_by_time), "probes": self.probes,
                 "elapsed_ms": {k: round(v, 1) for k, v in self.elapsed_ms.items()}, "notices": list(self.notices),
                 "provenance": self.provenance.to_api()}
-
-
-def to_api(result: HallucinationResult) -> dict:
-    """The ``/probe`` JSON of ``result`` (see :meth:`HallucinationResult.to_api`)."""
-    return result.to_api()
 
 
 def summary_lines(result: HallucinationResult) -> list[str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from explorer.core.progress import Progress
 from explorer.core.provenance import Provenance, formula
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.inspect.analysis import TokenAnalysis, analysis
 
 DECIMALS = 6
@@ -58,6 +59,26 @@ class InspectResult:
     confidence_reason: str
     from_cache: bool
     provenance: Provenance
+
+    def to_api(self) -> dict:
+        """The ``/inspect`` JSON: ``{"token", "attention", "kv_bytes", "prediction", "logit_lens", "quantization",
+        "confidence", "confidence_reason", "position", "n_tokens", "model", "chat_template", "provenance"}``.
+
+        ``token``: ``{"position", "id", "text", "bytes_hex", "n_bytes", "kind"}``; ``attention``: ``{"keys",
+        "mean_over_heads": layers x (position + 1), "strongest_heads": [{"layer", "head", "key", "key_text",
+        "weight"}]}``; ``kv_bytes``: ``{"added_bytes", "cache_bytes_after", "bytes_per_token_formula", "formula",
+        "measured_cache_bytes", "measured_tokens", "provenance"}`` (bytes); ``prediction``: ``{"top": [{"id", "text",
+        "p"}], "next_token": {"id", "text", "logprob", "p", "surprisal_nats", "surprisal_bits", "rank"} or null,
+        "this_token": {"logprob", "surprisal_nats", "surprisal_bits", "rank", "top"} or null}``; ``logit_lens``:
+        ``{"final_token", "layers": [{"layer", "top", "final_token_p"}], "first_layer"}``; ``quantization``:
+        ``{"int8" | "nf4": {"kld" (nats), "same_top", "top1", "weight_bytes", "error"}}``; ``confidence``: ``{"prob",
+        "entropy", "rank", "band", "alternatives", "attribution", ...}`` or null.
+        """
+        return {"model": self.model, "position": self.position, "n_tokens": self.n_tokens,
+                "chat_template": self.chat_template, "token": self.token, "attention": self.attention,
+                "kv_bytes": self.kv_bytes, "prediction": self.prediction, "logit_lens": self.logit_lens,
+                "quantization": self.quantization, "confidence": self.confidence,
+                "confidence_reason": self.confidence_reason or None, "provenance": self.provenance.to_api()}
 
 
 def _r(value) -> float:
@@ -218,27 +239,6 @@ def run(text: str, model: str | None = None, position: int = 0, chat_template: b
     from explorer.core.progress import run_to_end
 
     return run_to_end(iter_run(text, model, position, chat_template, engine, cache))
-
-
-def to_api(result: InspectResult) -> dict:
-    """The ``/inspect`` JSON: ``{"token", "attention", "kv_bytes", "prediction", "logit_lens", "quantization",
-    "confidence", "confidence_reason", "position", "n_tokens", "model", "chat_template", "provenance"}``.
-
-    ``token``: ``{"position", "id", "text", "bytes_hex", "n_bytes", "kind"}``; ``attention``: ``{"keys",
-    "mean_over_heads": layers x (position + 1), "strongest_heads": [{"layer", "head", "key", "key_text",
-    "weight"}]}``; ``kv_bytes``: ``{"added_bytes", "cache_bytes_after", "bytes_per_token_formula", "formula",
-    "measured_cache_bytes", "measured_tokens", "provenance"}`` (bytes); ``prediction``: ``{"top": [{"id", "text",
-    "p"}], "next_token": {"id", "text", "logprob", "p", "surprisal_nats", "surprisal_bits", "rank"} or null,
-    "this_token": {"logprob", "surprisal_nats", "surprisal_bits", "rank", "top"} or null}``; ``logit_lens``:
-    ``{"final_token", "layers": [{"layer", "top", "final_token_p"}], "first_layer"}``; ``quantization``:
-    ``{"int8" | "nf4": {"kld" (nats), "same_top", "top1", "weight_bytes", "error"}}``; ``confidence``: ``{"prob",
-    "entropy", "rank", "band", "alternatives", "attribution", ...}`` or null.
-    """
-    return {"model": result.model, "position": result.position, "n_tokens": result.n_tokens,
-            "chat_template": result.chat_template, "token": result.token, "attention": result.attention,
-            "kv_bytes": result.kv_bytes, "prediction": result.prediction, "logit_lens": result.logit_lens,
-            "quantization": result.quantization, "confidence": result.confidence,
-            "confidence_reason": result.confidence_reason or None, "provenance": result.provenance.to_api()}
 
 
 __all__ = ["InspectResult", "check_position", "iter_run", "read", "run", "to_api"]

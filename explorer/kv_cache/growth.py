@@ -33,6 +33,7 @@ from models.shapes import layer_windows
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_max_new_tokens, check_text
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 
 
 @dataclass(frozen=True)
@@ -307,8 +308,3 @@ def run(text: str, model: str | None = None, max_new_tokens: int = 16, engine: E
             yield item
 
     return run_to_end(report(iter_run(text, model, max_new_tokens, engine)))
-
-
-def to_api(result: KVGrowthResult) -> dict:
-    """The ``/kv_cache`` JSON of ``result`` (see :meth:`KVGrowthResult.to_api`)."""
-    return result.to_api()

@@ -9,7 +9,7 @@ is the *implicit reward*: DPO is RLHF's KL-regularised reward maximisation solve
 model and no RL loop are needed, and β is the strength of the KL leash to the reference. This is TRL's
 ``DPOTrainer`` loss ``sigmoid`` with ``f_divergence_type="reverse_kl"``; the pieces come from TRL (its
 tokenisation of pairs, ``DataCollatorForPreference``, ``selective_log_softmax``) and the equality with
-``DPOTrainer`` on the same batch is tested (tests/explorer/test_dpo.py).
+``DPOTrainer`` on the same batch is tested (tests/explorer/lora/test_dpo.py).
 
 Not TRL's trainer itself: it wraps and patches the model it trains, and here the model is shared by every user.
 A DPO run is a :class:`explorer.lora.train.LoraRun` (same registry, owner isolation, Stop, reload re-attach,
@@ -36,6 +36,7 @@ from explorer.core.config import get_limits
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 from explorer.core.runs import new_run_id
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.lora import train
 from explorer.lora.dpo_data import (PairIds, collate_pairs, heldout_pairs, tokenize_pairs,
                                     validate_pairs)
@@ -140,6 +141,21 @@ class DpoSnapshot:
         the margin grows by pushing the rejected answer down faster than the chosen one)."""
         return bool(self.steps_done >= 2 and self.chosen_logps[-1] < self.chosen_logps[0]
                     and self.rejected_logps[-1] < self.rejected_logps[0])
+
+    def to_api(self) -> dict:
+        """The ``/dpo_train`` JSON: ``run_id``, ``losses``, ``margins``, ``reward_accuracy`` (per step), ``kl`` (per
+        evaluation, nats/token) and ``kl_steps``; ``chosen_rewards``, ``rejected_rewards``, ``chosen_logps``,
+        ``rejected_logps`` (per step); ``train_reward_accuracy`` and ``train_margin`` over all pairs (``None`` if the
+        run did not finish); ``status``, ``message``, ``settings``, ``notices``, ``provenance``."""
+        finite = (lambda x: None if not math.isfinite(x) else x)
+        return {"run_id": self.run_id, "losses": self.losses.tolist(), "margins": self.margins.tolist(),
+                "reward_accuracy": self.reward_accuracy.tolist(), "kl": self.kl.tolist(),
+                "kl_steps": self.kl_steps.tolist(), "chosen_rewards": self.chosen_rewards.tolist(),
+                "rejected_rewards": self.rejected_rewards.tolist(), "chosen_logps": self.chosen_logps.tolist(),
+                "rejected_logps": self.rejected_logps.tolist(), "train_reward_accuracy": finite(self.train_accuracy),
+                "train_margin": finite(self.train_margin), "status": self.status, "message": self.base.message,
+                "settings": self.dpo_settings, "notices": list(self.base.notices),
+                "provenance": self.provenance.to_api()}
 
 
 def snapshot(run: DpoRun) -> DpoSnapshot:
@@ -381,21 +397,6 @@ def run(dataset: list, settings: dict | None = None, owner: str = "local", datas
         engine=None) -> DpoSnapshot:
     """Run DPO to the end and return its :class:`DpoSnapshot` (see :func:`iter_run`)."""
     return run_to_end(iter_run(dataset, settings, owner, dataset_name, engine))
-
-
-def to_api(snap: DpoSnapshot) -> dict:
-    """The ``/dpo_train`` JSON: ``run_id``, ``losses``, ``margins``, ``reward_accuracy`` (per step), ``kl`` (per
-    evaluation, nats/token) and ``kl_steps``; ``chosen_rewards``, ``rejected_rewards``, ``chosen_logps``,
-    ``rejected_logps`` (per step); ``train_reward_accuracy`` and ``train_margin`` over all pairs (``None`` if the
-    run did not finish); ``status``, ``message``, ``settings``, ``notices``, ``provenance``."""
-    finite = (lambda x: None if not math.isfinite(x) else x)
-    return {"run_id": snap.run_id, "losses": snap.losses.tolist(), "margins": snap.margins.tolist(),
-            "reward_accuracy": snap.reward_accuracy.tolist(), "kl": snap.kl.tolist(),
-            "kl_steps": snap.kl_steps.tolist(), "chosen_rewards": snap.chosen_rewards.tolist(),
-            "rejected_rewards": snap.rejected_rewards.tolist(), "chosen_logps": snap.chosen_logps.tolist(),
-            "rejected_logps": snap.rejected_logps.tolist(), "train_reward_accuracy": finite(snap.train_accuracy),
-            "train_margin": finite(snap.train_margin), "status": snap.status, "message": snap.base.message,
-            "settings": snap.dpo_settings, "notices": list(snap.base.notices), "provenance": snap.provenance.to_api()}
 
 
 def answers(run: DpoRun, prompts: list[str] | None = None, sft: LoraRun | None = None,

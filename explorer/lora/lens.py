@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from explorer.core.progress import Progress, run_to_end
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.lora.train import RUNNING, RunSnapshot, snapshot, start_run
 
 POLL_S = 0.2
@@ -41,12 +42,3 @@ def run(dataset: list, settings: dict | None = None, owner: str = "local", datas
         engine=None) -> RunSnapshot:
     """Train an adapter to completion and return its :class:`RunSnapshot` (see :func:`iter_run` for errors)."""
     return run_to_end(iter_run(dataset, settings, owner, dataset_name, engine))
-
-
-def to_api(snap: RunSnapshot) -> dict:
-    """The ``/lora_train`` JSON: ``{"run_id", "status", "message", "trainable_params", "total_params", "losses"
-    (nats per trained token, one per step), "seconds_per_step", "settings", "notices", "provenance"}``."""
-    return {"run_id": snap.run_id, "status": snap.status, "message": snap.message,
-            "trainable_params": snap.trainable_params, "total_params": snap.total_params,
-            "losses": snap.loss.tolist(), "seconds_per_step": snap.seconds_per_step, "settings": snap.settings,
-            "notices": list(snap.notices), "provenance": snap.provenance.to_api()}

@@ -78,7 +78,13 @@ class RunSnapshot:
         """Trainable parameters as a percentage of all parameters."""
         return 100.0 * self.trainable_params / max(1, self.total_params)
 
-
+    def to_api(self) -> dict:
+        """The ``/lora_train`` JSON: ``{"run_id", "status", "message", "trainable_params", "total_params", "losses"
+        (nats per trained token, one per step), "seconds_per_step", "settings", "notices", "provenance"}``."""
+        return {"run_id": self.run_id, "status": self.status, "message": self.message,
+                "trainable_params": self.trainable_params, "total_params": self.total_params,
+                "losses": self.loss.tolist(), "seconds_per_step": self.seconds_per_step, "settings": self.settings,
+                "notices": list(self.notices), "provenance": self.provenance.to_api()}
 
 
 def smooth(values: np.ndarray, beta: float = EMA_BETA) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from explorer.core.engine import Engine, get_engine
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_float, require_causal
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.next_token import scoring
 from explorer.next_token.texts import FAMOUS, FAMOUS_TITLE, FRESH, FRESH_TITLE
 
@@ -93,8 +94,3 @@ def run(text: str, model: str | None = None, k: float = 0.2, engine: Engine | No
     return MinKResult(engine.name, k, _entry("your passage", user, k), _entry(FAMOUS_TITLE, refs[0], k),
                       _entry(FRESH_TITLE, refs[1], k), user.notices,
                       measured("engine forward; mean of the k% lowest token log-probabilities", engine.name))
-
-
-def to_api(result: MinKResult) -> dict:
-    """JSON form."""
-    return result.to_api()

@@ -19,6 +19,7 @@ from explorer.core.engine import Engine, get_engine
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_int, check_text, require_causal
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 
 LOGITS_BUDGET_BYTES = 64 * 2**20  # fp32 logits alive at once while scoring
 MAX_TOP_K = 50
@@ -232,8 +233,3 @@ def run(text: str, model: str | None = None, top_k: int = 10, engine: Engine | N
         cap: int | None = None, check_loss: bool = True) -> ScoreResult:
     """Blocking :func:`iter_run`."""
     return run_to_end(iter_run(text, model, top_k, engine=engine, cap=cap, check_loss=check_loss))
-
-
-def to_api(result: ScoreResult) -> dict:
-    """JSON form of a :class:`ScoreResult`."""
-    return result.to_api()

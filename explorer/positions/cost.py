@@ -27,6 +27,7 @@ from explorer.core.engine import Engine, get_engine
 from explorer.core.patches import AttnImplementation, ForwardHook, PreForwardHook
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_int, require_causal
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.positions.extension import DEFAULT_PASSAGE
 from explorer.positions.model_rope import decoder_core
 
@@ -198,11 +199,6 @@ def run(lengths=DEFAULT_LENGTHS, model: str | None = None, engine: Engine | None
     for item in iter_run(lengths, model, engine, repeats):
         result = item
     return result
-
-
-def to_api(result: CostResult) -> dict:
-    """The /attention_cost JSON (see :meth:`CostResult.to_api`)."""
-    return result.to_api()
 
 
 def ratio_table(result: CostResult) -> np.ndarray:

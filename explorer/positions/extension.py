@@ -28,6 +28,7 @@ from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_float, check_int, check_text
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.positions.model_rope import (check_position, layer_types, require_rope, rotary_module,
                                           rotary_swap, text_config)
 
@@ -228,11 +229,6 @@ def run(offsets, scalings, model: str | None = None, text: str | None = None,
     for item in iter_run(offsets, scalings, model, text, engine):
         result = item
     return result
-
-
-def to_api(result: ExtensionResult) -> dict:
-    """The /context_extension JSON (see :meth:`ExtensionResult.to_api`)."""
-    return result.to_api()
 
 
 def rows_table(result: ExtensionResult) -> np.ndarray:

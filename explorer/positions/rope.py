@@ -26,6 +26,7 @@ from explorer.core.patches import ForwardHook
 from explorer.core.progress import Progress
 from explorer.core.provenance import Provenance, formula, measured
 from explorer.core.validation import check_int, check_text
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.positions.model_rope import (RopeBase, apply_rotary_fn, check_position, cos_sin, decoder_core,
                                           require_rope, rope_bases)
 
@@ -287,11 +288,6 @@ def iter_run(text: str | None = None, model: str | None = None, positions=(100, 
     the queries and keys, then the :class:`RopeResult`. Raises ``ValueError`` as :func:`run`."""
     yield Progress(0.0, "capturing queries and keys (one forward pass), then rotating them")
     yield run(text, model, positions, offset, layer, head, engine)
-
-
-def to_api(result: RopeResult) -> dict:
-    """The /rope JSON (see :meth:`RopeResult.to_api`)."""
-    return result.to_api()
 
 
 def angle_table(inv_freq: np.ndarray, max_position: int, points: int = 256) -> tuple[np.ndarray, np.ndarray]:

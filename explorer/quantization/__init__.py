@@ -9,12 +9,12 @@ Where a change goes:
 - which layers are quantised: ``layers.py``.
 """
 from explorer.quantization.compare import (MethodRun, PassageQuality, QuantizeResult, api_dict, greedy_generate,
-                                           iter_run, passage_dict, run, run_passage, to_api, token_strings)
+                                           iter_run, run, run_passage, to_api, token_strings)
 from explorer.quantization.methods import (METHODS, QLORA_OPTIONS, Method, QuantOptions, Variant, bnb_config,
                                            check_methods, clear_variants, get_variant, nf4_base)
 from explorer.quantization.quality import QualityStats, load_precomputed, reference_passage
 
 __all__ = ["METHODS", "Method", "MethodRun", "PassageQuality", "QLORA_OPTIONS", "QualityStats", "QuantOptions",
            "QuantizeResult", "Variant", "api_dict", "bnb_config", "check_methods", "clear_variants",
-           "get_variant", "greedy_generate", "iter_run", "load_precomputed", "nf4_base", "passage_dict",
+           "get_variant", "greedy_generate", "iter_run", "load_precomputed", "nf4_base",
            "reference_passage", "run", "run_passage", "to_api", "token_strings"]

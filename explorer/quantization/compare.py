@@ -7,7 +7,7 @@ distributions move from the reference's on the prompt followed by the reference'
 Methods that fail on this device (missing kernel) report why and the others still run.
 
 Entry points: :func:`run` / :func:`iter_run` (prompt side by side), :func:`run_passage` (quality on the
-shipped reference passage), :func:`to_api` (the ``/quantize`` JSON shape). Every pass goes through
+shipped reference passage), :meth:`QuantizeResult.to_api` (the ``/quantize`` JSON shape). Every pass goes through
 ``Engine.steps`` (greedy text and speed) or ``Engine.forward`` (the scored sequence).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 from explorer.core.validation import check_max_new_tokens, check_text, require_causal
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 
 from explorer.quantization.methods import METHODS, QuantOptions, check_fits, check_methods, get_variant
 from explorer.quantization.quality import QualityStats, compare_logits, reference_passage, score_text, summarize
@@ -100,6 +101,29 @@ class QuantizeResult:
                 return m
         raise KeyError(name)
 
+    def to_api(self, decimals: int = 6) -> dict:
+        """The ``/quantize`` JSON: ``{"model", "methods": {name: {"weight_bytes", "kld_mean", "kld_p99",
+        "same_top_pct", "ppl", "ppl_ratio", "text", "error", "kld", "same_top"}}, "positions", "provenance"}``
+        (``error`` says why a method could not run, ``None`` numbers then).
+
+        Per position: ``positions`` is ``{"ids", "tokens", "n_prompt"}`` of the scored sequence (the prompt, then
+        the reference's greedy continuation); a method's ``kld[i]`` (nats, rounded to ``decimals``) and
+        ``same_top[i]`` are its KL from the reference and whether its top-1 matches, at position ``i`` (predicting
+        token ``i + 1``).
+        """
+        out = {}
+        for m in self.methods:
+            s = m.stats
+            out[m.name] = {"weight_bytes": int(m.weight_bytes) if m.error is None else None,
+                           "kld_mean": s.kld_mean if s else None, "kld_p99": s.kld_p99 if s else None,
+                           "same_top_pct": s.same_top_pct if s else None, "ppl": s.ppl if s else None,
+                           "ppl_ratio": s.ppl_ratio if s else None, "text": m.text, "error": m.error,
+                           "kld": None if m.kld is None else np.round(m.kld.astype(np.float64), decimals).tolist(),
+                           "same_top": None if m.same_top is None else [bool(v) for v in m.same_top]}
+        return {"model": self.model, "methods": out,
+                "positions": {"ids": [int(i) for i in self.sequence_ids], "tokens": list(self.tokens),
+                              "n_prompt": int(self.n_prompt)},
+                "provenance": self.provenance.to_api() if self.provenance else None}
 
 
 def token_strings(tokenizer, ids) -> tuple[str, ...]:
@@ -247,30 +271,6 @@ def run(prompt: str, model: str | None = None, methods=("reference", "int8", "nf
     return run_to_end(report(iter_run(prompt, model, methods, options, max_new_tokens, top_k, engine, chat)))
 
 
-def to_api(result: QuantizeResult, decimals: int = 6) -> dict:
-    """The ``/quantize`` JSON: ``{"model", "methods": {name: {"weight_bytes", "kld_mean", "kld_p99", "same_top_pct",
-    "ppl", "ppl_ratio", "text", "error", "kld", "same_top"}}, "positions", "provenance"}`` (``error`` says why a
-    method could not run, ``None`` numbers then).
-
-    Per position: ``positions`` is ``{"ids", "tokens", "n_prompt"}`` of the scored sequence (the prompt, then the
-    reference's greedy continuation); a method's ``kld[i]`` (nats, rounded to ``decimals``) and ``same_top[i]`` are
-    its KL from the reference and whether its top-1 matches, at position ``i`` (predicting token ``i + 1``).
-    """
-    out = {}
-    for m in result.methods:
-        s = m.stats
-        out[m.name] = {"weight_bytes": int(m.weight_bytes) if m.error is None else None,
-                       "kld_mean": s.kld_mean if s else None, "kld_p99": s.kld_p99 if s else None,
-                       "same_top_pct": s.same_top_pct if s else None, "ppl": s.ppl if s else None,
-                       "ppl_ratio": s.ppl_ratio if s else None, "text": m.text, "error": m.error,
-                       "kld": None if m.kld is None else np.round(m.kld.astype(np.float64), decimals).tolist(),
-                       "same_top": None if m.same_top is None else [bool(v) for v in m.same_top]}
-    return {"model": result.model, "methods": out,
-            "positions": {"ids": [int(i) for i in result.sequence_ids], "tokens": list(result.tokens),
-                          "n_prompt": int(result.n_prompt)},
-            "provenance": result.provenance.to_api() if result.provenance else None}
-
-
 api_dict = to_api  # older name (tests and bench)
 
 
@@ -293,6 +293,20 @@ class PassageQuality:
     kld: dict
     weight_bytes: dict
     provenance: Provenance | None = None
+
+    def to_api(self, decimals: int = 5) -> dict:
+        """JSON-ready form of a :class:`PassageQuality` (the shape of ``data/quantization/quality_smollm2.json``):
+        ``{"model", "device", "window", "n_tokens", "methods": {name: {stats..., "weight_bytes", "kld": [...]}
+        or {"error": why}}}``; KL values rounded to ``decimals``."""
+        methods = {}
+        for name, s in self.stats.items():
+            if isinstance(s, str):
+                methods[name] = {"error": s}
+                continue
+            methods[name] = {**s.as_dict(), "weight_bytes": int(self.weight_bytes.get(name, 0)),
+                             "kld": [round(float(v), decimals) for v in self.kld[name]]}
+        return {"model": self.model, "device": self.device, "window": self.window, "n_tokens": self.n_tokens,
+                "methods": methods}
 
 
 def run_passage(model: str | None = None, methods=("reference", "int8", "nf4"), options: QuantOptions | None = None,
@@ -327,17 +341,3 @@ def run_passage(model: str | None = None, methods=("reference", "int8", "nf4"), 
                           stats={n: stats[n] for n in names}, kld={n: c.kld for n, c in comparisons.items()},
                           weight_bytes=weight_bytes,
                           provenance=measured("Engine.forward windows on the reference passage", model=reference.name))
-
-
-def passage_dict(pq: PassageQuality, decimals: int = 5) -> dict:
-    """JSON-ready form of a :class:`PassageQuality` (the shape of ``data/quantization/quality_smollm2.json``):
-    ``{"model", "device", "window", "n_tokens", "methods": {name: {stats..., "weight_bytes", "kld": [...]}
-    or {"error": why}}}``; KL values rounded to ``decimals``."""
-    methods = {}
-    for name, s in pq.stats.items():
-        if isinstance(s, str):
-            methods[name] = {"error": s}
-            continue
-        methods[name] = {**s.as_dict(), "weight_bytes": int(pq.weight_bytes.get(name, 0)),
-                         "kld": [round(float(v), decimals) for v in pq.kld[name]]}
-    return {"model": pq.model, "device": pq.device, "window": pq.window, "n_tokens": pq.n_tokens, "methods": methods}

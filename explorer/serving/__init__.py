@@ -16,9 +16,7 @@ from explorer.serving.generate import GenerateResult, generate
 from explorer.serving.compare import Comparison, MethodResult, load_stored, run
 from explorer.serving.stats import serving_stats
 
-def to_api(result: Comparison) -> dict:
-    """JSON form of a :class:`Comparison`."""
-    return result.to_api()
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 
 __all__ = ["Batcher", "Comparison", "MethodResult", "ResultCache", "Served", "batcher_for", "code_version",
            "generate", "GenerateResult", "load_stored", "make_key", "mark_served", "result_cache", "run", "serving_stats",

@@ -73,6 +73,7 @@ def generate(text: str, model: str | None = None, max_new_tokens: int = 32, engi
     else:
         tokens = list(engine.greedy_continuation(ids, n).tokens)
     seconds = time.perf_counter() - start
-    how = "transformers continuous batching (paged|sdpa shadow)" if batched else "Engine.greedy_continuation, one sequence"
+    how = ("transformers continuous batching (paged|sdpa shadow)" if batched
+           else "Engine.greedy_continuation, one sequence")
     return GenerateResult(engine.tokenizer.decode(tokens, skip_special_tokens=True), tuple(int(t) for t in tokens),
                           len(ids), batched, seconds, tuple(notices), measured(f"greedy generation, {how}", engine.name))

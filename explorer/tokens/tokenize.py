@@ -19,6 +19,7 @@ from typing import Iterator
 from explorer.core.config import get_limits
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
+from explorer.core.progress import to_api  # noqa: F401 (the lens serialiser: result.to_api(**view))
 from explorer.tokens.backends import OFFLINE_TOKENIZERS, Encoded, get_backend
 from models.registry import DEFAULT_MODEL
 
@@ -110,6 +111,16 @@ class TokenizationResult:
     text: str
     results: tuple[TokenizerResult, ...]
     provenance: Provenance = field(default_factory=lambda: measured("tokenizers"))
+
+    def to_api(self) -> dict:
+        """The ``/tokenize`` JSON: ``{"tokenizers": [{"name", "vocab_size", "count", "kind", "lossless",
+        "tokens": [{"id", "text", "bytes_hex", "start", "end"}]}], "provenance": {...}}`` (start/end are Python
+        string indices; provenance as :meth:`explorer.core.provenance.Provenance.to_api`)."""
+        return {"provenance": self.provenance.to_api(), "tokenizers": [
+            {"name": r.name, "vocab_size": r.vocab_size, "count": r.count, "kind": r.kind, "lossless": r.lossless,
+             "tokens": [{"id": t.id, "text": t.text, "bytes_hex": t.bytes_hex, "start": t.start, "end": t.end}
+                        for t in r.tokens]}
+            for r in self.results]}
 
 
 @dataclass(frozen=True)
@@ -343,14 +354,3 @@ def chat_template(text: str, model: str = DEFAULT_MODEL, system: str | None = No
     special = sum(t.special for t in shown)
     return ChatTemplateResult(rendered, tuple(shown), special, len(shown) - special, len(parsed), len(plain),
                               parse_special, measured(f"{model} chat template", model=model))
-
-
-def to_api(result: TokenizationResult) -> dict:
-    """The ``/tokenize`` JSON: ``{"tokenizers": [{"name", "vocab_size", "count", "kind", "lossless",
-    "tokens": [{"id", "text", "bytes_hex", "start", "end"}]}], "provenance": {...}}`` (start/end are Python
-    string indices; provenance as :meth:`explorer.core.provenance.Provenance.to_api`)."""
-    return {"provenance": result.provenance.to_api(), "tokenizers": [
-        {"name": r.name, "vocab_size": r.vocab_size, "count": r.count, "kind": r.kind, "lossless": r.lossless,
-         "tokens": [{"id": t.id, "text": t.text, "bytes_hex": t.bytes_hex, "start": t.start, "end": t.end}
-                    for t in r.tokens]}
-        for r in result.results]}

@@ -1,8 +1,8 @@
 """The one lens contract, on every lens package: discovered under explorer/ (all but core, serving and workshop), so
 a new lens is checked without editing this file; it fails until the lens has a case in CASES below.
 
-Each package exports ``iter_run`` (a generator: Progress items, then the result), ``run`` and ``to_api`` (the result's
-JSON; extra view arguments only as keywords with defaults), and its docstring says where a change goes. Each case
+Each package exports ``iter_run`` (a generator: Progress items, then the result), ``run`` and ``to_api`` (the one
+serialiser, ``result.to_api(**view)``), and its docstring says where a change goes. Each case
 runs the lens once (tiny model where the lens takes an engine) and checks the items, the provenance and that
 ``to_api`` gives plain JSON carrying that provenance.
 """
@@ -16,6 +16,7 @@ import pytest
 from test_lenses import _check  # tests/contracts is on sys.path (pytest's rootdir-relative import)
 
 import explorer
+from explorer.core.progress import to_api as lens_to_api
 
 NOT_LENSES = {"core", "serving", "workshop"}
 LENSES = sorted(i.name for i in pkgutil.iter_modules(explorer.__path__) if i.ispkg and i.name not in NOT_LENSES)
@@ -50,9 +51,7 @@ def test_exports_and_docstring(name):
     package = importlib.import_module(f"explorer.{name}")
     assert inspect.isgeneratorfunction(package.iter_run), f"explorer.{name}.iter_run must be a generator"
     assert callable(package.run) and callable(package.to_api)
-    params = list(inspect.signature(package.to_api).parameters.values())
-    assert params and all(p.default is not inspect.Parameter.empty for p in params[1:]), \
-        f"explorer.{name}.to_api(result, **view): view arguments need defaults"
+    assert package.to_api is lens_to_api, f"explorer.{name}.to_api must be the one serialiser, result.to_api(**view)"
     assert "where a change goes" in (package.__doc__ or "").lower(), f"explorer/{name}/__init__.py docstring"
 
 

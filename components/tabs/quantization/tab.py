@@ -83,7 +83,7 @@ def _position(result, position):
 def _passage(model, methods, max_tokens, smooth, threshold, block, double, compute, progress=gr.Progress()):
     pq = quantization.run_passage(model or None, methods, _options(threshold, block, double, compute),
                                   max_tokens=int(max_tokens) or None, progress=lambda f, m: progress(f, desc=m))
-    data = {**quantization.passage_dict(pq), "provenance": pq.provenance}
+    data = {**pq.to_api(), "provenance": pq.provenance}
     return (data, _passage_note(data, live=True), fig.passage_rows(data),
             stamp(fig.passage_figure(data, int(smooth)), data), data.get("provenance"))
 

@@ -197,3 +197,35 @@ def test_greedy_continuation_equals_generate(tiny_engine):
     assert result.content == (result.tokens[:-1] if result.ended else result.tokens)
     with pytest.raises(ValueError, match="max_new_tokens"):
         tiny_engine.greedy_continuation(ids, 0)
+
+
+def test_adapter_patch_runs_the_pass_through_the_adapter_and_disables_it_after(tiny_engine):
+    from peft import LoraConfig, get_peft_model
+
+    from explorer.core.copies import shadow_copy
+    from explorer.core.patches import Adapter
+
+    ids = _ids(tiny_engine)
+    with tiny_engine.session():
+        peft = get_peft_model(shadow_copy(tiny_engine.model), LoraConfig(r=2, target_modules=["q_proj"],
+                                                                         init_lora_weights=False), adapter_name="mine")
+        peft.base_model.disable_adapter_layers()
+        peft.eval()
+        base = tiny_engine.model(input_ids=torch.tensor([ids])).logits
+        peft.base_model.enable_adapter_layers()
+        reference = peft(input_ids=torch.tensor([ids])).logits  # the adapter on, by hand
+        peft.base_model.disable_adapter_layers()
+    adapter = Adapter(peft, "mine")
+    adapted = tiny_engine.forward(ids, patches=[adapter]).logits
+    assert torch.allclose(adapted, reference, atol=1e-6) and not torch.allclose(adapted, base, atol=1e-4)
+    with tiny_engine.session():  # off again after the pass: the shadow gives the base model's logits
+        assert torch.allclose(peft(input_ids=torch.tensor([ids])).logits, base, atol=1e-6)
+
+    def boom(module, args, output):
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError, match="hook failed"):  # the hook goes on the shadow the adapter wraps
+        tiny_engine.forward(ids, patches=[adapter, ForwardHook("model.layers.0", boom)])
+    with tiny_engine.session():
+        assert torch.allclose(peft(input_ids=torch.tensor([ids])).logits, base, atol=1e-6)
+    assert _hook_count(peft) == 0 and _clean(tiny_engine)

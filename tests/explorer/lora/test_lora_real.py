@@ -91,7 +91,7 @@ def test_counts_merge_and_next_token_shift(trained):
     assert (alice.trainable_params, alice.total_params) == alice.peft_counts
     # fp32 rounding only: W'x vs Wx + s·B(Ax) re-associates every targeted matmul in 30 layers. After the default
     # all-linear run this measures ~4e-4 on logits up to ~38 (SDPA vs eager alone differ by ~6e-5); the 1e-4 bound
-    # holds on the tiny model (tests/explorer/test_lora.py) and for short runs.
+    # holds on the tiny model (tests/explorer/lora/test_lora.py) and for short runs.
     assert merge_check(alice, FACT_Q) <= 1e-3
     shift = next_token_shift(alice, "The capital of Veloria is", top_k=5)
     assert shift.kl_nats > 0 and len(shift.tokens) >= 5 and shift.p_adapted.max() <= 1.0

@@ -6,7 +6,7 @@ import torch
 
 from explorer import lora
 from explorer.lora import chunks
-from tests.explorer.test_lora import PAIRS
+from tests.explorer.lora.test_lora import PAIRS
 
 SETTINGS = {"steps": 5, "batch_size": 2, "r": 4, "learning_rate": 1e-2, "seed": 7, "warmup_steps": 2}
 

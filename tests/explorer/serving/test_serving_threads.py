@@ -1,5 +1,6 @@
 """OpenMP's wait policy is set to PASSIVE before torch loads, and a value the user set is kept."""
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -21,5 +22,5 @@ def test_app_main_sets_it_before_torch_is_imported():
             "print(ok, os.environ['OMP_WAIT_POLICY'])")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                         cwd=str(Path(__file__).resolve().parents[3]))  # the repository root
     assert out.stdout.split()[-2:] == ["True", "PASSIVE"], out.stderr[-2000:]
