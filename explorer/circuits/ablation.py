@@ -54,6 +54,10 @@ class AblationResult:
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = field(default=None)
 
+    def to_api(self) -> dict:
+        """The ``/ablate`` JSON (see :func:`ablate_to_api`)."""
+        return ablate_to_api(self)
+
 
 def _targets(wrapped, item: Component):
     layer = decoder(wrapped).layers[item.layer]

@@ -55,6 +55,10 @@ class DLAResult:
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = field(default=None)
 
+    def to_api(self, decimals: int = 6) -> dict:
+        """The ``/dla`` JSON (see :func:`dla_to_api`)."""
+        return dla_to_api(self, decimals)
+
 
 def norm_gain(norm_module, width: int):
     """The elementwise gain of an RMSNorm module (``weight`` for Llama, ``1 + weight`` for Gemma), read by

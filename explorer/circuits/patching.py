@@ -65,6 +65,10 @@ class PatchResult:
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = field(default=None)
 
+    def to_api(self, decimals: int = 5) -> dict:
+        """The ``/patch`` JSON (see :func:`patch_to_api`)."""
+        return patch_to_api(self, decimals)
+
 
 @dataclass(frozen=True)
 class PatchInputs:
