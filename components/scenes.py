@@ -64,6 +64,9 @@ SCENES: list[Scene] = [
     Scene("One token through every lens", "Inspector: what ' Paris' attends to, its KV bytes, the prediction, the "
           "logit lens and what int8 / NF4 change",
           {"tab": "inspect", "prompt": "The capital of France is Paris", "inspect.position": "5"}),
+    Scene("Where does the answer live?", "Circuits: patch a clean run into a corrupted one, layer by position",
+          {"tab": "circuits", "prompt": "When Mary and John went to the store, John gave a drink to",
+           "circuits.pair": "names", "circuits.site": "resid", "circuits.components": "L17H3"}),
     Scene("Watch a model learn language", "Training & scale: a tiny Llama pretrained from random weights, gibberish "
           "becoming words, tokens per parameter against Chinchilla's ~20",
           {"tab": "training", "prompt": "Once upon a time", "training.steps": "300", "training.d_model": "64",

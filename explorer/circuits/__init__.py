@@ -19,26 +19,10 @@ from explorer.circuits.heads import (KINDS, check_kind, detection_pattern, head_
 from explorer.circuits.patching import PatchResult, causal_cone, iter_patch, patch_to_api, run_patch
 from explorer.circuits.prompts import PAIRS, parse_components
 from explorer.circuits.sites import SITES
+from explorer.core.progress import to_api
 
 iter_run = iter_patch
 run = run_patch
-
-
-def to_api(result, **options) -> dict:
-    """The JSON of any Circuits result: ``/patch``, ``/ablate``, ``/dla`` (``/heads`` takes ``kind=``).
-
-    Raises:
-        ValueError: not a Circuits result.
-    """
-    if isinstance(result, PatchResult):
-        return patch_to_api(result, **options)
-    if isinstance(result, AblationResult):
-        return ablate_to_api(result)
-    if isinstance(result, DLAResult):
-        return dla_to_api(result, **options)
-    if isinstance(result, HeadsResult):
-        return heads_to_api(result, options.pop("kind", "induction"), **options)
-    raise ValueError(f"result must be a Circuits result (got {type(result).__name__}).")
 
 
 __all__ = ["AblationResult", "DEFAULT_N", "DLAResult", "HeadsResult", "KINDS", "PAIRS", "PatchResult", "SITES",

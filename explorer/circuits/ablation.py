@@ -54,6 +54,10 @@ class AblationResult:
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = field(default=None)
 
+    def to_api(self) -> dict:
+        """The ``/ablate`` JSON (see :func:`ablate_to_api`)."""
+        return ablate_to_api(self)
+
 
 def _targets(wrapped, item: Component):
     layer = decoder(wrapped).layers[item.layer]
@@ -178,6 +182,6 @@ def loss_on_repeat(engine: Engine, ids, items: tuple[Component, ...] = ()) -> fl
     half = (len(ids) - 1) // 2
     body = ablation_body(engine, tuple(items), None) if items else (lambda wrapped, store: None)
     logits = trace(engine, ids, body)["output"].logits[0].float()
-    targets = torch.as_tensor(ids[1:])
+    targets = torch.as_tensor(ids[1:], device=logits.device)
     losses = torch.nn.functional.cross_entropy(logits[:-1], targets, reduction="none")
     return float(losses[half + 1:].mean()) if half >= 1 else float(np.nan)

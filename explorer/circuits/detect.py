@@ -44,6 +44,14 @@ class HeadsResult:
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = field(default=None)
 
+    def to_api(self, kind: str = "induction", top: int = 10, decimals: int = 5) -> dict:
+        """The ``/heads`` JSON for one ``kind`` (see :func:`heads_to_api`).
+
+        Raises:
+            ValueError: unknown ``kind``.
+        """
+        return heads_to_api(self, kind, top, decimals)
+
     @property
     def sequence_length(self) -> int:
         """Tokens in the detector sequence (``2 n + 1``)."""

@@ -55,6 +55,10 @@ class DLAResult:
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = field(default=None)
 
+    def to_api(self, decimals: int = 6) -> dict:
+        """The ``/dla`` JSON (see :func:`dla_to_api`)."""
+        return dla_to_api(self, decimals)
+
 
 def norm_gain(norm_module, width: int):
     """The elementwise gain of an RMSNorm module (``weight`` for Llama, ``1 + weight`` for Gemma), read by
@@ -62,7 +66,8 @@ def norm_gain(norm_module, width: int):
     import torch
 
     eps = float(getattr(norm_module, "variance_epsilon", getattr(norm_module, "eps", 1e-6)))
-    return norm_module(torch.ones(width, dtype=torch.float32)).float() * (1.0 + eps) ** 0.5, eps
+    ones = torch.ones(width, dtype=torch.float32, device=norm_module.weight.device)
+    return norm_module(ones).float() * (1.0 + eps) ** 0.5, eps
 
 
 def frozen_scale(x, gain, eps: float):
@@ -141,7 +146,7 @@ def iter_dla(text: str, position: int | None = None, token=None, model: str | No
         contributions = (torch.stack(parts) * scale) @ w_u
         head_contributions = (torch.cat(head_parts) * scale) @ w_u
         logit = float(normed @ w_u)
-    contributions = contributions.double().numpy()
+    contributions = contributions.double().cpu().numpy()
     notices = [] if wanted is not None else [f"token: the model's top prediction at position {position}."]
     if getattr(config, "final_logit_softcapping", None):
         notices.append(f"Logits before soft-capping at {config.final_logit_softcapping}.")
@@ -150,7 +155,7 @@ def iter_dla(text: str, position: int | None = None, token=None, model: str | No
     yield DLAResult(
         model=engine.name, position=position, token=token_text(engine, tid), token_id=tid,
         tokens=tuple(token_label(engine.tokenizer, t) for t in ids), names=tuple(names), contributions=contributions,
-        head_names=tuple(head_names), head_contributions=head_contributions.double().numpy(), logit=logit,
+        head_names=tuple(head_names), head_contributions=head_contributions.double().cpu().numpy(), logit=logit,
         residual=float(logit - contributions.sum()), notices=tuple(notices),
         provenance=measured("direct logit attribution: nnsight trace on a shadow tree, final norm scale frozen",
                             model=engine.name))

@@ -25,7 +25,7 @@ from explorer.circuits.prompts import answer_id, prompt_ids, token_text
 from explorer.circuits.sites import check_site, grid_shape, head_dim, read_all, write_cells
 from explorer.core.config import get_limits
 from explorer.core.engine import Engine, get_engine
-from explorer.core.intervene import run_trace, trace, traced
+from explorer.core.intervene import trace
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
 
@@ -64,6 +64,10 @@ class PatchResult:
     cells_done: int
     notices: tuple[str, ...] = ()
     provenance: Provenance | None = field(default=None)
+
+    def to_api(self, decimals: int = 5) -> dict:
+        """The ``/patch`` JSON (see :func:`patch_to_api`)."""
+        return patch_to_api(self, decimals)
 
 
 @dataclass(frozen=True)
@@ -144,22 +148,23 @@ def attribution_grid(engine: Engine, ids, site: str, clean_acts: list, good: int
 
     rows, columns = grid_shape(engine.config, site, len(ids))
     d_head = head_dim(engine.config)
-    wrapped = traced(engine)
 
     def body(wrapped, store):
         read_all(wrapped, site, rows, store, grad=True)
 
-    with engine.session(grad=True, kind="interactive"):
-        store = run_trace(wrapped, body, input_ids=engine.as_input(ids), logits_to_keep=1)
-        metric = metric_of(store["output"].logits, good, bad)[0]
-        grads = torch.autograd.grad(metric, store["acts"])
+    def backward(store):
+        store["metric"] = metric_of(store["output"].logits, good, bad)[0]
+        store["grads"] = torch.autograd.grad(store["metric"], store["acts"])
+
+    store = trace(engine, ids, body, grad=True, after=backward, logits_to_keep=1)
+    metric = store["metric"]
     out = np.zeros((rows, columns))
-    for row, (grad, corrupted, clean) in enumerate(zip(grads, store["acts"], clean_acts)):
+    for row, (grad, corrupted, clean) in enumerate(zip(store["grads"], store["acts"], clean_acts)):
         delta = ((clean - corrupted.detach()) * grad)[0]  # (n, width)
         if site == "attn_head":
-            out[row] = delta.reshape(delta.shape[0], columns, d_head).sum(dim=(0, 2)).numpy()
+            out[row] = delta.reshape(delta.shape[0], columns, d_head).sum(dim=(0, 2)).cpu().numpy()
         else:
-            out[row] = delta.sum(dim=-1).numpy()
+            out[row] = delta.sum(dim=-1).cpu().numpy()
     return out, float(metric.detach())
 
 
@@ -245,7 +250,7 @@ def iter_patch(clean: str, corrupted: str, answer, wrong_answer, site: str = "re
             return
         batch = cells[start:start + batch_size]
         logits = patched_logits(engine, inputs.corrupted, site, clean_acts, [[cell] for cell in batch])
-        metrics = (logits[:, inputs.answer] - logits[:, inputs.wrong]).numpy()
+        metrics = (logits[:, inputs.answer] - logits[:, inputs.wrong]).cpu().numpy()
         for (r, c), m in zip(batch, metrics):
             grid[r, c] = (float(m) - corrupted_metric) / span
         done += len(batch)

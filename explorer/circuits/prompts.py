@@ -73,7 +73,8 @@ def token_text(engine: Engine, token_id: int) -> str:
 
 
 def answer_id(engine: Engine, answer, name: str = "answer") -> int:
-    """The one token id of ``answer``: a string encoded without special tokens, or an id.
+    """The one token id of ``answer``: a string (always text, so ``"42"`` is the token 42, not id 42) encoded without
+    special tokens, or an int id.
 
     Raises:
         ValueError: empty, not one token (the message lists the tokens it became), or an id outside the
@@ -86,8 +87,6 @@ def answer_id(engine: Engine, answer, name: str = "answer") -> int:
         if not 0 <= int(answer) < vocab:
             raise ValueError(f"{name} id {int(answer)} is outside the vocabulary (0 to {vocab - 1}).")
         return int(answer)
-    if isinstance(answer, str) and re.fullmatch(r"\d+", answer.strip()) and answer.strip() == answer:
-        return answer_id(engine, int(answer), name)
     if not isinstance(answer, str) or answer == "":
         raise ValueError(f"{name} is empty: type one token (with its leading space, e.g. ' Mary').")
     ids = engine.tokenizer(answer, add_special_tokens=False)["input_ids"]

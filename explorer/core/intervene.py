@@ -85,7 +85,8 @@ def run_trace(wrapped, body: Body, **forward_kwargs) -> dict:
     return store
 
 
-def trace(engine, ids, body: Body, grad: bool = False, **forward_kwargs) -> dict:
+def trace(engine, ids, body: Body, grad: bool = False, after: Callable[[dict], None] | None = None,
+          **forward_kwargs) -> dict:
     """One traced forward pass of ``ids`` on the shadow, holding one model turn for that pass.
 
     Args:
@@ -93,13 +94,17 @@ def trace(engine, ids, body: Body, grad: bool = False, **forward_kwargs) -> dict
         ids: token ids ``(n,)`` or ``(batch, n)``.
         body: ``body(wrapped, store)``, see :func:`run_trace`.
         grad: keep autograd on (attribution patching); otherwise ``torch.inference_mode``. The turn is interactive.
+        after: ``after(store)`` runs in the same turn once the pass is done (a backward pass through its graph).
         **forward_kwargs: passed to the model (``logits_to_keep`` ...).
     Returns:
         the store: what ``body`` saved, plus ``"output"``.
     """
     wrapped = traced(engine)
     with engine.session(grad=grad, kind="interactive"):
-        return run_trace(wrapped, body, input_ids=engine.as_input(ids), **forward_kwargs)
+        store = run_trace(wrapped, body, input_ids=engine.as_input(ids), **forward_kwargs)
+        if after is not None:
+            after(store)
+        return store
 
 
 class TracedModel:

@@ -2,18 +2,19 @@
 
 Libraries that instrument a model change its modules for good: nnsight 0.8.1 installs its own ``forward`` and
 ``__nnsight__`` state in the ``__dict__`` of every module it wraps, PEFT replaces ``nn.Linear`` modules. Doing
-that to the shared model would change it for every tab and session. So the interventions wrap a *shadow*: a
-``copy.deepcopy`` of the module tree with a memo that maps every parameter to itself, so no weight memory is
-copied (buffers such as RoPE's ``inv_freq`` are, a few KB). It is built once per shared model, under the model's
+that to the shared model would change it for every tab and session. So the interventions wrap a *shadow*
+(``explorer.core.copies.shadow_copy``): a copy of the module tree whose parameters are the very same tensors, so no
+weight memory is copied (buffers such as RoPE's ``inv_freq`` are, a few KB). It is built once per shared model, under the model's
 lock (so a capture switch or a temporary hook in flight is never copied), with every hook cleared, and dropped
 with the model (weak keys). Its parameters are only ever read: nothing writes to them and no ``.grad`` lands on
 them (they keep ``requires_grad=False``).
 """
 from __future__ import annotations
 
-import copy
 import threading
 import weakref
+
+from explorer.core.copies import shadow_copy
 
 _SHADOWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -21,16 +22,14 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_a
                "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks")
 
 
-def shadow_copy(model):
-    """A copy of ``model``'s module tree whose parameters are the very same tensors (no weight memory copied).
-
-    Hooks copied from ``model`` are cleared. Call it under the model's lock.
+def hookless_shadow(model):
+    """:func:`explorer.core.copies.shadow_copy` of ``model`` (parameters shared, no weight memory copied) with every
+    hook copied from ``model`` cleared, in eval mode. Call it under the model's lock.
 
     Returns:
-        ``torch.nn.Module`` of the same class, in eval mode.
+        ``torch.nn.Module`` of the same class.
     """
-    memo = {id(p): p for _, p in model.named_parameters(remove_duplicate=False)}
-    shadow = copy.deepcopy(model, memo)
+    shadow = shadow_copy(model)
     for module in shadow.modules():
         for name in _HOOK_DICTS:
             hooks = module.__dict__.get(name)
@@ -50,7 +49,7 @@ def shadow_of(engine):
         shadow = _SHADOWS.get(model)
     if shadow is not None:
         return shadow
-    with engine.session():
-        built = shadow_copy(model)
+    with engine.turn():
+        built = hookless_shadow(model)
     with _LOCK:
         return _SHADOWS.setdefault(model, built)

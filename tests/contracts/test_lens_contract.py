@@ -38,6 +38,9 @@ CASES = {
     "quantization": lambda e: dict(prompt="The cat sat on the mat.", methods=("reference",), max_new_tokens=3,
                                    engine=e),
     "tokens": lambda e: dict(text="Hello world", tokenizers=["cl100k_base"]),
+    "circuits": lambda e: dict(clean="When Mary and John went out, John gave it to",
+                               corrupted="When Mary and John went out, Mary gave it to", answer=" Mary",
+                               wrong_answer=" John", site="attn_head", engine=e),
 }
 
 

@@ -56,14 +56,3 @@ def test_stored_auroc_table_has_stored_provenance():
         import os
 
         assert table.provenance.when == pytest.approx(os.path.getmtime(RESULTS_FILE))
-
-
-def test_pretrain():
-    import uuid
-
-    from explorer import pretrain
-
-    items = list(pretrain.iter_run({"steps": 3, "d_model": 32, "heads": 2, "seq_len": 16, "batch_size": 2},
-                                   owner="contract-" + uuid.uuid4().hex[:6]))
-    result = _check(pretrain, items)
-    assert result.provenance.kind == "measured" and result.status == "done" and len(result.curves[0].losses) == 3
