@@ -68,6 +68,13 @@ SCENES: list[Scene] = [
           "arithmetic, with intervals (it emerged around 100B parameters)",
           {"tab": "prompting", "prompting.task": "arithmetic", "prompting.pattern": "chain_of_thought",
            "prompting.limit": "6"}),
+    Scene("Where does the answer live?", "Circuits: patch a clean run into a corrupted one, layer by position",
+          {"tab": "circuits", "prompt": "When Mary and John went to the store, John gave a drink to",
+           "circuits.pair": "names", "circuits.site": "resid", "circuits.components": "L17H3"}),
+    Scene("Watch a model learn language", "Training & scale: a tiny Llama pretrained from random weights, gibberish "
+          "becoming words, tokens per parameter against Chinchilla's ~20",
+          {"tab": "training", "prompt": "Once upon a time", "training.steps": "300", "training.d_model": "64",
+           "training.layers": "2", "training.row": "warmup"}),
 ]
 
 

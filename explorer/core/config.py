@@ -73,6 +73,17 @@ class Limits:
             one NAT shares an address, so keep it above the audience size).
         room_push_bytes: bytes of one room's pushed payload (the presenter's view and shown result, JSON,
             uncompressed); a larger result is pushed without its biggest outputs, with a note.
+        max_detector_tokens: random tokens per half of the head detector's repeated sequence (tokens).
+        max_circuit_tokens: tokens of a Circuits prompt (patching, ablation, direct logit attribution).
+        max_patch_cells: cells of one activation-patching grid (rows x columns); more are cut, with a notice.
+        patch_batch: patched runs stacked in one forward pass of activation patching (rows of a batch).
+        max_pretrain_steps: optimiser steps of one pretraining run (Training & scale tab).
+        max_pretrain_layers: decoder layers of a pretraining model.
+        max_pretrain_d_model: hidden size (d_model) of a pretraining model.
+        max_pretrain_seq_len: training sequence length of a pretraining run (tokens).
+        max_pretrain_batch_size: sequences per pretraining step.
+        max_pretrain_runs: pretraining runs training at once on this server (the rest wait in a queue).
+        pretrain_queue_size: pretraining runs that may wait for a slot; beyond it a new run is refused.
     """
 
     max_prompt_tokens: int = 2048
@@ -120,6 +131,17 @@ class Limits:
     room_push_per_client: int = 4
     room_push_per_ip: int = 600
     room_push_bytes: int = 16 * 2**20
+    max_detector_tokens: int = 500
+    max_circuit_tokens: int = 64
+    max_patch_cells: int = 1024
+    patch_batch: int = 32
+    max_pretrain_steps: int = 2000
+    max_pretrain_layers: int = 8
+    max_pretrain_d_model: int = 256
+    max_pretrain_seq_len: int = 256
+    max_pretrain_batch_size: int = 64
+    max_pretrain_runs: int = 1
+    pretrain_queue_size: int = 4
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -34,9 +34,14 @@ CASES = {
     "next_token": lambda e: dict(text="The cat sat on the mat.", engine=e),
     "positions": lambda e: dict(positions=(10, 4), offset=100, engine=e),
     "prompting": lambda e: dict(task="units", pattern="zero_shot", limit=1, chat_template=False, engine=e),
+    "pretrain": lambda e: dict(settings={"steps": 2, "d_model": 32, "heads": 2, "seq_len": 16, "batch_size": 2},
+                               owner="lens-contract-pretrain"),
     "quantization": lambda e: dict(prompt="The cat sat on the mat.", methods=("reference",), max_new_tokens=3,
                                    engine=e),
     "tokens": lambda e: dict(text="Hello world", tokenizers=["cl100k_base"]),
+    "circuits": lambda e: dict(clean="When Mary and John went out, John gave it to",
+                               corrupted="When Mary and John went out, Mary gave it to", answer=" Mary",
+                               wrong_answer=" John", site="attn_head", engine=e),
 }
 
 

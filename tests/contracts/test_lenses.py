@@ -56,3 +56,4 @@ def test_stored_auroc_table_has_stored_provenance():
         import os
 
         assert table.provenance.when == pytest.approx(os.path.getmtime(RESULTS_FILE))
+

@@ -226,6 +226,7 @@ def build_attention_tab(ctx) -> dict:
         head = gr.Slider(0, 8, value=0, step=1, label="Head")
         residual = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Rollout residual weight r (Ã = (1−r)·A + r·I)")
     detail = gr.Plot(label="Detail", elem_id="attention-detail-plot")
+    ablate_head = gr.Button("Ablate this head (opens the Circuits tab)", size="sm", elem_id="attention-ablate")
     with gr.Accordion("Token-to-token lines for this layer (weak edges pruned)", open=False):
         lines = gr.Plot(label="Lines", elem_id="attention-lines-plot")
     with gr.Accordion("A/B: two heads side by side", open=False):
@@ -273,4 +274,4 @@ def build_attention_tab(ctx) -> dict:
             "detail": detail, "lines": lines, "layer_b": layer_b, "head_b": head_b, "ab": ab,
             "new_tokens": new_tokens, "chat": chat, "timeline_mode": t_mode, "generate": generate,
             "timeline_stop": t_stop, "step": step, "timeline": timeline, "state": result_state,
-            "timeline_state": timeline_state, "result": result_state}
+            "timeline_state": timeline_state, "result": result_state, "ablate_head": ablate_head}

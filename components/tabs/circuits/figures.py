@@ -1,0 +1,142 @@
+"""Circuits figures (result -> plotly, pure): the head-score heatmap grouped by KV head, the patching grids with
+the selected cell's causal cone, and the direct-logit-attribution waterfall. Theme-neutral (transparent
+backgrounds, grey grid) so light, dark and presentation modes read them; the badge is drawn above the plot area
+by ``components.badge`` from the stamp the tab puts on each figure."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from components.theme import neutral
+
+TEMPLATE = "none"
+KIND_LABELS = {"previous_token": "previous-token", "duplicate_token": "duplicate-token", "induction": "induction"}
+SHADE = [[0.0, "rgba(128,128,128,0)"], [1.0, "rgba(128,128,128,0.6)"]]
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure with ``message`` in the middle (before the first run)."""
+    fig = go.Figure(layout={"template": TEMPLATE, "height": 240, "xaxis": {"visible": False},
+                            "yaxis": {"visible": False}})
+    fig.add_annotation(text=html.escape(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return neutral(fig)
+
+
+def head_order(kv_head_of_head) -> list[int]:
+    """Query heads ordered by the key/value head they read (stable), so a KV group's heads sit side by side."""
+    return [int(h) for h in np.argsort(np.asarray(kv_head_of_head), kind="stable")]
+
+
+def heads_figure(result, kind: str) -> go.Figure:
+    """Heatmap of one kind's scores: rows = layers, columns = query heads grouped by KV head (``h3 kv1``).
+
+    Args:
+        result: :class:`explorer.circuits.HeadsResult`.
+        kind: ``previous_token``, ``duplicate_token`` or ``induction``.
+    """
+    order = head_order(result.kv_head_of_head)
+    scores = np.asarray(result.scores[kind])[:, order]
+    columns = [f"h{h} kv{int(result.kv_head_of_head[h])}" for h in order]
+    rows = [f"L{l}" for l in range(scores.shape[0])]
+    fig = go.Figure(go.Heatmap(z=np.round(scores, 4), x=columns, y=rows, zmin=0, zmax=1, colorscale="Blues",
+                               colorbar={"title": "score"},
+                               hovertemplate="%{y} %{x}<br>score %{z:.3f}<extra></extra>"))
+    fig.update_layout(template=TEMPLATE, height=max(320, 18 * len(rows) + 120),
+                      title=f"{KIND_LABELS[kind]} score of every head ({result.sequence_length} tokens: "
+                            f"the first + {result.n} random, repeated)",
+                      margin={"t": 70, "l": 50, "r": 20, "b": 60}, yaxis={"autorange": "reversed"})
+    return neutral(fig)
+
+
+def top_rows(result, kind: str, k: int = 8) -> list[list]:
+    """Table rows ``[layer, head, KV head, score]`` of the ``k`` highest-scoring heads."""
+    from explorer.circuits import top_heads
+
+    return [[t["layer"], t["head"], int(result.kv_head_of_head[t["head"]]), round(t["score"], 4)]
+            for t in top_heads(result.scores[kind], k)]
+
+
+def patch_figure(result, selected: tuple[int, int] | None = None) -> go.Figure:
+    """The exact patching grid beside attribution patching's estimate; cells outside the selected cell's causal
+    cone are shaded grey.
+
+    Args:
+        result: :class:`explorer.circuits.PatchResult` (a partial one draws the rows done so far).
+        selected: ``(row, column)`` of the picked cell, or None.
+    """
+    from explorer.circuits import causal_cone
+
+    rows, columns = list(result.rows), list(result.columns)
+    corr = "n/a" if not np.isfinite(result.correlation) else f"{result.correlation:.2f}"
+    fig = make_subplots(1, 2, horizontal_spacing=0.12)  # panel names go under the axes: the badge sits on top
+    hover = "%{y} · %{x}<br>%{z:.3f}<extra></extra>"
+    for col, grid in ((1, result.grid), (2, result.attribution)):
+        z = np.where(np.isfinite(grid), np.round(grid, 4), None)
+        fig.add_trace(go.Heatmap(z=z, x=columns, y=rows, zmid=0, zmin=-1, zmax=1, colorscale="RdBu",
+                                 showscale=col == 2, colorbar={"title": "0 corrupted<br>1 clean"},
+                                 hovertemplate=hover), 1, col)
+        if selected is not None:
+            cone = causal_cone(result.site, int(selected[0]), int(selected[1]), grid.shape)
+            fig.add_trace(go.Heatmap(z=(~cone).astype(int), x=columns, y=rows, zmin=0, zmax=1, colorscale=SHADE,
+                                     showscale=False, hoverinfo="skip"), 1, col)
+    height = max(360, 16 * len(rows) + 160)
+    fig.update_layout(template=TEMPLATE, height=height, margin={"t": 90, "l": 60, "r": 20, "b": 110},
+                      title=f"{result.site}: logit({result.answer}) − logit({result.wrong_answer}), clean "
+                            f"{result.clean_metric:.2f}, corrupted {result.corrupted_metric:.2f}")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-45)
+    fig.update_xaxes(title_text=f"activation patching ({result.cells_done} cells)", row=1, col=1)
+    fig.update_xaxes(title_text=f"attribution patching (r = {corr})", row=1, col=2)
+    return neutral(fig)
+
+
+def ablation_md(result) -> str:
+    """Markdown: KL, top-1 before/after, the top-5 both ways, the continuations side by side."""
+    def top(items):
+        return ", ".join(f"{html.escape(t)} {p:.3f}" for t, p in items)
+
+    changed = "changed" if result.top1_before != result.top1_after else "unchanged"
+    return (f"**{result.mode} ablation of {', '.join(result.components)}**: KL(before ‖ after) = "
+            f"**{result.kl:.4f} nats**; top-1 {changed}: {html.escape(result.top1_before)} → "
+            f"{html.escape(result.top1_after)}\n\n"
+            f"| | before | after |\n|---|---|---|\n"
+            f"| top 5 | {top(result.prob_before)} | {top(result.prob_after)} |\n"
+            f"| greedy continuation | {_cell(result.continuation_before)} | {_cell(result.continuation_after)} |")
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (escaped, pipes and newlines made visible)."""
+    return html.escape(text).replace("|", "\\|").replace("\n", "⏎")
+
+
+def dla_figure(result, show_heads: bool = False, top: int = 0) -> go.Figure:
+    """Waterfall of each component's direct contribution to the token's logit, ending at the logit.
+
+    Args:
+        result: :class:`explorer.circuits.DLAResult`.
+        show_heads: one bar per head instead of per attention block.
+        top: keep only the ``top`` largest by magnitude (0 = all), the rest summed into one ``other`` bar.
+    """
+    names = list(result.names)
+    values = np.asarray(result.contributions, dtype=np.float64)
+    if show_heads:
+        keep = [i for i, n in enumerate(names) if not n.endswith(".attn")]
+        names = [names[i] for i in keep] + list(result.head_names)
+        values = np.concatenate([values[keep], result.head_contributions])
+    if top and len(values) > top:
+        chosen = sorted(np.argsort(-np.abs(values))[:top])
+        rest = float(values.sum() - values[chosen].sum())
+        names, values = [names[i] for i in chosen] + ["other"], np.append(values[chosen], rest)
+    fig = go.Figure(go.Waterfall(
+        x=names + ["logit"], y=[round(float(v), 4) for v in values] + [round(result.logit, 4)],
+        measure=["relative"] * len(values) + ["total"],
+        increasing={"marker": {"color": "#2563eb"}}, decreasing={"marker": {"color": "#dc2626"}},
+        totals={"marker": {"color": "#6b7280"}}, hovertemplate="%{x}: %{y:+.3f}<extra></extra>"))
+    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 80, "l": 50, "r": 20, "b": 100},
+                      title=f"direct logit attribution of {result.token} at position {result.position} "
+                            f"(logit {result.logit:.2f}, residual {result.residual:.1e})", showlegend=False)
+    fig.update_xaxes(tickangle=-60)
+    return neutral(fig)
