@@ -14,6 +14,7 @@ def test_heads_figure_groups_columns_by_kv_head():
     assert list(fig.data[0].x) == ["h1 kv0", "h3 kv0", "h0 kv1", "h2 kv1"]
     np.testing.assert_allclose(np.array(fig.data[0].z)[0], scores[0, [1, 3, 0, 2]])
     assert figs.top_rows(result, "induction")[0] == [1, 3, 0, 0.875]
+    assert [shape.x0 for shape in fig.layout.shapes] == [1.5]  # one line between the two KV groups
 
 
 def test_patch_figure_shades_outside_the_cone():

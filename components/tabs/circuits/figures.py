@@ -48,6 +48,9 @@ def heads_figure(result, kind: str) -> go.Figure:
                       title=f"{KIND_LABELS[kind]} score of every head ({result.sequence_length} tokens: "
                             f"the first + {result.n} random, repeated)",
                       margin={"t": 70, "l": 50, "r": 20, "b": 60}, yaxis={"autorange": "reversed"})
+    groups = np.asarray(result.kv_head_of_head)[order]
+    for k in np.nonzero(groups[1:] != groups[:-1])[0]:  # a line between KV groups
+        fig.add_vline(x=float(k) + 0.5, line={"color": "rgba(128,128,128,0.8)", "width": 2})
     return neutral(fig)
 
 
