@@ -67,6 +67,8 @@ class Limits:
             one NAT shares an address, so keep it above the audience size).
         room_push_bytes: bytes of one room's pushed payload (the presenter's view and shown result, JSON,
             uncompressed); a larger result is pushed without its biggest outputs, with a note.
+        room_guess_chars: characters of one guess in a room's "guess the next token" (stripped).
+        room_question_chars: characters of the prompt a room's question is opened on.
     """
 
     max_prompt_tokens: int = 2048
@@ -108,6 +110,8 @@ class Limits:
     room_push_per_client: int = 4
     room_push_per_ip: int = 600
     room_push_bytes: int = 16 * 2**20
+    room_guess_chars: int = 40
+    room_question_chars: int = 2000
 
 
 def _parse(field: dataclasses.Field, raw: str):
