@@ -58,7 +58,25 @@
   meta.id = 'room-view-meta';
   const result = el('div', 'llmx-stage-result');
   result.id = 'room-result';
-  stage.append(bar, meta, result);
+  // the room's "guess the next token" (components/room_quiz.py): counts pushed as HTML, one guess per page
+  const quiz = el('div', 'llmx-quiz-box');
+  quiz.id = 'room-quiz-follow';
+  quiz.hidden = true;
+  const quizView = el('div');
+  quizView.id = 'room-quiz-follow-view';
+  const quizForm = el('form', 'llmx-stage-bar');
+  const quizInput = el('input');
+  quizInput.id = 'room-quiz-follow-guess';
+  quizInput.maxLength = 200;
+  quizInput.placeholder = 'your guess for the next word';
+  const quizSend = el('button', '', 'Guess');
+  quizSend.id = 'room-quiz-follow-send';
+  quizSend.type = 'submit';
+  const quizNote = el('span');
+  quizNote.id = 'room-quiz-follow-note';
+  quizForm.append(quizInput, quizSend, quizNote);
+  quiz.append(quizView, quizForm);
+  stage.append(bar, meta, quiz, result);
 
   const mountStage = (tries) => {
     const host = document.querySelector('#room-stage');
@@ -152,6 +170,24 @@
     }).catch(() => say('The figures could not be drawn (plotly.js did not load).'));
   };
 
+  let quizId = null;
+  const drawQuiz = (q) => {
+    quiz.hidden = !q;
+    if (!q) return;
+    quizView.innerHTML = q.html || '';  // cleaned on the server (room_push.clean_html)
+    if (q.question_id !== quizId) { quizId = q.question_id; quizNote.textContent = ''; quizInput.value = ''; }
+    quizForm.hidden = q.state !== 'open';
+  };
+  quizForm.onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      const r = await fetch(base + '/guess', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ question_id: quizId, guess: quizInput.value, client }) });
+      const text = await r.text();
+      quizNote.textContent = r.ok ? JSON.parse(text).message : text;
+    } catch (e) { quizNote.textContent = 'The guess did not reach the server: ' + e; }
+  };
+
   const drawView = (state) => {
     st.state = state || {};
     const p = st.state.params || {};
@@ -176,7 +212,7 @@
       if (response.status === 200) {
         st.etag = response.headers.get('ETag');
         const payload = await response.json();
-        if (payload.version >= st.version) { st.version = payload.version; drawView(payload.state); }
+        if (payload.version >= st.version) { st.version = payload.version; drawView(payload.state); drawQuiz(payload.quiz); }
         drawResult(payload.result);
       } else if (response.status === 404) {
         stop(await response.text());
@@ -207,6 +243,7 @@
       st.followers = data.followers;
       st.version = data.version;
       drawView(data.state);
+      drawQuiz(data.quiz);
       if (data.result_version !== st.resultVersion) { st.resultVersion = data.result_version; pull(); }
     });
     es.addEventListener('followers', (event) => { st.followers = Number(event.data) || 0; showStatus(); });

@@ -27,11 +27,11 @@ import time
 
 import gradio as gr
 
-from components import share
+from components import room_quiz, share
 from components.errors import ui_errors
-from explorer.workshop import RoomGone, push_hub, read_talk, room_store, write_talk
+from explorer.workshop import RoomGone, push_hub, quiz_book, read_talk, room_store, write_talk
 
-API_NAMES = ("room_start", "room_publish", "room_state")
+API_NAMES = ("room_start", "room_publish", "room_state") + room_quiz.API_NAMES
 PUBLISH_S = 1.0  # the presenter's page also sends its view this often (a heartbeat; changes go at once)
 
 _LINK_JS = """(code) => code ? window.location.origin + window.location.pathname + '?room=' + code : ''"""
@@ -132,6 +132,7 @@ def _build_accordion(parts: dict, talk, talk_note: str) -> None:
         parts["stored_badge"] = gr.Markdown(_badge(talk.scenes[0]) if talk else "", elem_id="stored-badge")
         parts["stored_plot"] = gr.Plot(_figure(talk.scenes[0]) if talk else None, elem_id="stored-plot",
                                        label="Stored figure")
+    room_quiz.build(parts)
 
 
 def _scene_choices(talk) -> list:
@@ -234,6 +235,7 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
             hub.end(code)
         code, token = store.create()
         hub.retain(store.live_codes())
+        quiz_book().retain(store.live_codes())
         hub.present(getattr(request, "session_hash", None), code)  # this page's results are pushed from now on
         return code, token, code, gr.Timer(active=True), _presenter_status(code, 0)
 
@@ -313,6 +315,7 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         calling session presents it: results it receives from then on are pushed to the room's followers."""
         code, token = store.create()
         hub.retain(store.live_codes())
+        quiz_book().retain(store.live_codes())
         hub.present(getattr(request, "session_hash", None), code)
         return {"code": code, "token": token}
 
@@ -326,17 +329,20 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         hub.publish_view(code, view.state)
         return {"version": view.version, "followers": view.followers + hub.followers(code)}
 
-    def room_state(code: str, follower: str = "") -> dict:
-        """A follower's poll: ``{"code", "version", "state", "followers", "published_at" (Unix s)}``."""
+    def room_state(code: str, follower: str = "", request: gr.Request = None) -> dict:
+        """A follower's poll: ``{"code", "version", "state", "followers", "published_at" (Unix s)}``; the calling
+        session joins the room (it may then send ``/room_guess``)."""
         try:
             view = store.view(code, follower=follower or None)
         except RoomGone as exc:
             raise gr.Error(str(exc)) from None
+        quiz_book().join(code, room_quiz.session_member(getattr(request, "session_hash", None)))
         return {"code": view.code, "version": view.version, "state": view.state, "followers": view.followers,
                 "published_at": view.published_at}
 
     for fn in (room_start, room_publish, room_state):
         gr.api(fn, api_name=fn.__name__, queue=False)
+    room_quiz.wire(parts)
 
 
 def _presenter_status(code: str, followers: int) -> str:

@@ -218,8 +218,8 @@ class QuizBook:
 
     def tally(self, code: str, question_id: str, raw: bool = False) -> dict:
         """The counts so far: ``{"question_id", "prompt", "guesses" (N), "revealed" (bool), "histogram": [{"token",
-        "count"}]}`` over the model's top-10 tokens (highest probability first; the probabilities are not shown
-        before the reveal) and ``"other"``; with ``raw`` (the presenter only) also ``"raw": [{"token", "count"}]``
+        "count"}]}`` over the model's top-10 tokens (in alphabetical order before the reveal, so the order does
+        not give the top-1 away; by probability after it) and ``"other"``; with ``raw`` (the presenter only) also ``"raw": [{"token", "count"}]``
         of every guessed first token, most guessed first.
 
         Raises:
@@ -231,6 +231,9 @@ class QuizBook:
         out = {"question_id": question.id, "prompt": question.dist.prompt, "model": question.dist.model,
                "guesses": len(guesses), "revealed": question.revealed is not None,
                "histogram": histogram(guesses, question.top_ids[:HISTOGRAM_TOP], question.texts)}
+        if question.revealed is None:  # before the reveal the bars' order must not give the top-1 away
+            bars = out["histogram"]
+            out["histogram"] = sorted(bars[:-1], key=lambda b: (b["token"].strip().lower(), b["token"])) + bars[-1:]
         if raw:
             out["raw"] = [{"token": text, "count": n} for text, n in
                           Counter(_decode_one(question, i) for i in guesses).most_common()]
