@@ -21,6 +21,7 @@ from components.errors import ui_errors
 from components.room_push import clean_html
 from explorer.core.engine import get_engine
 from explorer.core.provenance import measured
+from explorer.workshop.quiz import OTHER
 from explorer.workshop import RoomGone, next_token_distribution, push_hub, quiz_book, room_store
 
 API_NAMES = ("room_question", "room_guess", "room_reveal")
@@ -116,7 +117,9 @@ def _bars(bars: list[dict], total: int, probs: dict | None = None) -> str:
     for bar in bars:
         share = bar["count"] / total if total else 0.0
         p = "" if probs is None else (f"<td>{probs[bar['token']]:.1%}</td>" if bar["token"] in probs else "<td></td>")
-        rows.append(f"<tr><td><code>{html.escape(repr(bar['token']))}</code></td><td>{bar['count']}</td>"
+        name = ("<em>other tokens</em>" if bar is bars[-1] and bar["token"] == OTHER
+                else f"<code>{html.escape(repr(bar['token']))}</code>")
+        rows.append(f"<tr><td>{name}</td><td>{bar['count']}</td>"
                     f"<td><span class='llmx-quiz-bar' style='display:inline-block;height:0.8em;background:#4c78a8;"
                     f"width:{160 * share:.0f}px'></span></td>{p}</tr>")
     head = "<tr><th>token</th><th>guesses</th><th></th>" + ("<th>model p</th>" if probs is not None else "") + "</tr>"
