@@ -37,6 +37,7 @@
     .llmx-stage-meta { margin: 6px 0; font-size: 0.9rem; }
     .llmx-stage-meta code { white-space: pre-wrap; }
     .llmx-out { margin: 10px 0; }
+    .llmx-note { border-left: 3px solid #4c78a8; padding: 2px 10px; margin: 6px 0; }
     .llmx-out-label { font-size: 0.8rem; opacity: 0.75; margin-bottom: 2px; }
     .llmx-out table { border-collapse: collapse; font-size: 0.85rem; }
     .llmx-out td, .llmx-out th { border: 1px solid rgba(128,128,128,0.35); padding: 2px 6px; }
@@ -76,7 +77,10 @@
   quizNote.id = 'room-quiz-follow-note';
   quizForm.append(quizInput, quizSend, quizNote);
   quiz.append(quizView, quizForm);
-  stage.append(bar, meta, quiz, result);
+  const note = el('div', 'llmx-note');  // the presenter's note for this scene (cleaned HTML, room_notes.py)
+  note.id = 'room-note-view';
+  note.hidden = true;
+  stage.append(bar, meta, note, quiz, result);
 
   const mountStage = (tries) => {
     const host = document.querySelector('#room-stage');
@@ -200,6 +204,8 @@
     const own = (st.state.tab || '') + '.';
     const rest = Object.entries(p).filter(([k]) => k === 'model' || k.startsWith(own));
     if (rest.length) meta.append(document.createTextNode(' · ' + rest.map(([k, v]) => `${k.split('.').pop()}: ${v}`).join(', ')));
+    note.innerHTML = st.state.note_html || '';  // cleaned on the server (room_push.clean_html)
+    note.hidden = !st.state.note_html;
     showStatus();
   };
 

@@ -27,8 +27,10 @@ import time
 
 import gradio as gr
 
-from components import room_quiz, share
+from components import room_notes, room_quiz, share
 from components.errors import ui_errors
+from components.room_push import clean_html
+from explorer.core.config import get_limits
 from explorer.workshop import RoomGone, push_hub, quiz_book, read_talk, room_store, write_talk
 
 API_NAMES = ("room_start", "room_publish", "room_state") + room_quiz.API_NAMES
@@ -132,6 +134,7 @@ def _build_accordion(parts: dict, talk, talk_note: str) -> None:
         parts["stored_badge"] = gr.Markdown(_badge(talk.scenes[0]) if talk else "", elem_id="stored-badge")
         parts["stored_plot"] = gr.Plot(_figure(talk.scenes[0]) if talk else None, elem_id="stored-plot",
                                        label="Stored figure")
+    room_notes.build(parts, get_limits().room_note_chars)
     room_quiz.build(parts)
 
 
@@ -244,11 +247,13 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
                           parts["status"]], queue=False, api_visibility="private").then(
         None, parts["code"], parts["link"], js=_LINK_JS)
 
-    def publish(code, token, tab, *values):
+    def publish(code, token, tab, note, *values):
         if not code:
             return gr.skip(), gr.Timer(active=False)
         n = len(pair_components)
         state = presenter_state(tab, pairs, values[:n], dict(zip(keys, values[n:])))
+        if note_text := room_notes.note_html(note, ctx.limits.room_note_chars):
+            state["note_html"] = note_text
         try:
             view = store.publish(code, token, state)
         except ValueError as exc:  # the room ended (idle) or was replaced
@@ -261,9 +266,10 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
     # The result states are read, not listened to: a .change listener on a gr.State makes gradio deep-hash its
     # value after every event that writes it, and a lens result (a frozen dataclass holding numpy arrays) is not
     # hashable, so every Run of that tab failed in postprocessing.
-    changes = [c.change for c in pair_components + [bar["current_tab"]] if hasattr(c, "change")]
+    changes = [c.change for c in pair_components + [bar["current_tab"], parts["note"]] if hasattr(c, "change")]
     gr.on([parts["publish_timer"].tick] + changes, publish, [parts["code_state"], parts["token_state"],
-                                                             bar["current_tab"]] + pair_components + result_states,
+                                                             bar["current_tab"], parts["note"]]
+          + pair_components + result_states,
           [parts["status"], parts["publish_timer"]], queue=False, show_progress="hidden", trigger_mode="always_last",
           api_visibility="private")
 
@@ -321,7 +327,10 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
 
     def room_publish(code: str, token: str, state: dict) -> dict:
         """Publish the presenter's view ``state`` (``{"tab", "params", "runs"}``). Returns ``{"version",
-        "followers"}``. Refused (error) with a wrong token or an ended room."""
+        "followers"}``. Refused (error) with a wrong token or an ended room. A ``note_html`` in ``state`` is
+        cleaned (``components.room_push.clean_html``) and capped before it reaches followers' pages."""
+        if isinstance(state, dict) and "note_html" in state:
+            state = {**state, "note_html": clean_html(str(state["note_html"])[:8 * ctx.limits.room_note_chars])}
         try:
             view = store.publish(code, token, state)
         except ValueError as exc:
@@ -343,6 +352,7 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
     for fn in (room_start, room_publish, room_state):
         gr.api(fn, api_name=fn.__name__, queue=False)
     room_quiz.wire(parts)
+    room_notes.wire(parts, bar)
 
 
 def _presenter_status(code: str, followers: int) -> str:

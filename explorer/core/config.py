@@ -69,6 +69,7 @@ class Limits:
             uncompressed); a larger result is pushed without its biggest outputs, with a note.
         room_guess_chars: characters of one guess in a room's "guess the next token" (stripped).
         room_question_chars: characters of the prompt a room's question is opened on.
+        room_note_chars: characters (Markdown) of a presenter's note on one tab; a longer note is cut.
     """
 
     max_prompt_tokens: int = 2048
@@ -112,6 +113,7 @@ class Limits:
     room_push_bytes: int = 16 * 2**20
     room_guess_chars: int = 40
     room_question_chars: int = 2000
+    room_note_chars: int = 2000
 
 
 def _parse(field: dataclasses.Field, raw: str):

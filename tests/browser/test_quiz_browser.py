@@ -18,6 +18,12 @@ def test_a_followers_guess_reaches_the_presenter_and_the_reveal_reaches_both(app
         follower.wait_for_function("() => document.querySelector('#room-follow-status')?.innerText"
                                    ".includes('Following room')", timeout=30_000)
 
+        # the presenter's note for this tab reaches the follower, rendered and cleaned
+        presenter.locator("#room-note textarea").fill("Watch the **ids**, not the letters <script>x=1</script>")
+        follower.wait_for_function("() => document.querySelector('#room-note-view strong')?.innerText === 'ids'",
+                                   timeout=30_000)
+        assert follower.locator("#room-note-view script").count() == 0
+
         presenter.locator("#room-quiz-prompt textarea").fill("The capital of France is")
         presenter.locator("#room-quiz-open").click()
         presenter.wait_for_function("() => document.querySelector('#room-quiz-view .llmx-quiz-count')?.innerText"

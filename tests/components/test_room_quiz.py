@@ -93,3 +93,11 @@ def test_a_room_guesses_and_the_reveal_matches_a_direct_forward_pass(app_url, cl
     assert "cross-entropy" in after["html"] and "MEASURED" in after["html"]
     late = _guess(app_url, code, qid, "page-1", "Paris")
     assert late.status_code == 400 and "closed" in late.text
+
+
+def test_presenter_notes_are_rendered_cleaned_and_capped():
+    from components.room_notes import note_html
+
+    out = note_html("**Look** at [this](javascript:alert(1)) <img src=x onerror=alert(1)>", cap=2000)
+    assert "<strong>Look</strong>" in out and "href" not in out and "<img" not in out and "onerror" not in out
+    assert "cut at 5 characters" in note_html("abcdefgh", cap=5) and note_html("  ", cap=5) == ""
