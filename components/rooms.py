@@ -9,7 +9,10 @@ presenter's server-side ``gr.State`` only. The presenter's session is registered
 page (``components/room_push.py``): render once. A follower's page runs ``room_follow.js`` (a page-load event
 with no Python handler): it holds one push connection (``components/room_routes.py``), fetches the payload when
 the version moves, and draws the presenter's view and figures with plotly.js in a stage that replaces the tabs:
-push once, and no Gradio event per follower. "Explore on my own" opens the presenter's view as a share link (the
+push once, and no Gradio event per follower. The presenter's note for the tab on screen (``room_notes.py``) and
+the room's "guess the next token" (``room_quiz.py``) travel the same way; "Take home" downloads, from the
+follower's page alone, one JSON file of the scenes it was shown, their settings and notes, the results as shown
+and its own guesses (capped at ``Limits.max_talk_bytes``). "Explore on my own" opens the presenter's view as a share link (the
 normal page); "Rejoin" follows again and catches up by version.
 
 **Talk files.** "Export talk file" writes every tab that has a result on this page (its main figure, the lens's
@@ -40,12 +43,14 @@ _LINK_JS = """(code) => code ? window.location.origin + window.location.pathname
 FOLLOW_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "room_follow.js")
 
 
-def follow_js(labels: dict[str, str]) -> str:
-    """The follower's page script (``room_follow.js``) with the tabs' labels filled in."""
+def follow_js(labels: dict[str, str], take_home_bytes: int | None = None) -> str:
+    """The follower's page script (``room_follow.js``) with the tabs' labels and the take-home file's size cap
+    (bytes; default ``Limits.max_talk_bytes``) filled in."""
     with open(FOLLOW_JS, encoding="utf-8") as handle:
         source = handle.read()
     body = source[source.index("() => {"):]  # the leading comment lines are for readers of the file
-    return body.replace("__LABELS__", json.dumps(labels))
+    cap = int(take_home_bytes or get_limits().max_talk_bytes)
+    return body.replace("__LABELS__", json.dumps(labels)).replace("__TAKE_HOME_BYTES__", str(cap))
 
 
 def _text(value) -> str | None:

@@ -1,5 +1,6 @@
 """Two Chromium pages play "guess the next token" (issue 31): a follower's guess appears in the presenter's
 counts, the reveal reaches both pages; a visitor alone walks three scenes of the tour."""
+import json
 import os
 
 from browser_kit import chromium, open_page
@@ -48,3 +49,13 @@ def test_a_followers_guess_reaches_the_presenter_and_the_reveal_reaches_both(app
             assert "cross-entropy" in page.locator(box).inner_text()
         assert follower.locator("#room-quiz-follow-guess").is_hidden()  # closed after the reveal
         follower.screenshot(path=os.path.join(test_output_dir, "room-quiz-follower.png"), full_page=False)
+
+        # the take-home: one file with the scenes, their settings and note, results as shown and this page's guess
+        with follower.expect_download(timeout=30_000) as download:
+            follower.locator("#room-take-home").click()
+        doc = json.loads(open(download.value.path(), encoding="utf-8").read())
+        assert doc["room"] == code and doc["scenes"] and doc["scenes"][-1]["settings"]["prompt"]
+        assert any("<strong>ids</strong>" in scene["note_html"] for scene in doc["scenes"])
+        (question,) = doc["questions"]
+        assert question["state"] == "revealed" and question["my_guess"]["typed"] == "zebra"
+        assert question["model_top"][0]["p"] > 0 and question["guesses"] == 1
