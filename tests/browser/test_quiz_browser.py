@@ -59,3 +59,26 @@ def test_a_followers_guess_reaches_the_presenter_and_the_reveal_reaches_both(app
         (question,) = doc["questions"]
         assert question["state"] == "revealed" and question["my_guess"]["typed"] == "zebra"
         assert question["model_top"][0]["p"] > 0 and question["guesses"] == 1
+
+
+def test_the_tour_walks_three_scenes(app_url, test_output_dir):
+    from components.scenes import SCENES
+
+    keys = [scene.params["tab"] for scene in SCENES[:3]]
+    with chromium() as context:
+        page = open_page(context, app_url)
+        page.locator("#tour-box").click()
+        for i, key in enumerate(keys):
+            page.locator("#tour-next").click()
+            page.wait_for_function(f"() => document.querySelector('#tour-text').innerText.includes("
+                                   f"'Step {i + 1} of {len(SCENES)}')", timeout=30_000)
+            page.locator(f"#tab-{key}").wait_for(state="visible", timeout=30_000)
+            page.wait_for_function(f"() => document.querySelector('#prompt textarea').value === "
+                                   f"{json.dumps(SCENES[i].params['prompt'])}", timeout=30_000)
+            # the scene shows its point: its tab ran on the scene's prompt (main figure drawn)
+            page.wait_for_function(f"() => {{ const el = document.querySelector('#{key}-main-plot .js-plotly-plot');"
+                                   " return !!el && Array.isArray(el.data) && el.data.length > 0; }", timeout=90_000)
+        page.screenshot(path=os.path.join(test_output_dir, "tour-step-3.png"), full_page=False)
+        page.locator("#tour-back").click()
+        page.wait_for_function(f"() => document.querySelector('#tour-text').innerText.includes('Step 2 of "
+                               f"{len(SCENES)}')", timeout=30_000)
