@@ -21,8 +21,8 @@ from components.errors import ui_errors
 from components.room_push import clean_html
 from explorer.core.engine import get_engine
 from explorer.core.provenance import measured
-from explorer.workshop.quiz import OTHER
 from explorer.workshop import RoomGone, next_token_distribution, push_hub, quiz_book, room_store
+from explorer.workshop.quiz import OTHER
 
 API_NAMES = ("room_question", "room_guess", "room_reveal")
 REFRESH_S = 1.0  # the presenter's counts refresh this often while a question is open
