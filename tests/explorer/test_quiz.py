@@ -131,3 +131,27 @@ def test_bad_input_is_refused_with_the_argument_named(tiny_engine, dist):
     book.retain([])
     with pytest.raises(ValueError, match="question_id"):
         book.tally("room1", newer)
+
+
+def test_the_question_travels_in_the_push_and_guesses_do_not_keep_a_room_alive():
+    import json
+
+    from explorer.workshop import PushHub, RoomGone, RoomStore
+
+    hub = PushHub()
+    quiz = {"question_id": "q1", "state": "open", "guesses": 1, "histogram": [{"token": "other", "count": 1}]}
+    payload = hub.publish_quiz("room1", quiz)
+    event = json.loads(payload.event.decode().split("data: ", 1)[1])
+    assert event["quiz"] == quiz and json.loads(payload.body)["quiz"] == quiz
+    assert "quiz" not in json.loads(hub.publish_quiz("room1", None).event.decode().split("data: ", 1)[1])
+
+    now = [0.0]
+    store = RoomStore(idle_s=10, clock=lambda: now[0])
+    code, token = store.create()
+    with pytest.raises(ValueError, match="only the presenter's session can reveal"):
+        store.authorise(code, "wrong", "reveal the answer")
+    now[0] = 8.0
+    store.view(code, follower="guesser")  # a follower's read or guess is no presenter activity
+    now[0] = 11.0
+    with pytest.raises(RoomGone):
+        store.authorise(code, token, "open a question")
