@@ -133,8 +133,11 @@ async def guess(request):
         body = await request.json()
         if not isinstance(body, dict):
             raise ValueError("the body must be a JSON object {question_id, guess, client}")
+        client = str(body.get("client") or "")
+        if push_hub().connected(code, client):  # a page that is following now counts as joined in any case
+            quiz_book().join(code, client_member(client))
         out = await asyncio.to_thread(send_guess, code, str(body.get("question_id") or ""),
-                                      client_member(body.get("client")), body.get("guess"))
+                                      client_member(client), body.get("guess"))
     except RoomGone as exc:
         return PlainTextResponse(str(exc), status_code=404)
     except ValueError as exc:  # also a body that is not JSON

@@ -268,6 +268,12 @@ class PushHub:
                     if not table[key]:
                         del table[key]
 
+    def connected(self, code: str, client: str) -> bool:
+        """Whether ``client`` holds an open push connection to room ``code`` now."""
+        with self._lock:
+            room = self._rooms.get(_norm(code))
+            return bool(room is not None and room.connections.get(str(client or "")[:64]))
+
     def followers(self, code: str) -> int:
         """Follower pages connected to room ``code`` by push now (distinct client ids)."""
         with self._lock:
