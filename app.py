@@ -9,7 +9,7 @@ import os
 
 import gradio as gr
 
-from components import compare, room_push, room_routes, rooms, scenes
+from components import compare, room_push, room_routes, rooms, scenes, tour
 from components import share
 from components import theme
 from components.context import AppContext
@@ -57,6 +57,7 @@ def build_demo(initial_model: str | None = None, talk_path: str | None = None) -
         bar = share.build_share_bar(ctx, tab_keys)
         with gr.Accordion("Presenter scenes", open=False, elem_id="scenes-box"):
             gallery = scenes.build_gallery()
+        tour_parts = tour.build()
         room = rooms.build_panel(ctx, talk_path or os.environ.get("LLM_EXPLORER_TALK") or None)
         tab_items = []
         with gr.Tabs(elem_id="lens-tabs") as tabs:
@@ -71,6 +72,7 @@ def build_demo(initial_model: str | None = None, talk_path: str | None = None) -
             block.render()
         share.wire(demo, ctx, bar, tab_items)
         scenes.wire_gallery(gallery, ctx, bar, tab_keys)
+        tour.wire(tour_parts, ctx, bar, tab_keys)
         rooms.wire(demo, ctx, room, bar, specs)
     theme.theme_plots(demo)  # every figure follows the light/dark page theme
     hide_internal_endpoints(demo)

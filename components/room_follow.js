@@ -5,6 +5,7 @@
 // result cache) with ?own=1; "Rejoin" follows again and catches up by version.
 () => {
   const LABELS = __LABELS__;
+  const TAKE_HOME_BYTES = __TAKE_HOME_BYTES__;  // the talk-file size cap (LLM_EXPLORER_MAX_TALK_BYTES)
   const params = new URLSearchParams(window.location.search);
   const code = (params.get('room') || '').trim().toLowerCase();
   if (!code || window.__llmxFollow) return;
@@ -37,6 +38,7 @@
     .llmx-stage-meta { margin: 6px 0; font-size: 0.9rem; }
     .llmx-stage-meta code { white-space: pre-wrap; }
     .llmx-out { margin: 10px 0; }
+    .llmx-note { border-left: 3px solid #4c78a8; padding: 2px 10px; margin: 6px 0; }
     .llmx-out-label { font-size: 0.8rem; opacity: 0.75; margin-bottom: 2px; }
     .llmx-out table { border-collapse: collapse; font-size: 0.85rem; }
     .llmx-out td, .llmx-out th { border: 1px solid rgba(128,128,128,0.35); padding: 2px 6px; }
@@ -53,12 +55,36 @@
   leave.id = 'room-leave';
   const rejoin = el('button', '', 'Rejoin');
   rejoin.id = 'room-rejoin';
-  bar.append(status, leave, rejoin);
+  const takeHome = el('button', '', 'Take home');
+  takeHome.id = 'room-take-home';
+  takeHome.title = 'Download a summary of this session: scenes, settings, results as shown, your guesses';
+  bar.append(status, leave, rejoin, takeHome);
   const meta = el('div', 'llmx-stage-meta');
   meta.id = 'room-view-meta';
   const result = el('div', 'llmx-stage-result');
   result.id = 'room-result';
-  stage.append(bar, meta, result);
+  // the room's "guess the next token" (components/room_quiz.py): counts pushed as HTML, one guess per page
+  const quiz = el('div', 'llmx-quiz-box');
+  quiz.id = 'room-quiz-follow';
+  quiz.hidden = true;
+  const quizView = el('div');
+  quizView.id = 'room-quiz-follow-view';
+  const quizForm = el('form', 'llmx-stage-bar');
+  const quizInput = el('input');
+  quizInput.id = 'room-quiz-follow-guess';
+  quizInput.maxLength = 200;
+  quizInput.placeholder = 'your guess for the next word';
+  const quizSend = el('button', '', 'Guess');
+  quizSend.id = 'room-quiz-follow-send';
+  quizSend.type = 'submit';
+  const quizNote = el('span');
+  quizNote.id = 'room-quiz-follow-note';
+  quizForm.append(quizInput, quizSend, quizNote);
+  quiz.append(quizView, quizForm);
+  const note = el('div', 'llmx-note');  // the presenter's note for this scene (cleaned HTML, room_notes.py)
+  note.id = 'room-note-view';
+  note.hidden = true;
+  stage.append(bar, meta, note, quiz, result);
 
   const mountStage = (tries) => {
     const host = document.querySelector('#room-stage');
@@ -114,6 +140,7 @@
     const key = res ? `${res.tab}|${res.published_at}` : '';
     if (key === st.shown) return;
     st.shown = key;
+    remember(null, res, null);
     result.replaceChildren();
     if (!res) return;
     result.append(el('div', 'llmx-out-label', `Result on ${label(res.tab)}`));
@@ -152,6 +179,67 @@
     }).catch(() => say('The figures could not be drawn (plotly.js did not load).'));
   };
 
+  // the take-home: what this page was shown, in order, and this page's own guesses (never anyone else's)
+  const log = { scenes: [], results: {}, questions: {} };
+  const remember = (state, res, q) => {
+    if (state) {
+      const key = JSON.stringify([state.tab, state.params || {}, state.note_html || '']);
+      const last = log.scenes[log.scenes.length - 1];
+      if (!last || last.key !== key) {
+        log.scenes.push({ key, tab: state.tab, label: label(state.tab), settings: state.params || {},
+                          note_html: state.note_html || '', seen_at: new Date().toISOString() });
+      }
+    }
+    if (res && res.tab) log.results[res.tab] = { tab: res.tab, label: label(res.tab), published_at: res.published_at,
+                                                 outputs: res.outputs || [] };
+    if (q && q.question_id) {
+      const mine = (log.questions[q.question_id] || {}).my_guess;
+      const { html, ...numbers } = q;
+      log.questions[q.question_id] = { ...numbers, my_guess: mine || null };
+    }
+  };
+  const download = () => {
+    const doc = { format: 'llm-explorer-take-home', version: 1, room: code, saved_at: new Date().toISOString(),
+                  scenes: log.scenes.map(({ key, ...scene }) => scene), results: Object.values(log.results),
+                  questions: Object.values(log.questions), notes: [] };
+    let text = JSON.stringify(doc, null, 1);
+    const size = (t) => new Blob([t]).size;
+    while (size(text) > TAKE_HOME_BYTES && doc.results.some((r) => r.outputs.length)) {  // oldest results first
+      const r = doc.results.find((x) => x.outputs.length);
+      r.outputs = [];
+      doc.notes.push(`The outputs of ${r.label} were left out: the file is capped at ${TAKE_HOME_BYTES} bytes.`);
+      text = JSON.stringify(doc, null, 1);
+    }
+    const a = el('a');
+    a.href = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+    a.download = `llm-explorer-session-${code}.json`;
+    document.body.append(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  };
+  takeHome.onclick = download;
+
+  let quizId = null;
+  const drawQuiz = (q) => {
+    quiz.hidden = !q;
+    if (!q) return;
+    quizView.innerHTML = q.html || '';  // cleaned on the server (room_push.clean_html)
+    if (q.question_id !== quizId) { quizId = q.question_id; quizNote.textContent = ''; quizInput.value = ''; }
+    remember(null, null, q);
+    quizForm.hidden = q.state !== 'open';
+  };
+  quizForm.onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      const r = await fetch(base + '/guess', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ question_id: quizId, guess: quizInput.value, client }) });
+      const text = await r.text();
+      quizNote.textContent = r.ok ? JSON.parse(text).message : text;
+      const entry = log.questions[quizId];
+      if (r.ok && entry && !entry.my_guess) entry.my_guess = { typed: quizInput.value, ...JSON.parse(text) };
+    } catch (e) { quizNote.textContent = 'The guess did not reach the server: ' + e; }
+  };
+
   const drawView = (state) => {
     st.state = state || {};
     const p = st.state.params || {};
@@ -164,6 +252,9 @@
     const own = (st.state.tab || '') + '.';
     const rest = Object.entries(p).filter(([k]) => k === 'model' || k.startsWith(own));
     if (rest.length) meta.append(document.createTextNode(' · ' + rest.map(([k, v]) => `${k.split('.').pop()}: ${v}`).join(', ')));
+    note.innerHTML = st.state.note_html || '';  // cleaned on the server (room_push.clean_html)
+    note.hidden = !st.state.note_html;
+    remember(st.state, null, null);
     showStatus();
   };
 
@@ -176,7 +267,7 @@
       if (response.status === 200) {
         st.etag = response.headers.get('ETag');
         const payload = await response.json();
-        if (payload.version >= st.version) { st.version = payload.version; drawView(payload.state); }
+        if (payload.version >= st.version) { st.version = payload.version; drawView(payload.state); drawQuiz(payload.quiz); }
         drawResult(payload.result);
       } else if (response.status === 404) {
         stop(await response.text());
@@ -207,6 +298,7 @@
       st.followers = data.followers;
       st.version = data.version;
       drawView(data.state);
+      drawQuiz(data.quiz);
       if (data.result_version !== st.resultVersion) { st.resultVersion = data.result_version; pull(); }
     });
     es.addEventListener('followers', (event) => { st.followers = Number(event.data) || 0; showStatus(); });

@@ -14,6 +14,10 @@ serves them on the same port, ahead of Gradio's own catch-all routes, with no Gr
 - ``GET /room_push/{code}/payload``: the newest payload (:class:`explorer.workshop.Payload`), the stored gzip
   bytes when the client accepts gzip; ``If-None-Match`` with the current ETag answers 304 with no body, so a
   conditional GET costs nothing when nothing changed. 204 before anything is published.
+- ``POST /room_push/{code}/guess`` with JSON ``{"question_id", "guess", "client"}``: a follower page's guess
+  (``components/room_quiz.py``); the member is the push client id, which joined the room when its push
+  connection opened. 200 ``{"accepted", "token", "n_tokens", "message"}``; 400 with the reason (never joined,
+  a second guess is 200 with ``accepted: false``, too long, a closed or unknown question); 404 for an ended room.
 - ``GET /room_push/assets/plotly``: plotly.js from the plotly package (the version the server's figures are
   written for), gzipped once and cached by the browser for a day.
 
@@ -28,7 +32,8 @@ import gzip
 import json
 import threading
 
-from explorer.workshop import PushRefused, RoomGone, push_hub, room_store
+from components.room_quiz import client_member, send_guess
+from explorer.workshop import PushRefused, RoomGone, push_hub, quiz_book, room_store
 
 PREFIX = "/room_push"
 KEEPALIVE_S = 15.0  # an idle push connection gets a comment this often (proxies close silent connections)
@@ -71,6 +76,7 @@ async def events(request):
         sub = hub.subscribe(code, client, ip)
     except PushRefused as exc:
         return PlainTextResponse(str(exc), status_code=429)
+    quiz_book().join(code, client_member(client))  # this page may now guess
     seen = _version_header(request)
     retry_ms = int(get_limits().room_poll_seconds * 1000)
 
@@ -115,6 +121,30 @@ async def payload(request):
     return Response(latest.body, media_type="application/json", headers=headers)
 
 
+async def guess(request):
+    """A follower page's guess (see the module docstring)."""
+    from starlette.responses import JSONResponse, PlainTextResponse
+
+    code = request.path_params["code"]
+    gone = _live(code)
+    if gone:
+        return PlainTextResponse(gone, status_code=404)
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object {question_id, guess, client}")
+        client = str(body.get("client") or "")
+        if push_hub().connected(code, client):  # a page that is following now counts as joined in any case
+            quiz_book().join(code, client_member(client))
+        out = await asyncio.to_thread(send_guess, code, str(body.get("question_id") or ""),
+                                      client_member(client), body.get("guess"))
+    except RoomGone as exc:
+        return PlainTextResponse(str(exc), status_code=404)
+    except ValueError as exc:  # also a body that is not JSON
+        return PlainTextResponse(str(exc), status_code=400)
+    return JSONResponse(out)
+
+
 def _plotly_gzip() -> bytes:
     with _ASSET_LOCK:
         if "plotly" not in _ASSET:
@@ -139,7 +169,8 @@ def routes() -> list:
 
     return [Route(f"{PREFIX}/assets/plotly", plotly_asset, methods=["GET"]),
             Route(PREFIX + "/{code}/events", events, methods=["GET"]),
-            Route(PREFIX + "/{code}/payload", payload, methods=["GET"])]
+            Route(PREFIX + "/{code}/payload", payload, methods=["GET"]),
+            Route(PREFIX + "/{code}/guess", guess, methods=["POST"])]
 
 
 def mount(demo) -> None:

@@ -9,7 +9,10 @@ presenter's server-side ``gr.State`` only. The presenter's session is registered
 page (``components/room_push.py``): render once. A follower's page runs ``room_follow.js`` (a page-load event
 with no Python handler): it holds one push connection (``components/room_routes.py``), fetches the payload when
 the version moves, and draws the presenter's view and figures with plotly.js in a stage that replaces the tabs:
-push once, and no Gradio event per follower. "Explore on my own" opens the presenter's view as a share link (the
+push once, and no Gradio event per follower. The presenter's note for the tab on screen (``room_notes.py``) and
+the room's "guess the next token" (``room_quiz.py``) travel the same way; "Take home" downloads, from the
+follower's page alone, one JSON file of the scenes it was shown, their settings and notes, the results as shown
+and its own guesses (capped at ``Limits.max_talk_bytes``). "Explore on my own" opens the presenter's view as a share link (the
 normal page); "Rejoin" follows again and catches up by version.
 
 **Talk files.** "Export talk file" writes every tab that has a result on this page (its main figure, the lens's
@@ -27,23 +30,27 @@ import time
 
 import gradio as gr
 
-from components import share
+from components import room_notes, room_quiz, share
 from components.errors import ui_errors
-from explorer.workshop import RoomGone, push_hub, read_talk, room_store, write_talk
+from components.room_push import clean_html
+from explorer.core.config import get_limits
+from explorer.workshop import RoomGone, push_hub, quiz_book, read_talk, room_store, write_talk
 
-API_NAMES = ("room_start", "room_publish", "room_state")
+API_NAMES = ("room_start", "room_publish", "room_state") + room_quiz.API_NAMES
 PUBLISH_S = 1.0  # the presenter's page also sends its view this often (a heartbeat; changes go at once)
 
 _LINK_JS = """(code) => code ? window.location.origin + window.location.pathname + '?room=' + code : ''"""
 FOLLOW_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "room_follow.js")
 
 
-def follow_js(labels: dict[str, str]) -> str:
-    """The follower's page script (``room_follow.js``) with the tabs' labels filled in."""
+def follow_js(labels: dict[str, str], take_home_bytes: int | None = None) -> str:
+    """The follower's page script (``room_follow.js``) with the tabs' labels and the take-home file's size cap
+    (bytes; default ``Limits.max_talk_bytes``) filled in."""
     with open(FOLLOW_JS, encoding="utf-8") as handle:
         source = handle.read()
     body = source[source.index("() => {"):]  # the leading comment lines are for readers of the file
-    return body.replace("__LABELS__", json.dumps(labels))
+    cap = int(take_home_bytes or get_limits().max_talk_bytes)
+    return body.replace("__LABELS__", json.dumps(labels)).replace("__TAKE_HOME_BYTES__", str(cap))
 
 
 def _text(value) -> str | None:
@@ -132,6 +139,8 @@ def _build_accordion(parts: dict, talk, talk_note: str) -> None:
         parts["stored_badge"] = gr.Markdown(_badge(talk.scenes[0]) if talk else "", elem_id="stored-badge")
         parts["stored_plot"] = gr.Plot(_figure(talk.scenes[0]) if talk else None, elem_id="stored-plot",
                                        label="Stored figure")
+    room_notes.build(parts, get_limits().room_note_chars)
+    room_quiz.build(parts)
 
 
 def _scene_choices(talk) -> list:
@@ -234,6 +243,7 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
             hub.end(code)
         code, token = store.create()
         hub.retain(store.live_codes())
+        quiz_book().retain(store.live_codes())
         hub.present(getattr(request, "session_hash", None), code)  # this page's results are pushed from now on
         return code, token, code, gr.Timer(active=True), _presenter_status(code, 0)
 
@@ -242,11 +252,13 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
                           parts["status"]], queue=False, api_visibility="private").then(
         None, parts["code"], parts["link"], js=_LINK_JS)
 
-    def publish(code, token, tab, *values):
+    def publish(code, token, tab, note, *values):
         if not code:
             return gr.skip(), gr.Timer(active=False)
         n = len(pair_components)
         state = presenter_state(tab, pairs, values[:n], dict(zip(keys, values[n:])))
+        if note_text := room_notes.note_html(note, ctx.limits.room_note_chars):
+            state["note_html"] = note_text
         try:
             view = store.publish(code, token, state)
         except ValueError as exc:  # the room ended (idle) or was replaced
@@ -259,9 +271,10 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
     # The result states are read, not listened to: a .change listener on a gr.State makes gradio deep-hash its
     # value after every event that writes it, and a lens result (a frozen dataclass holding numpy arrays) is not
     # hashable, so every Run of that tab failed in postprocessing.
-    changes = [c.change for c in pair_components + [bar["current_tab"]] if hasattr(c, "change")]
+    changes = [c.change for c in pair_components + [bar["current_tab"], parts["note"]] if hasattr(c, "change")]
     gr.on([parts["publish_timer"].tick] + changes, publish, [parts["code_state"], parts["token_state"],
-                                                             bar["current_tab"]] + pair_components + result_states,
+                                                             bar["current_tab"], parts["note"]]
+          + pair_components + result_states,
           [parts["status"], parts["publish_timer"]], queue=False, show_progress="hidden", trigger_mode="always_last",
           api_visibility="private")
 
@@ -313,12 +326,16 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         calling session presents it: results it receives from then on are pushed to the room's followers."""
         code, token = store.create()
         hub.retain(store.live_codes())
+        quiz_book().retain(store.live_codes())
         hub.present(getattr(request, "session_hash", None), code)
         return {"code": code, "token": token}
 
     def room_publish(code: str, token: str, state: dict) -> dict:
         """Publish the presenter's view ``state`` (``{"tab", "params", "runs"}``). Returns ``{"version",
-        "followers"}``. Refused (error) with a wrong token or an ended room."""
+        "followers"}``. Refused (error) with a wrong token or an ended room. A ``note_html`` in ``state`` is
+        cleaned (``components.room_push.clean_html``) and capped before it reaches followers' pages."""
+        if isinstance(state, dict) and "note_html" in state:
+            state = {**state, "note_html": clean_html(str(state["note_html"])[:8 * ctx.limits.room_note_chars])}
         try:
             view = store.publish(code, token, state)
         except ValueError as exc:
@@ -326,17 +343,21 @@ def wire(demo, ctx, parts: dict, bar: dict, specs) -> None:
         hub.publish_view(code, view.state)
         return {"version": view.version, "followers": view.followers + hub.followers(code)}
 
-    def room_state(code: str, follower: str = "") -> dict:
-        """A follower's poll: ``{"code", "version", "state", "followers", "published_at" (Unix s)}``."""
+    def room_state(code: str, follower: str = "", request: gr.Request = None) -> dict:
+        """A follower's poll: ``{"code", "version", "state", "followers", "published_at" (Unix s)}``; the calling
+        session joins the room (it may then send ``/room_guess``)."""
         try:
             view = store.view(code, follower=follower or None)
         except RoomGone as exc:
             raise gr.Error(str(exc)) from None
+        quiz_book().join(code, room_quiz.session_member(getattr(request, "session_hash", None)))
         return {"code": view.code, "version": view.version, "state": view.state, "followers": view.followers,
                 "published_at": view.published_at}
 
     for fn in (room_start, room_publish, room_state):
         gr.api(fn, api_name=fn.__name__, queue=False)
+    room_quiz.wire(parts)
+    room_notes.wire(parts, bar)
 
 
 def _presenter_status(code: str, followers: int) -> str:

@@ -84,6 +84,9 @@ class Limits:
         max_pretrain_batch_size: sequences per pretraining step.
         max_pretrain_runs: pretraining runs training at once on this server (the rest wait in a queue).
         pretrain_queue_size: pretraining runs that may wait for a slot; beyond it a new run is refused.
+        room_guess_chars: characters of one guess in a room's "guess the next token" (stripped).
+        room_question_chars: characters of the prompt a room's question is opened on.
+        room_note_chars: characters (Markdown) of a presenter's note on one tab; a longer note is cut.
     """
 
     max_prompt_tokens: int = 2048
@@ -142,6 +145,9 @@ class Limits:
     max_pretrain_batch_size: int = 64
     max_pretrain_runs: int = 1
     pretrain_queue_size: int = 4
+    room_guess_chars: int = 40
+    room_question_chars: int = 2000
+    room_note_chars: int = 2000
 
 
 def _parse(field: dataclasses.Field, raw: str):

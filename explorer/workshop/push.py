@@ -48,7 +48,8 @@ class Payload:
             a change of view alone travels whole in ``event``.
         event: the Server-Sent Events message announcing this version, built once: ``id: <version>``,
             ``event: version``, data ``{"version", "published_at", "result_version", "followers" (at the
-            change), "state"}`` (ASCII JSON on one line).
+            change), "state"}`` (ASCII JSON on one line), and ``"quiz"`` (in ``body`` too) while the room has a
+            question (:meth:`PushHub.publish_quiz`).
     """
 
     version: int
@@ -80,6 +81,7 @@ class _Room:
     state: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)  # tab -> {"tab", "published_at", "outputs"}
     last_tab: str | None = None  # the tab of the newest result
+    quiz: dict | None = None  # the room's question as followers see it (explorer/workshop/quiz.py), or None
     payload: Payload | None = None
     connections: dict = field(default_factory=dict)  # client id -> open push connections
     waiters: list = field(default_factory=list)  # (loop, future) of connections waiting for a newer version
@@ -161,6 +163,15 @@ class PushHub:
             room.result_version += 1
             return self._bump(_norm(code), room)
 
+    def publish_quiz(self, code: str, quiz: dict | None) -> Payload:
+        """The room's question changed (opened, a guess counted, revealed): ``quiz`` (what every follower may see:
+        :meth:`explorer.workshop.QuizBook.tally` without ``raw``, or the reveal, plus ``"state"``: ``open`` or
+        ``revealed``) travels in the announcement of a new version (``quiz`` in its data and in the body)."""
+        with self._lock:
+            room = self._rooms.setdefault(_norm(code), _Room())
+            room.quiz = json.loads(json.dumps(quiz)) if quiz is not None else None
+            return self._bump(_norm(code), room)
+
     def _bump(self, code: str, room: _Room) -> Payload:
         now = self._clock()
         room.version += 1
@@ -170,9 +181,12 @@ class PushHub:
             result = self._fit(result)
         doc = {"version": room.version, "room": code, "published_at": now, "result_version": room.result_version,
                "state": room.state, "result": result}
+        announce = {"version": room.version, "published_at": now, "result_version": room.result_version,
+                    "followers": len(room.connections), "state": room.state}
+        if room.quiz is not None:
+            doc["quiz"] = announce["quiz"] = room.quiz
         body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-        data = json.dumps({"version": room.version, "published_at": now, "result_version": room.result_version,
-                           "followers": len(room.connections), "state": room.state}, separators=(",", ":"))
+        data = json.dumps(announce, separators=(",", ":"))
         event = f"id: {room.version}\nevent: version\ndata: {data}\n\n".encode()
         room.payload = Payload(room.version, body, gzip.compress(body, 6), now, room.result_version, event)
         waiters, room.waiters = room.waiters, []
@@ -253,6 +267,12 @@ class PushHub:
                     table[key] -= 1
                     if not table[key]:
                         del table[key]
+
+    def connected(self, code: str, client: str) -> bool:
+        """Whether ``client`` holds an open push connection to room ``code`` now."""
+        with self._lock:
+            room = self._rooms.get(_norm(code))
+            return bool(room is not None and room.connections.get(str(client or "")[:64]))
 
     def followers(self, code: str) -> int:
         """Follower pages connected to room ``code`` by push now (distinct client ids)."""

@@ -139,6 +139,20 @@ class RoomStore:
                 room.state, room.version, room.published_at = copy.deepcopy(state), room.version + 1, now
             return self._view(code, room, now)
 
+    def authorise(self, code: str, token: str, what: str = "change this room") -> None:
+        """Check that ``token`` is the presenter's (and keep the room alive), for a presenter-only action.
+
+        Raises:
+            RoomGone: no live room has this code.
+            ValueError: ``token`` is not this room's presenter token (the message says ``what`` was refused).
+        """
+        now = self._clock()
+        with self._lock:
+            room = self._live(code, now)
+            if not isinstance(token, str) or not hmac.compare_digest(room.token.encode(), token.encode()):
+                raise ValueError(f"token: only the presenter's session can {what}")
+            room.touched = now
+
     def view(self, code: str, follower: str | None = None) -> RoomView:
         """A follower's read (``follower``: an id such as the session hash, counted as a heartbeat).
 
