@@ -61,6 +61,10 @@ class Limits:
         max_rooms: workshop rooms open at once on this server.
         room_poll_seconds: how often a follower's page asks its room for the presenter's view (float, seconds).
         max_talk_bytes: bytes of a talk file (exported room) written or read, uncompressed (bytes).
+        step_batching: 1 lets concurrent plain decodes (``Engine.steps(share=True)``: ``/decode``, hallucination
+            answers and samples, RAG answers) share one forward pass per step, 0 runs each alone.
+        step_gather_ms: longest a shared step waits for the other rows' tokens before its pass runs
+            (float, milliseconds).
     """
 
     max_prompt_tokens: int = 2048
@@ -98,6 +102,8 @@ class Limits:
     max_rooms: int = 200
     room_poll_seconds: float = 1.0
     max_talk_bytes: int = 64 * 2**20
+    step_batching: int = 1
+    step_gather_ms: float = 50.0
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -1,0 +1,135 @@
+"""Cross-request step batching (explorer/core/step_batcher.py): concurrent ``Engine.steps(share=True)`` decodes
+share forward passes, and each row equals its solo run (``Engine.steps`` without sharing) token for token."""
+import threading
+
+import pytest
+import torch
+
+from explorer.core import turns
+from explorer.core.patches import ForwardHook
+from explorer.core.step_batcher import batcher_for
+from explorer.serving import serving_stats
+
+PROMPTS = ["The capital of France is", "Once upon a time, in a small village by the sea,", "2 + 2 =",
+           "A list of colours: red, green"]
+NEW = 10
+
+
+def _solo(engine, ids, select=None, n=NEW):
+    kwargs = {"select": select} if select else {}
+    steps = list(engine.steps(ids, n, stop_at_eos=False, **kwargs))
+    return [s.token for s in steps], torch.stack([s.logits for s in steps])
+
+
+def _together(engine, jobs):
+    """Run ``jobs`` (callables) in threads that start while the model's turn is held, so their prefills queue up and
+    their rows join one batch; return their results in order."""
+    out, errors = [None] * len(jobs), []
+
+    def run(k):
+        try:
+            out[k] = jobs[k]()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(jobs))]
+    with engine.turn():
+        for t in threads:
+            t.start()
+        deadline = threading.Event()
+        for _ in range(200):
+            if engine.lock.waiting >= len(jobs):
+                break
+            deadline.wait(0.01)
+    for t in threads:
+        t.join(60)
+    return out, errors
+
+
+def _shared(engine, ids, select=None, n=NEW):
+    def job():
+        kwargs = {"select": select} if select else {}
+        steps = list(engine.steps(ids, n, stop_at_eos=False, share=True, **kwargs))
+        assert all(s.cache is None for s in steps)  # the shared path ran (the batch owns the cache)
+        return [s.token for s in steps], torch.stack([s.logits for s in steps])
+    return job
+
+
+def _sampler(seed):
+    generator = torch.Generator().manual_seed(seed)
+
+    def select(logits, index):
+        return int(torch.multinomial(torch.softmax(logits / 0.8, -1), 1, generator=generator))
+    return select
+
+
+def test_rows_of_a_shared_batch_equal_their_solo_runs(tiny_engine):
+    ids = [tiny_engine.encode(p) for p in PROMPTS]
+    solo = [_solo(tiny_engine, i) for i in ids]
+    before = len(batcher_for(tiny_engine).recent_sizes())
+    out, errors = _together(tiny_engine, [_shared(tiny_engine, i) for i in ids])
+    assert not errors
+    for (tokens, logits), (ref_tokens, ref_logits) in zip(out, solo):
+        assert tokens == ref_tokens
+        torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    sizes = batcher_for(tiny_engine).recent_sizes()[before:]
+    assert max(sizes) == len(PROMPTS)  # the rows really shared passes
+    assert sum(sizes) == len(PROMPTS) * (NEW - 1)  # one decode pass per generated token after the prefill
+    stats = serving_stats()  # /serving_stats shows the shared step sizes beside the continuous-batching ones
+    assert len(PROMPTS) in stats["step_batch_sizes"]
+    assert len(PROMPTS) in stats["per_model"][tiny_engine.name]["step_batch_sizes"]
+
+
+def test_seeded_sampled_rows_reproduce_and_never_share_a_generator(tiny_engine):
+    ids = [tiny_engine.encode(p) for p in PROMPTS]
+    seeds = [11, 12, 11, 13]  # rows 0 and 2 have the same seed but different prompts
+    solo = [_solo(tiny_engine, i, _sampler(s))[0] for i, s in zip(ids, seeds)]
+    for _ in range(2):
+        out, errors = _together(tiny_engine, [_shared(tiny_engine, i, _sampler(s)) for i, s in zip(ids, seeds)])
+        assert not errors
+        assert [tokens for tokens, _ in out] == solo
+
+
+def test_a_stopped_and_a_cancelled_row_leave_and_the_others_finish(tiny_engine):
+    ids = [tiny_engine.encode(p) for p in PROMPTS]
+    solo = [_solo(tiny_engine, i)[0] for i in ids]
+    gone = threading.local()
+
+    def cancelling():
+        gone.flag = False
+        tokens = []
+        with pytest.raises(turns.Cancelled):
+            for step in tiny_engine.steps(ids[1], NEW, stop_at_eos=False, share=True):
+                tokens.append(step.token)
+                gone.flag = step.index >= 2  # the client goes away after three tokens
+        return tokens
+
+    def stopping():
+        generator = tiny_engine.steps(ids[2], NEW, stop_at_eos=False, share=True)
+        tokens = [next(generator).token for _ in range(4)]
+        generator.close()  # a Stop between passes
+        return tokens
+
+    turns.CANCEL_CHECKS.append(lambda: getattr(gone, "flag", False))
+    try:
+        out, errors = _together(tiny_engine, [lambda: _shared(tiny_engine, ids[0])()[0], cancelling, stopping,
+                                              lambda: _shared(tiny_engine, ids[3])()[0]])
+    finally:
+        turns.CANCEL_CHECKS.pop()
+    assert not errors
+    assert out[0] == solo[0] and out[3] == solo[3]
+    assert out[1] == solo[1][:3] and out[2] == solo[2][:4]
+    assert not batcher_for(tiny_engine)._joining
+
+
+def test_patched_or_capture_passes_never_join(tiny_engine):
+    ids = tiny_engine.encode(PROMPTS[0])
+    before = len(batcher_for(tiny_engine).recent_sizes())
+    seen = []
+    hook = ForwardHook("model.layers.0", lambda module, args, output: seen.append(1))
+    patched = list(tiny_engine.steps(ids, 3, share=True, patches=[hook], stop_at_eos=False))
+    captured = list(tiny_engine.steps(ids, 3, share=True, forward_kwargs={"output_hidden_states": True},
+                                      stop_at_eos=False))
+    assert len(seen) == 3 and all(s.cache is not None for s in patched)
+    assert all(s.output.hidden_states is not None for s in captured)
+    assert len(batcher_for(tiny_engine).recent_sizes()) == before
