@@ -65,6 +65,8 @@ class Limits:
             answers and samples, RAG answers) share one forward pass per step, 0 runs each alone.
         step_gather_ms: longest a shared step waits for the other rows' tokens before its pass runs
             (float, milliseconds).
+        step_concurrency: ``/decode`` requests Gradio runs at once (their steps share passes, so this may exceed
+            ``concurrency``; a session is still held to ``max_requests_per_session``).
     """
 
     max_prompt_tokens: int = 2048
@@ -104,6 +106,7 @@ class Limits:
     max_talk_bytes: int = 64 * 2**20
     step_batching: int = 1
     step_gather_ms: float = 50.0
+    step_concurrency: int = 16
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -152,6 +152,8 @@ class StepBatcher:
             with self._cond:
                 idle_since = time.monotonic()
                 while not any(r.token is not None and not r.gone for r in self._rows + self._joining):
+                    if self._rows and all(r.gone for r in self._rows):  # everyone left: free the batch's cache
+                        self._rows, self._cache, self._mask = [], None, None
                     if not self._rows and not self._joining and time.monotonic() - idle_since > IDLE_EXIT_S:
                         self._thread = None
                         self._cache = self._mask = None

@@ -90,7 +90,7 @@ def test_seeded_sampled_rows_reproduce_and_never_share_a_generator(tiny_engine):
         assert [tokens for tokens, _ in out] == solo
 
 
-def test_a_stopped_and_a_cancelled_row_leave_and_the_others_finish(tiny_engine):
+def test_a_stopped_a_cancelled_and_a_failing_row_leave_and_the_others_finish(tiny_engine):
     ids = [tiny_engine.encode(p) for p in PROMPTS]
     solo = [_solo(tiny_engine, i)[0] for i in ids]
     gone = threading.local()
@@ -110,13 +110,19 @@ def test_a_stopped_and_a_cancelled_row_leave_and_the_others_finish(tiny_engine):
         generator.close()  # a Stop between passes
         return tokens
 
+    def failing(index):
+        if index == 3:
+            raise RuntimeError("this row's select failed")
+        return int(index)
+
     turns.CANCEL_CHECKS.append(lambda: getattr(gone, "flag", False))
     try:
         out, errors = _together(tiny_engine, [lambda: _shared(tiny_engine, ids[0])()[0], cancelling, stopping,
-                                              lambda: _shared(tiny_engine, ids[3])()[0]])
+                                              lambda: _shared(tiny_engine, ids[3])()[0],
+                                              _shared(tiny_engine, ids[1], lambda logits, i: failing(i))])
     finally:
         turns.CANCEL_CHECKS.pop()
-    assert not errors
+    assert [str(e) for e in errors] == ["this row's select failed"]  # only the failing row failed
     assert out[0] == solo[0] and out[3] == solo[3]
     assert out[1] == solo[1][:3] and out[2] == solo[2][:4]
     assert not batcher_for(tiny_engine)._joining
