@@ -239,7 +239,8 @@ class Engine:
                 it (so nothing is installed between passes, when other users run or the caller stops).
             share: let the decode steps share forward passes with other requests' (``explorer/core/step_batcher.py``,
                 when ``Limits.step_batching`` is on and the pass is plain: no ``forward_kwargs``, ``cache``, ``model``,
-                ``patches`` or ``eager``, ``use_cache`` on); the caller then reads only ``index``, ``logits``,
+                ``patches`` or ``eager``, ``use_cache`` on, and the caller does not already hold a turn, whose
+                steps then run alone); the caller then reads only ``index``, ``logits``,
                 ``token``, ``finished`` and ``ms`` (``cache`` and ``output`` are None).
         Yields:
             :class:`Step` per pass, ``max_new_tokens`` at most.
@@ -256,7 +257,7 @@ class Engine:
         kwargs = dict(forward_kwargs or {})
         eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
         if (share and get_limits().step_batching and model is self.model and not kwargs and cache is None
-                and use_cache and not eager and not patches):
+                and use_cache and not eager and not patches and not self.lock.held_by_current_thread()):
             from explorer.core.step_batcher import shared_steps
 
             yield from shared_steps(self, ids, max_new_tokens, select, stop_at_eos, eos)

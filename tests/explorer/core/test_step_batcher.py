@@ -136,6 +136,46 @@ def test_patched_or_capture_passes_never_join(tiny_engine):
     patched = list(tiny_engine.steps(ids, 3, share=True, patches=[hook], stop_at_eos=False))
     captured = list(tiny_engine.steps(ids, 3, share=True, forward_kwargs={"output_hidden_states": True},
                                       stop_at_eos=False))
+    with tiny_engine.turn():  # a caller that already holds a turn steps alone (the batch's pass would wait on it)
+        held = list(tiny_engine.steps(ids, 3, share=True, stop_at_eos=False))
     assert len(seen) == 3 and all(s.cache is not None for s in patched)
     assert all(s.output.hidden_states is not None for s in captured)
+    assert all(s.cache is not None for s in held)
     assert len(batcher_for(tiny_engine).recent_sizes()) == before
+
+
+def test_decode_requests_of_different_users_share_passes_with_unchanged_records(tiny_engine, monkeypatch):
+    """``/decode``'s one-strategy requests (``decoding.run`` -> ``token_loop``) with step batching on and off:
+    same tokens and per-step records (the batched-decoding tolerances of test_decoding_batched.py)."""
+    import numpy as np
+
+    from explorer import decoding
+    from explorer.core.config import get_limits
+
+    requests = [(PROMPTS[0], {"name": "greedy"}),
+                (PROMPTS[1], {"name": "sampling", "temperature": 0.7, "top_p": 0.95, "top_k": 0, "seed": 1}),
+                (PROMPTS[2], {"name": "sampling", "typical_p": 0.9, "repetition_penalty": 1.2, "seed": 4}),
+                (PROMPTS[3], {"name": "greedy", "no_repeat_ngram_size": 2})]
+
+    def job(prompt, strategy):
+        return lambda: decoding.run(prompt, strategies=[strategy], max_new_tokens=8, engine=tiny_engine)
+
+    monkeypatch.setenv("LLM_EXPLORER_STEP_BATCHING", "0")
+    get_limits.cache_clear()
+    try:
+        before = len(batcher_for(tiny_engine).recent_sizes())
+        alone = [job(p, s)() for p, s in requests]
+        assert len(batcher_for(tiny_engine).recent_sizes()) == before  # off: nothing shared
+    finally:
+        monkeypatch.delenv("LLM_EXPLORER_STEP_BATCHING")
+        get_limits.cache_clear()
+    out, errors = _together(tiny_engine, [job(p, s) for p, s in requests])
+    assert not errors
+    for shared, single in zip(out, alone):
+        a, b = shared.runs[0], single.runs[0]
+        assert a.token_ids.tolist() == b.token_ids.tolist(), a.label
+        np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=1e-4)
+        np.testing.assert_array_equal(a.steps.top_ids, b.steps.top_ids)
+        for name in ("raw_probs", "stage_probs", "chosen_raw_probs", "chosen_final_probs"):
+            np.testing.assert_allclose(getattr(a.steps, name), getattr(b.steps, name), atol=1e-5, err_msg=name)
+    assert max(batcher_for(tiny_engine).recent_sizes()[before:]) == len(requests)
