@@ -108,12 +108,14 @@ class StepBatcher:
             ``(logits (vocab,) float32 CPU tensor, ms of the shared forward pass)``.
         Raises:
             Cancelled: the caller's client went away (the row leaves the batch).
-            Exception: the shared pass failed (every row of that tick gets the error).
+            RuntimeError: a shared pass failed (every row of the batch gets it and leaves; the batch restarts).
         """
         if cancellable and cancelled():
             self.leave(row)
             raise Cancelled("The request was cancelled: its client went away, so its row left the batch.")
         with self._cond:
+            if row.error is not None:  # an earlier shared pass failed while this row sat it out
+                raise row.error
             row.done.clear()
             row.token, row.submitted_at = int(token), time.monotonic()
             self._cond.notify_all()
@@ -168,10 +170,12 @@ class StepBatcher:
                 fed = {id(r): r.token for r in rows if r.token is not None}
             try:
                 self._tick(keep, joining, rows, fed)
-            except BaseException as exc:  # noqa: BLE001 - every waiting row gets the error, the batch restarts
+            except BaseException as exc:  # noqa: BLE001 - every row of the batch gets the error, the batch restarts
+                error = RuntimeError(f"The shared decode pass failed: {exc}")
+                error.__cause__ = exc
                 with self._cond:
                     for r in rows:
-                        r.error, r.gone = exc, True
+                        r.error, r.gone = error, True
                         r.done.set()
                     self._rows, self._cache, self._mask = [], None, None
                 continue

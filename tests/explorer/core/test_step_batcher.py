@@ -37,7 +37,7 @@ def _together(engine, jobs):
         for t in threads:
             t.start()
         deadline = threading.Event()
-        for _ in range(200):
+        for _ in range(3000):  # up to 30 s on a loaded machine
             if engine.lock.waiting >= len(jobs):
                 break
             deadline.wait(0.01)
@@ -179,3 +179,19 @@ def test_decode_requests_of_different_users_share_passes_with_unchanged_records(
         for name in ("raw_probs", "stage_probs", "chosen_raw_probs", "chosen_final_probs"):
             np.testing.assert_allclose(getattr(a.steps, name), getattr(b.steps, name), atol=1e-5, err_msg=name)
     assert max(batcher_for(tiny_engine).recent_sizes()[before:]) == len(requests)
+
+
+def test_a_failing_shared_pass_ends_its_rows_with_a_clear_error_and_the_batch_restarts(tiny_engine, monkeypatch):
+    ids = [tiny_engine.encode(p) for p in PROMPTS[:2]]
+    forward = tiny_engine.model.forward
+
+    def broken(*args, **kwargs):
+        if kwargs.get("attention_mask") is not None:  # only the batcher's shared passes carry a mask
+            raise RuntimeError("device lost")
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_engine.model, "forward", broken)
+    out, errors = _together(tiny_engine, [_shared(tiny_engine, i) for i in ids])
+    assert len(errors) == 2 and all("shared decode pass failed: device lost" in str(e) for e in errors)
+    monkeypatch.setattr(tiny_engine.model, "forward", forward)
+    assert _shared(tiny_engine, ids[0])()[0] == _solo(tiny_engine, ids[0])[0]
