@@ -195,3 +195,27 @@ def test_a_failing_shared_pass_ends_its_rows_with_a_clear_error_and_the_batch_re
     assert len(errors) == 2 and all("shared decode pass failed: device lost" in str(e) for e in errors)
     monkeypatch.setattr(tiny_engine.model, "forward", forward)
     assert _shared(tiny_engine, ids[0])()[0] == _solo(tiny_engine, ids[0])[0]
+
+
+def test_a_sliding_window_model_steps_alone(tiny_engine):
+    """Gemma 3's sliding-window cache layers cannot be left-padded and stacked: its shared steps run alone, equal to
+    the plain path."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from explorer.core.engine import Engine
+    from models.loading import LoadedModel
+    from models.registry import ModelSpec
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(tiny_engine.tokenizer), hidden_size=64, intermediate_size=128,
+                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+                              sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+    model = Gemma3ForCausalLM(config).eval().requires_grad_(False)
+    spec = ModelSpec("tiny-gemma3-sliding", "causal-lm", "hub", "tiny", "tiny test model")
+    engine = Engine(LoadedModel(spec=spec, model=model, tokenizer=tiny_engine.tokenizer, device=torch.device("cpu"),
+                                dtype=torch.float32))
+    ids = engine.encode(PROMPTS[1])
+    shared = list(engine.steps(ids, 5, share=True, stop_at_eos=False))
+    assert all(s.cache is not None for s in shared)  # the plain path ran
+    assert [s.token for s in shared] == _solo(engine, ids, n=5)[0]
+    assert not batcher_for(engine).recent_sizes()
