@@ -219,3 +219,28 @@ def test_a_sliding_window_model_steps_alone(tiny_engine):
     assert all(s.cache is not None for s in shared)  # the plain path ran
     assert [s.token for s in shared] == _solo(engine, ids, n=5)[0]
     assert not batcher_for(engine).recent_sizes()
+
+
+def test_training_keeps_its_turns_while_shared_rows_decode(tiny_engine):
+    """Each tick is one interactive turn, so a training loop that waits meanwhile still gets turns between ticks."""
+    ids = [tiny_engine.encode(p) for p in PROMPTS]
+    done, training_turns = threading.Event(), []
+
+    def train():
+        while not done.is_set():
+            with tiny_engine.turn("training"):
+                training_turns.append(len(batcher_for(tiny_engine).recent_sizes()))
+                done.wait(0.002)
+
+    before = len(batcher_for(tiny_engine).recent_sizes())
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        out, errors = _together(tiny_engine, [_shared(tiny_engine, i, n=30) for i in ids])
+    finally:
+        done.set()
+        trainer.join(10)
+    assert not errors
+    ticks = len(batcher_for(tiny_engine).recent_sizes()) - before
+    during = [n for n in training_turns if before < n < before + ticks]
+    assert len(during) >= ticks // 4  # training turns interleave with the ticks (1 in 3 when both wait)
