@@ -164,6 +164,8 @@ class StepBatcher:
                 first = min(r.submitted_at for r in self._rows + self._joining if r.token is not None)
                 while not self._ready(first):
                     self._cond.wait(0.002)
+                if not any(r.token is not None and not r.gone for r in self._rows + self._joining):
+                    continue  # the rows that handed in a token left while the tick gathered
                 joining, self._joining = [r for r in self._joining if not r.gone], []
                 keep = [k for k, r in enumerate(self._rows) if not r.gone]
                 rows = [self._rows[k] for k in keep] + joining
