@@ -87,6 +87,12 @@ class Limits:
         room_guess_chars: characters of one guess in a room's "guess the next token" (stripped).
         room_question_chars: characters of the prompt a room's question is opened on.
         room_note_chars: characters (Markdown) of a presenter's note on one tab; a longer note is cut.
+        step_batching: 1 lets concurrent plain decodes (``Engine.steps(share=True)``: ``/decode``, hallucination
+            answers and samples, RAG answers) share one forward pass per step, 0 runs each alone.
+        step_gather_ms: longest a shared step waits for the other rows' tokens before its pass runs
+            (float, milliseconds).
+        step_concurrency: ``/decode`` requests Gradio runs at once (their steps share passes, so this may exceed
+            ``concurrency``; a session is still held to ``max_requests_per_session``).
     """
 
     max_prompt_tokens: int = 2048
@@ -148,6 +154,9 @@ class Limits:
     room_guess_chars: int = 40
     room_question_chars: int = 2000
     room_note_chars: int = 2000
+    step_batching: int = 1
+    step_gather_ms: float = 50.0
+    step_concurrency: int = 16
 
 
 def _parse(field: dataclasses.Field, raw: str):

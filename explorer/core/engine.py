@@ -215,7 +215,7 @@ class Engine:
     def steps(self, ids, max_new_tokens: int, select: Callable[[Any, int], int] = greedy,
               forward_kwargs: dict | None = None, cache=None, model=None, stop_at_eos: bool = True,
               eos_ids: set[int] | None = None, use_cache: bool = True, eager: bool = False,
-              patches=()) -> Iterator[Step]:
+              patches=(), share: bool = False) -> Iterator[Step]:
         """The one way to step the model: prefill ``ids``, then one decode pass per generated token.
 
         Each pass holds the lock for that pass only, so other users interleave between tokens. ``select``
@@ -237,6 +237,11 @@ class Engine:
                 ``forward_kwargs={"output_attentions": True}`` returns attention probabilities.
             patches: :class:`explorer.core.patches.Patch` objects installed inside each pass and removed after
                 it (so nothing is installed between passes, when other users run or the caller stops).
+            share: let the decode steps share forward passes with other requests' (``explorer/core/step_batcher.py``,
+                when ``Limits.step_batching`` is on and the pass is plain: no ``forward_kwargs``, ``cache``, ``model``,
+                ``patches`` or ``eager``, ``use_cache`` on, and the caller does not already hold a turn, whose
+                steps then run alone); the caller then reads only ``index``, ``logits``,
+                ``token``, ``finished`` and ``ms`` (``cache`` and ``output`` are None).
         Yields:
             :class:`Step` per pass, ``max_new_tokens`` at most.
         Raises:
@@ -251,6 +256,12 @@ class Engine:
         patches = _patches.check(patches)
         kwargs = dict(forward_kwargs or {})
         eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
+        if (share and get_limits().step_batching and model is self.model and not kwargs and cache is None
+                and use_cache and not eager and not patches and not self.lock.held_by_current_thread()):
+            from explorer.core.step_batcher import shared_steps
+
+            yield from shared_steps(self, ids, max_new_tokens, select, stop_at_eos, eos)
+            return
         if use_cache and cache is None:
             cache = DynamicCache(config=model.config)
         if use_cache:

@@ -155,7 +155,7 @@ def token_loop(engine, prompt_ids: list[int], strategy, max_new_tokens: int, rec
     column = Column(engine, prompt_ids, strategy, record, top_n)
     first_logits = None
     start = time.perf_counter()
-    for step in engine.steps(prompt_ids, max_new_tokens, select=column.select):
+    for step in engine.steps(prompt_ids, max_new_tokens, select=column.select, share=True):
         if first_logits is None:
             first_logits = step.logits.numpy()
         column.accept(step.token)

@@ -79,7 +79,7 @@ def generate(engine, user: str, retrieval: bool = True, max_new_tokens: int = MA
     """
     ids = prompt_ids(engine, user, retrieval)
     tokens: list[int] = []
-    for step in engine.steps(ids, max_new_tokens):
+    for step in engine.steps(ids, max_new_tokens, share=True):
         if step.finished:
             break
         tokens.append(step.token)

@@ -169,7 +169,7 @@ def generate_answer(engine, question: str, context: str | None = None, max_new_t
     ids = prompt_ids(engine, question, context)
     start = time.perf_counter()
     new, logits, stopped_by_time = [], [], False
-    for step in engine.steps(ids, max_new_tokens, eos_ids=set(stop_ids(engine))):
+    for step in engine.steps(ids, max_new_tokens, eos_ids=set(stop_ids(engine)), share=True):
         new.append(step.token)
         logits.append(step.logits)
         if step.finished or "\n" in engine.tokenizer.decode([step.token]):

@@ -165,7 +165,7 @@ def sample_answers(engine, question: str, n_samples: int = 5, seed: int = 0, con
     texts, stopped = [], False
     for _ in range(int(n_samples)):
         tokens = []
-        for step in engine.steps(ids, max_new_tokens, select=select, eos_ids=stops):
+        for step in engine.steps(ids, max_new_tokens, select=select, eos_ids=stops, share=True):
             tokens.append(step.token)
             if step.finished or "\n" in engine.tokenizer.decode([step.token]):
                 break

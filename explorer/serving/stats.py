@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import threading
 
+from explorer.core.step_batcher import step_batch_sizes
 from explorer.core.turns import WINDOW_S, all_turn_locks
 
 _LOCK = threading.Lock()
@@ -62,7 +63,9 @@ def serving_stats() -> dict:
         "tokens_per_s": generated tokens per second over the last 60 s, "cache_hits": requests answered from
         the result cache, "coalesced": requests that waited for an identical one in flight, "requests":
         requests since start, "per_model": {model: {"running", "waiting", "requests", "forward_passes",
-        "training_steps", "tokens", "tokens_per_s", "batch_sizes"}}}``; counts are cumulative since start.
+        "training_steps", "tokens", "tokens_per_s", "batch_sizes", "step_batch_sizes"}}, "step_batch_sizes":
+        [rows per shared decode pass of ``Engine.steps(share=True)`` (explorer/core/step_batcher.py), for each
+        such pass of the last 60 s]}``; counts are cumulative since start.
     """
     from explorer.serving import batching
     from explorer.serving.cache import result_cache
@@ -81,7 +84,7 @@ def serving_stats() -> dict:
         rate += tokens_per_s
         row = per_model.setdefault(lock.name, {"running": 0, "waiting": 0, "requests": 0, "forward_passes": 0,
                                                "training_steps": 0, "tokens": 0, "tokens_per_s": 0.0,
-                                               "batch_sizes": []})
+                                               "batch_sizes": [], "step_batch_sizes": []})
         row["waiting"] += lock.waiting + queued.get(lock.name, 0)
         row["forward_passes"] += lock.granted["interactive"] + lock.granted["training"]
         row["training_steps"] += lock.granted["training"]
@@ -92,9 +95,16 @@ def serving_stats() -> dict:
         if not model:
             continue
         row = per_model.setdefault(model, {"running": 0, "waiting": 0, "requests": 0, "forward_passes": 0,
-                                           "training_steps": 0, "tokens": 0, "tokens_per_s": 0.0, "batch_sizes": []})
+                                           "training_steps": 0, "tokens": 0, "tokens_per_s": 0.0, "batch_sizes": [],
+                                           "step_batch_sizes": []})
         row["requests"] = n
         row["running"] = running.get(model, 0)
+    step_sizes: list[int] = []
+    for model, shared in step_batch_sizes(WINDOW_S).items():
+        step_sizes += shared
+        if model in per_model:
+            per_model[model]["step_batch_sizes"] = shared
     return {"running": sum(running.values()), "waiting": sum(r["waiting"] for r in per_model.values()),
             "batch_sizes": sizes, "tokens_per_s": round(rate, 3), "cache_hits": cache.hits,
-            "coalesced": cache.coalesced, "requests": sum(requests.values()), "per_model": per_model}
+            "coalesced": cache.coalesced, "requests": sum(requests.values()), "per_model": per_model,
+            "step_batch_sizes": step_sizes}

@@ -3,13 +3,15 @@ import time
 
 import pytest
 
-FIELDS = {"running", "waiting", "batch_sizes", "tokens_per_s", "cache_hits", "coalesced", "requests", "per_model"}
+FIELDS = {"running", "waiting", "batch_sizes", "tokens_per_s", "cache_hits", "coalesced", "requests", "per_model",
+          "step_batch_sizes"}  # step_batch_sizes: rows per shared decode pass (issue 37)
 
 
 def test_serving_stats_has_exactly_the_issue_fields(client):
     stats = client.predict(api_name="/serving_stats")
     assert set(stats) == FIELDS
     assert isinstance(stats["batch_sizes"], list) and isinstance(stats["per_model"], dict)
+    assert isinstance(stats["step_batch_sizes"], list)
     assert all(isinstance(stats[k], int) for k in ("running", "waiting", "cache_hits", "coalesced", "requests"))
 
 

@@ -302,7 +302,9 @@ def build_decoding_tab(ctx) -> dict:
     spec_event = spec_run.click(_speculate, [ctx.prompt, ctx.model, method, num_draft, ngram, draft_model, max_new],
                                 [spec_state, spec_plot, spec_tokens, spec_summary], concurrency_id="decoding")
     spec_stop.click(None, None, None, cancels=[spec_event])
-    gr.api(decode_api, api_name="decode")
+    # /decode's steps share forward passes with other requests' (explorer/core/step_batcher.py), so more of them
+    # may run at once than the app's default concurrency: waiting rows cost a turn's wait, not a pass each.
+    gr.api(decode_api, api_name="decode", concurrency_limit=get_limits().step_concurrency)
     return {"run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
             "max_new_tokens": max_new, "columns": columns, "column": column, "step": step, "main_plot": main_plot,
             "temperature": temperature, "temperature_plot": temp_plot, "beam_column": beam_column,

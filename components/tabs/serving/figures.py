@@ -10,7 +10,8 @@ LABELS = {"one_at_a_time": "one at a time", "static": "static batching", "contin
 
 
 def live_figure(history: list[dict]) -> go.Figure:
-    """Running / waiting requests, mean batch size and tokens/s over the polled ``history`` of
+    """Running / waiting requests, mean batch size, mean shared decode step size (rows per pass of the step
+    batcher, ``step_batch_sizes``) and tokens/s over the polled ``history`` of
     ``/serving_stats`` answers (each with a ``"t"`` key: seconds since the page opened)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("requests", "generation"))
     t = [h["t"] for h in history]
@@ -20,6 +21,9 @@ def live_figure(history: list[dict]) -> go.Figure:
                              mode="lines+markers"), 1, 2)
     fig.add_trace(go.Scatter(x=t, y=[float(np.mean(h["batch_sizes"])) if h["batch_sizes"] else 0.0 for h in history],
                              name="mean batch size (last 60 s)", mode="lines+markers"), 1, 2)
+    steps = [h.get("step_batch_sizes") or [] for h in history]
+    fig.add_trace(go.Scatter(x=t, y=[float(np.mean(s)) if s else 0.0 for s in steps],
+                             name="mean shared decode step size (last 60 s)", mode="lines+markers"), 1, 2)
     fig.update_xaxes(title_text="seconds since this page opened")
     fig.update_layout(height=340, template="plotly_white", legend_orientation="h")
     return fig

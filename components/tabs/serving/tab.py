@@ -23,7 +23,8 @@ INTRO = ("A room of people asks the same model at once. Three things keep it usa
 
 
 def stats_api() -> dict:
-    """JSON API ``/serving_stats()``: ``{"running", "waiting", "batch_sizes": [...last 60 s...], "tokens_per_s"
+    """JSON API ``/serving_stats()``: ``{"running", "waiting", "batch_sizes": [...last 60 s...], "step_batch_sizes"
+    [...rows per shared decode pass, last 60 s...], "tokens_per_s"
     (last 60 s), "cache_hits", "coalesced", "requests" (cumulative since start), "per_model": {...}}``."""
     return serving.serving_stats()
 
@@ -65,7 +66,8 @@ def build_serving_tab(ctx) -> dict:
 
     def poll(hist):
         now = serving.serving_stats()
-        hist = (list(hist or []) + [{**{k: now[k] for k in ("running", "waiting", "tokens_per_s", "batch_sizes")},
+        hist = (list(hist or []) + [{**{k: now[k] for k in ("running", "waiting", "tokens_per_s", "batch_sizes",
+                                                           "step_batch_sizes")},
                                     "t": round(time.time() - started, 1)}])[-90:]
         return hist, now, stamp(figs.live_figure(hist), measured("this server's /serving_stats, polled every 2 s"))
 
