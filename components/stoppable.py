@@ -76,3 +76,22 @@ def iterate_in_thread(produce: Callable[[StopFlag], Iterator], heartbeat_s: floa
             yield value
     finally:
         flag.set()
+
+
+def drive(produce: Callable[[StopFlag], Iterator], progress, heartbeat, on_partial=None):
+    """A handler's loop over a lens ``iter_run`` run by :func:`iterate_in_thread`: yields ``heartbeat`` while
+    waiting, reports each :class:`explorer.core.progress.Progress` to ``progress(fraction, desc=message)`` and
+    yields ``on_partial(partial)`` for one that carries a partial result (else ``heartbeat``); returns the final
+    result (``None`` if the work ended without one). Use as ``result = yield from drive(...)``."""
+    from explorer.core.progress import Progress
+
+    result = None
+    for item in iterate_in_thread(produce):
+        if item is None:
+            yield heartbeat
+        elif isinstance(item, Progress):
+            progress(item.fraction, desc=item.message)
+            yield on_partial(item.partial) if on_partial is not None and item.partial is not None else heartbeat
+        else:
+            result = item
+    return result

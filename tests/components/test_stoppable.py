@@ -58,3 +58,24 @@ def test_the_worker_sees_the_request_context_so_progress_and_warnings_reach_the_
     finally:
         LocalContext.event_id.reset(token)
     assert seen == ["event-123"]
+
+
+def test_drive_reports_progress_draws_partials_and_returns_the_result():
+    from components.stoppable import drive
+    from explorer.core.progress import Progress
+
+    def produce(flag):
+        yield Progress(0.5, "half", partial="p")
+        yield Progress(0.9, "almost")
+        yield "result"
+
+    seen = []
+    gen = drive(produce, lambda f, desc: seen.append((f, desc)), "beat", on_partial=lambda p: f"drawn {p}")
+    out = []
+    try:
+        while True:
+            out.append(next(gen))
+    except StopIteration as stop:
+        result = stop.value
+    assert result == "result" and seen == [(0.5, "half"), (0.9, "almost")]
+    assert [o for o in out if o != "beat"] == ["drawn p"] and out.count("beat") >= 1

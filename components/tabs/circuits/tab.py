@@ -9,12 +9,11 @@ import gradio as gr
 
 from components.badge import badge_md, badged_table, stamp
 from components.errors import ui_errors
-from components.stoppable import iterate_in_thread
+from components.stoppable import drive as _drive
 from components.tabs.circuits import figures as figs
 from explorer import circuits
 from explorer.circuits.prompts import PAIRS, pair
 from explorer.circuits.stored import load_stored, stored_provenance
-from explorer.core.progress import Progress
 
 INTRO = ("Every other tab watches the model; here you **intervene** and see what changes. A *head detector* finds "
          "heads by what they attend to; *activation patching* copies one activation from a clean run into a "
@@ -44,21 +43,6 @@ CLICK_JS = """() => {
   attach();
 }"""
 HEAD_HEADERS = ["layer", "head", "KV head", "score"]
-
-
-def _drive(produce, progress, heartbeat, on_partial=None):
-    """Run ``produce(flag)`` (an ``iter_*``) in a stoppable worker: yields ``heartbeat`` while waiting, or
-    ``on_partial(partial)`` for a progress item that carries a partial result; returns the final result."""
-    result = None
-    for item in iterate_in_thread(produce):
-        if item is None:
-            yield heartbeat
-        elif isinstance(item, Progress):
-            progress(item.fraction, desc=item.message)
-            yield on_partial(item.partial) if on_partial is not None and item.partial is not None else heartbeat
-        else:
-            result = item
-    return result
 
 
 def stored_md(model: str) -> str:

@@ -8,6 +8,7 @@ import gradio as gr
 
 from components.badge import badged_table, stamp
 from components.errors import ui_errors
+from components.stoppable import drive as _drive
 from components.stoppable import iterate_in_thread
 from components.tabs.next_token import figures as figs
 from explorer.core.progress import Progress
@@ -17,21 +18,6 @@ INTRO = ("A language model is trained for one thing: give the next token a high 
          "-log P(x_i | x_<i) of each actual token says how unexpected it was; its mean is the **cross-entropy** L "
          "the model was trained to lower, and **perplexity** exp(L) is the number of equally likely choices that "
          "would be as uncertain. Click a token to see what the model expected there.")
-
-
-def _drive(produce, progress, heartbeat):
-    """Run ``produce(flag)`` (a lens ``iter_run``) in a stoppable worker: yields ``heartbeat`` while waiting,
-    reports :class:`Progress` to ``progress``, and returns the final result."""
-    result = None
-    for item in iterate_in_thread(produce):
-        if item is None:
-            yield heartbeat
-        elif isinstance(item, Progress):
-            progress(item.fraction, desc=item.message)
-            yield heartbeat
-        else:
-            result = item
-    return result
 
 
 def _parse_list(text, name: str, kind=float) -> list:

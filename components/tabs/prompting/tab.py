@@ -8,9 +8,9 @@ import gradio as gr
 
 from components.badge import badge_md, badged_table, stamp
 from components.errors import ui_errors
-from components.stoppable import iterate_in_thread
+from components.stoppable import drive
 from components.tabs.prompting import figures as figs
-from explorer.core.progress import Progress, run_to_end
+from explorer.core.progress import run_to_end
 from explorer.prompting import benchmark, contamination, lens, stored
 from explorer.prompting.patterns import LABELS, PATTERNS
 from explorer.prompting.tasks import TASKS, source
@@ -26,21 +26,6 @@ INTRO = ("How you ask changes what a model answers. Each pattern from the handbo
 
 def _pattern_choices():
     return [(LABELS[p], p) for p in PATTERNS]
-
-
-def drive(produce, progress, draw_partial=None, heartbeat=None):
-    """Run ``produce(flag)`` (an ``iter_run``) in a stoppable worker; yields ``heartbeat`` (or a partial drawn by
-    ``draw_partial``) while it runs, reports Progress to ``progress`` and returns the final result."""
-    result = None
-    for item in iterate_in_thread(produce):
-        if item is None:
-            yield heartbeat
-        elif isinstance(item, Progress):
-            progress(item.fraction, desc=item.message)
-            yield draw_partial(item.partial) if (draw_partial and item.partial is not None) else heartbeat
-        else:
-            result = item
-    return result
 
 
 def _runs_key(result) -> tuple:
@@ -61,7 +46,7 @@ def run_pattern(prompt_model, task, pattern, k, n_samples, limit, form, runs, pr
 
     result = yield from drive(lambda flag: lens.iter_run(task, prompt_model, pattern, int(k), int(n_samples),
                                                          int(limit), chat, stop=flag),
-                              progress, draw, heartbeat)
+                              progress, heartbeat, on_partial=draw)
     if result is None:
         return
     key = _runs_key(result)
@@ -99,7 +84,7 @@ def run_benchmark(model, task, adapter, form, browser_id, request: gr.Request, p
     owner = owner_of(browser_id, request)
     result = yield from drive(lambda flag: benchmark.iter_run(task, model, (adapter or "").strip() or None, owner,
                                                               chat_template=FORMS.get(form), stop=flag),
-                              progress, heartbeat=heartbeat)
+                              progress, heartbeat)
     if result is not None:
         yield (result, stamp(figs.benchmark_figure(result), result.provenance), figs.benchmark_md(result),
                figs.benchmark_rows(result), result.provenance)
@@ -111,7 +96,7 @@ def run_contamination(model, task, steps, browser_id, request: gr.Request, progr
     heartbeat = tuple(gr.update() for _ in range(4))
     owner = owner_of(browser_id, request)
     result = yield from drive(lambda flag: contamination.iter_run(task, model, owner, int(steps), stop=flag),
-                              progress, heartbeat=heartbeat)
+                              progress, heartbeat)
     if result is not None:
         yield (result, stamp(figs.contamination_figure(result), result.provenance), figs.contamination_md(result),
                result.run_id)
