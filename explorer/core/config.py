@@ -65,6 +65,8 @@ class Limits:
         max_circuit_tokens: tokens of a Circuits prompt (patching, ablation, direct logit attribution).
         max_patch_cells: cells of one activation-patching grid (rows x columns); more are cut, with a notice.
         patch_batch: patched runs stacked in one forward pass of activation patching (rows of a batch).
+        max_branches: branches one session's branch tree keeps (the oldest are pruned beyond it).
+        max_steer_texts: texts on each side of a steering-vector pair (more are cut, with a notice).
     """
 
     max_prompt_tokens: int = 2048
@@ -106,6 +108,8 @@ class Limits:
     max_circuit_tokens: int = 64
     max_patch_cells: int = 1024
     patch_batch: int = 32
+    max_branches: int = 64
+    max_steer_texts: int = 16
 
 
 def _parse(field: dataclasses.Field, raw: str):
