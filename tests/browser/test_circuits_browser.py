@@ -66,3 +66,15 @@ def test_branch_click_an_alternative(page):
                            "?.includes('at position 1')", timeout=300_000)
     assert "MEASURED" in page.locator("#circuits-branch-out").inner_text()
     assert "forced" in page.locator("#circuits-branch-tree").inner_text()
+
+
+def test_steer_slider_shows_both_texts(page):
+    open_tab(page, "circuits")
+    slider = page.locator("#circuits-steer-strength input[type=number]")
+    slider.fill("1")
+    slider.press("Enter")
+    page.locator("#circuits-steer-run").click()
+    page.wait_for_function("() => (document.querySelector('#circuits-steer-steered textarea') || {}).value",
+                           timeout=300_000)
+    assert page.locator("#circuits-steer-plain textarea").input_value()
+    assert "MEASURED" in page.locator("#circuits-steer-badge").inner_text()

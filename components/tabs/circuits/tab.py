@@ -9,6 +9,7 @@ import gradio as gr
 
 from components.badge import badge_md, badged_table, stamp
 from components.tabs.circuits.branch_ui import build_branch_section
+from components.tabs.circuits.steer_ui import build_steer_section
 from components.errors import ui_errors
 from components.stoppable import iterate_in_thread
 from components.tabs.circuits import figures as figs
@@ -295,7 +296,7 @@ def build_circuits_tab(ctx) -> dict:
               api_visibility="private", concurrency_id="circuits-model")
     per_head.change(_redla, [dla_state, per_head], dla_plot, api_visibility="private")
     _wire_attention(ctx, components)
-    extra = build_branch_section(ctx, chat)
+    extra = {**build_steer_section(ctx, chat), **build_branch_section(ctx, chat)}
     gr.api(heads_api, api_name="heads")
     gr.api(patch_api, api_name="patch")
     gr.api(ablate_api, api_name="ablate")
