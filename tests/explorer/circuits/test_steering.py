@@ -69,6 +69,7 @@ def test_hook_adds_exactly_the_scaled_vector(tiny_engine):
 
 def test_strength_zero_equals_unsteered_and_model_unchanged(tiny_engine):
     before = state_hash(tiny_engine.model)
+    hooks = {n: dict(m._forward_hooks) for n, m in tiny_engine.model.named_modules()}
     result = run_steer(positive=POS, negative=NEG, layer=1, strength=0.0, prompt=PROMPT, max_new_tokens=8,
                        engine=tiny_engine)
     assert result.steered_ids == result.unsteered_ids
@@ -83,7 +84,7 @@ def test_strength_zero_equals_unsteered_and_model_unchanged(tiny_engine):
     assert set(api) == {"vector_norm", "layer_norm", "unsteered", "steered", "top_tokens", "notices"}
     assert len(api["top_tokens"]) == 10 and api["vector_norm"] > 0
     assert state_hash(tiny_engine.model) == before
-    assert all(not m._forward_hooks for m in tiny_engine.model.modules())
+    assert {n: dict(m._forward_hooks) for n, m in tiny_engine.model.named_modules()} == hooks
 
 
 def test_parallel_unsteered_user_is_unaffected(tiny_engine):
