@@ -78,3 +78,4 @@ def test_steer_slider_shows_both_texts(page):
                            timeout=300_000)
     assert page.locator("#circuits-steer-plain textarea").input_value()
     assert "MEASURED" in page.locator("#circuits-steer-badge").inner_text()
+
