@@ -93,6 +93,8 @@ class Limits:
             (float, milliseconds).
         step_concurrency: ``/decode`` requests Gradio runs at once (their steps share passes, so this may exceed
             ``concurrency``; a session is still held to ``max_requests_per_session``).
+        max_branches: branches one session's branch tree keeps (the oldest are pruned beyond it).
+        max_steer_texts: texts on each side of a steering-vector pair (more are cut, with a notice).
     """
 
     max_prompt_tokens: int = 2048
@@ -157,6 +159,8 @@ class Limits:
     step_batching: int = 1
     step_gather_ms: float = 50.0
     step_concurrency: int = 16
+    max_branches: int = 64
+    max_steer_texts: int = 16
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -53,3 +53,29 @@ def test_circuits_tab_runs_each_section(page, test_output_dir):
     page.locator("#tab-circuits").wait_for(state="visible", timeout=60_000)
     page.wait_for_function("() => document.querySelector('#circuits-components textarea').value === 'L0H0'",
                            timeout=30_000)
+
+
+def test_branch_click_an_alternative(page):
+    page.locator("#prompt textarea").fill("Name a colour.")
+    open_tab(page, "circuits")
+    page.locator("#circuits-branch-run").click()
+    cell = page.locator('#circuits-branch-table [data-testid="cell-1-3"]')
+    cell.wait_for(state="visible", timeout=300_000)
+    cell.click()
+    page.wait_for_function("() => (document.querySelector('#circuits-branch-out') || {}).innerText"
+                           "?.includes('at position 1')", timeout=300_000)
+    assert "MEASURED" in page.locator("#circuits-branch-out").inner_text()
+    assert "forced" in page.locator("#circuits-branch-tree").inner_text()
+
+
+def test_steer_slider_shows_both_texts(page):
+    open_tab(page, "circuits")
+    slider = page.locator("#circuits-steer-strength input[type=number]")
+    slider.fill("1")
+    slider.press("Enter")
+    page.locator("#circuits-steer-run").click()
+    page.wait_for_function("() => (document.querySelector('#circuits-steer-steered textarea') || {}).value",
+                           timeout=300_000)
+    assert page.locator("#circuits-steer-plain textarea").input_value()
+    assert "MEASURED" in page.locator("#circuits-steer-badge").inner_text()
+

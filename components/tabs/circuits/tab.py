@@ -8,6 +8,8 @@ from __future__ import annotations
 import gradio as gr
 
 from components.badge import badge_md, badged_table, stamp
+from components.tabs.circuits.branch_ui import build_branch_section
+from components.tabs.circuits.steer_ui import build_steer_section
 from components.errors import ui_errors
 from components.stoppable import drive as _drive
 from components.tabs.circuits import figures as figs
@@ -278,6 +280,7 @@ def build_circuits_tab(ctx) -> dict:
               api_visibility="private", concurrency_id="circuits-model")
     per_head.change(_redla, [dla_state, per_head], dla_plot, api_visibility="private")
     _wire_attention(ctx, components)
+    extra = {**build_steer_section(ctx, chat), **build_branch_section(ctx, chat)}
     gr.api(heads_api, api_name="heads")
     gr.api(patch_api, api_name="patch")
     gr.api(ablate_api, api_name="ablate")
@@ -286,7 +289,7 @@ def build_circuits_tab(ctx) -> dict:
             "site": site, "clean": clean, "corrupted": corrupted, "answer": answer, "wrong_answer": wrong,
             "patch": patch, "stop": stop, "patch_plot": patch_plot, "components": components, "mode": mode,
             "ablate": ablate, "ablate_out": ablate_out, "position": position, "token": token, "dla": dla,
-            "dla_plot": dla_plot, "result": patch_state, "state": patch_state}
+            "dla_plot": dla_plot, "result": patch_state, "state": patch_state, **extra}
 
 
 def _wire_attention(ctx, components) -> None:

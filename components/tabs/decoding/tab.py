@@ -13,6 +13,7 @@ from components.compare import label, model_notice, second_model
 from components.badge import INPUT_TABLE, stamp
 from components.errors import ui_errors
 from components.stoppable import iterate_in_thread
+from components.tabs.decoding.chain_ui import build_chain_section
 from components.tabs.decoding.figures import columns_html, empty_figure, step_figure, temperature_figure
 from components.tabs.decoding.views import beam_tree_figure, speculative_figure, speculative_html
 from explorer import decoding
@@ -305,7 +306,8 @@ def build_decoding_tab(ctx) -> dict:
     # /decode's steps share forward passes with other requests' (explorer/core/step_batcher.py), so more of them
     # may run at once than the app's default concurrency: waiting rows cost a turn's wait, not a pass each.
     gr.api(decode_api, api_name="decode", concurrency_limit=get_limits().step_concurrency)
-    return {"run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
+    chain = build_chain_section(ctx)
+    return {**chain, "run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
             "max_new_tokens": max_new, "columns": columns, "column": column, "step": step, "main_plot": main_plot,
             "temperature": temperature, "temperature_plot": temp_plot, "beam_column": beam_column,
             "beam_plot": beam_plot, "method": method, "num_draft": num_draft, "ngram": ngram,
