@@ -128,10 +128,8 @@ def start_job(owner: str, kind: str, planned_steps: int, steps: Callable[[Job], 
 
 
 def _work(job: Job, steps: Callable[[Job], Iterator]) -> Iterator:
-    import torch
-
-    # one intra-op thread for this thread only: a tiny model gains nothing from two, and a core stays free
-    torch.set_num_threads(1)
+    # no torch.set_num_threads here: it also sets the process-wide default that every thread started later takes,
+    # so one training run would leave every later request of every user on one intra-op thread
     queued_at = time.time()
     try:
         while True:

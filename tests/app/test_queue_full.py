@@ -11,6 +11,7 @@ def test_full_queue_says_busy(monkeypatch):
 
     monkeypatch.setenv("LLM_EXPLORER_QUEUE_SIZE", "1")
     monkeypatch.setenv("LLM_EXPLORER_CONCURRENCY", "1")
+    monkeypatch.setenv("LLM_EXPLORER_STEP_CONCURRENCY", "1")  # /decode's own limit (step batching) too
     config.get_limits.cache_clear()
     try:
         demo = build_demo()
