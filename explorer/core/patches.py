@@ -24,17 +24,18 @@ copy or a LoRA shadow), so one description serves every copy. A patch may also n
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 
-class Patch:
+class Patch(abc.ABC):
     """What changes for one pass. Subclasses implement :meth:`install`."""
 
+    @abc.abstractmethod
     def install(self, model) -> Callable[[], None]:
         """Apply the patch to ``model`` (a ``torch.nn.Module``); return the function that undoes it."""
-        raise NotImplementedError
 
 
 def submodule(model, module) -> Any:
