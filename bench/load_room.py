@@ -9,15 +9,16 @@ Starts ``app.py`` as ``bench/load.py`` does (its helpers are imported, not copie
    pushed) and every ``--scene-seconds`` publishes the next scene's view (``/room_publish``), computes the scene's
    requests (the results are pushed as they are served), then publishes the result stamp, as the page does.
    N followers are light asynchronous HTTP clients in this one process, as ``room_follow.js`` is in a page: one
-   Server-Sent Events connection each (``/room_push/CODE/events``: each version's message carries the view), and
-   when the result moved one conditional GET of the gzip payload (``/room_push/CODE/payload``). No follower sends a Gradio request. The room's scenes carry a
+   Server-Sent Events connection each (``/room_push/CODE/events``: each version's message carries the view, and a
+   new result when it is small), and when a result moved without travelling in the event, one conditional GET of
+   the gzip payload (``/room_push/CODE/payload``). No follower sends a Gradio request. The room's scenes carry a
    suffix on their prompts so the cache from step 1 does not answer them.
 
 Prints, for each N (``--curve 50,100,200`` runs each N on a fresh server and suffixes every line with ``_N``):
 ``follower_view_latency_p95`` (presenter publishes a scene -> the follower has that view),
 ``follower_update_latency_p95`` (presenter's results published -> the follower has them), ``room_errors``,
 ``forward_passes`` (room vs the presenter alone; target within 2x), the followers' own CPU seconds (this process),
-the server's CPU seconds per follower per minute, bytes received per follower per scene (on the wire: gzip), and
+the server's CPU seconds per follower per minute, bytes received per follower per scene (on the wire: events as sent, fetched payloads gzip), and
 the server's peak RSS.
 
 Usage: ``python bench/load_room.py [--followers 200 | --curve 50,100,200] [--seconds 110] [--scene-seconds 20]``
@@ -52,7 +53,7 @@ class Audience:
     def __init__(self, url: str, code: str, n: int):
         self.url, self.code, self.n = url, code, n
         self.view, self.update, self.errors = [], [], []
-        self.bytes, self.connected, self.payloads = 0, 0, 0
+        self.bytes, self.connected, self.payloads, self.inline = 0, 0, 0, 0
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.tasks: list = []
@@ -113,9 +114,15 @@ class Audience:
                 await asyncio.sleep(1.0)
 
     async def _on_version(self, data: dict, seen: dict) -> None:
-        """As room_follow.js: the view comes in the event; the payload is fetched when the result moved."""
+        """As room_follow.js: the view comes in the event, and a small new result too; otherwise the payload is
+        fetched when the result moved."""
         now, state = time.time(), data.get("state") or {}
-        if data["result_version"] != seen["result_version"]:
+        if data["result_version"] != seen["result_version"] and "result" in data:
+            seen["result_version"] = data["result_version"]
+            self.inline += 1
+            if data["result"] is None:
+                self.errors.append("a new result version without a result")
+        elif data["result_version"] != seen["result_version"]:
             seen["result_version"] = data["result_version"]
             response = await self.http.get(f"{self.url}room_push/{self.code}/payload",
                                            headers={"If-None-Match": seen["etag"]} if seen["etag"] else {})
@@ -217,7 +224,7 @@ def run_room(n: int, args) -> dict:
     return {"n": n, "view": audience.view, "update": audience.update, "errors": len(audience.errors) + presenter_errors,
             "alone": alone, "passes": room_passes, "scenes": index, "followers_seen": followers_seen,
             "clients_cpu": clients_cpu, "server_cpu": server_cpu, "minutes": minutes, "bytes": audience.bytes,
-            "payloads": audience.payloads, "peak": peak[0], "crashed": crashed}
+            "payloads": audience.payloads, "inline": audience.inline, "peak": peak[0], "crashed": crashed}
 
 
 def print_room(run: dict, suffix: str = "") -> None:
@@ -241,6 +248,8 @@ def print_room(run: dict, suffix: str = "") -> None:
            "s")
     report(f"bytes_per_follower_per_scene{suffix}", run["bytes"] / max(1, n) / max(1, run["scenes"]), "bytes")
     report(f"server_peak_rss{suffix}", run["peak"] / 2**20, "MB")
+    print(f"results_received{suffix}: {run['inline']} inside push events, {run['payloads']} fetched "
+          f"({n} followers)", flush=True)
     print(f"server_crashed{suffix}: {run['crashed']}", flush=True)
 
 

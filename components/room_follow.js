@@ -293,13 +293,17 @@
     if (st.es) st.es.close();
     const es = new EventSource(`${base}/events?client=${encodeURIComponent(client)}&since=${st.version}`);
     st.es = es;
-    es.addEventListener('version', (event) => {  // the view travels in the event; the result is fetched
+    es.addEventListener('version', (event) => {  // the view travels in the event, a small new result too
       const data = JSON.parse(event.data);
       st.followers = data.followers;
       st.version = data.version;
       drawView(data.state);
       drawQuiz(data.quiz);
-      if (data.result_version !== st.resultVersion) { st.resultVersion = data.result_version; pull(); }
+      if (data.result_version !== st.resultVersion) {
+        st.resultVersion = data.result_version;
+        if (data.result !== undefined) drawResult(data.result);  // inline: no request
+        else pull();  // a big result (or one this page skipped past) is fetched once
+      }
     });
     es.addEventListener('followers', (event) => { st.followers = Number(event.data) || 0; showStatus(); });
     es.addEventListener('ended', (event) => stop('The room has ended. ' + JSON.parse(event.data).reason));

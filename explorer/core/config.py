@@ -95,6 +95,9 @@ class Limits:
             ``concurrency``; a session is still held to ``max_requests_per_session``).
         max_branches: branches one session's branch tree keeps (the oldest are pruned beyond it).
         max_steer_texts: texts on each side of a steering-vector pair (more are cut, with a notice).
+        room_push_inline_bytes: a new result up to this size (JSON, bytes) travels inside the push event itself,
+            so followers draw it with no request of their own; a bigger one is announced and fetched once per
+            follower (``/room_push/CODE/payload``).
     """
 
     max_prompt_tokens: int = 2048
@@ -161,6 +164,7 @@ class Limits:
     step_concurrency: int = 16
     max_branches: int = 64
     max_steer_texts: int = 16
+    room_push_inline_bytes: int = 512 * 2**10
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -182,6 +182,8 @@ def test_followers_receive_each_version_once_catch_up_and_cause_no_handler_calls
     assert followers[0].events[0]["state"] == view and followers[0].events[0]["followers"] == 12
     assert pushed["result"]["outputs"][0]["value"] == json.loads(json.dumps(out))  # the JSON the presenter got
     assert all(f.payloads[-1] == pushed for f in followers)
+    # the small new result also rode in version 2's event, equal to the payload's: followers need no request
+    assert all(f.events[1]["result"] == pushed["result"] and "result" not in f.events[0] for f in followers)
 
     # a dropped connection reconnects with the last version it had and gets only what it missed
     for f in followers:

@@ -13,7 +13,7 @@ FIGURE = {"type": "plotly", "plot": json.dumps({"data": [{"type": "bar", "x": ["
 
 
 def test_a_change_is_serialised_once_and_an_unchanged_view_is_no_version():
-    hub = PushHub()
+    hub = PushHub(inline_bytes=0)  # every result announced only (fetched by the follower)
     first = hub.publish_view("ROOM1", VIEW)
     assert first.version == 1 and hub.publish_view("room1", dict(VIEW)) is None  # codes are case-insensitive
     second = hub.publish_result("room1", "tokens", [{"id": "tokens-main-plot", "kind": "plot", "label": None,
@@ -39,6 +39,26 @@ def test_a_change_is_serialised_once_and_an_unchanged_view_is_no_version():
     assert json.loads(back.body)["result"]["outputs"][0]["id"] == "tokens-main-plot"
     with pytest.raises(ValueError, match="outputs must be a list"):
         hub.publish_result("room1", "tokens", "not a list")
+
+
+def test_a_small_new_result_travels_inside_the_event_and_a_big_one_is_fetched():
+    hub = PushHub(inline_bytes=2000)
+    hub.publish_view("room2", VIEW)
+    outputs = [{"id": "tokens-main-plot", "kind": "plot", "label": None, "value": FIGURE}]
+    small = hub.publish_result("room2", "tokens", outputs)
+    data = json.loads(small.event.decode().split("data: ", 1)[1])
+    # the same result the payload holds, so a follower needs no request of its own
+    assert data["result"] == json.loads(small.body)["result"] and data["result"]["outputs"] == outputs
+    assert data["result_version"] == small.result_version == 1
+    # a view change keeps the result version and does not repeat the result
+    moved = hub.publish_view("room2", {**VIEW, "params": {"prompt": "Hello"}})
+    assert "result" not in json.loads(moved.event.decode().split("data: ", 1)[1])
+    big = [{"id": "big", "kind": "json", "label": None, "value": {"x": "y" * 3000}}]
+    announced = json.loads(hub.publish_result("room2", "tokens", big).event.decode().split("data: ", 1)[1])
+    assert "result" not in announced and announced["result_version"] == 2
+    assert json.loads(hub.latest("room2").body)["result"]["outputs"] == big  # fetched from the payload instead
+    with pytest.raises(ValueError):
+        PushHub(max_followers=0)
 
 
 def test_a_waiting_follower_gets_each_new_version_once_and_a_slow_one_skips_to_the_latest():
