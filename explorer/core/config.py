@@ -95,6 +95,9 @@ class Limits:
             ``concurrency``; a session is still held to ``max_requests_per_session``).
         max_branches: branches one session's branch tree keeps (the oldest are pruned beyond it).
         max_steer_texts: texts on each side of a steering-vector pair (more are cut, with a notice).
+        max_moe_steps: optimiser steps of one ``/moe_compare`` run (each of its two or three models).
+        max_moe_experts: experts of the tiny mixture-of-experts model.
+        max_moe_d_model: hidden size (d_model) of the ``/moe_compare`` models.
     """
 
     max_prompt_tokens: int = 2048
@@ -161,6 +164,9 @@ class Limits:
     step_concurrency: int = 16
     max_branches: int = 64
     max_steer_texts: int = 16
+    max_moe_steps: int = 300
+    max_moe_experts: int = 16
+    max_moe_d_model: int = 256
 
 
 def _parse(field: dataclasses.Field, raw: str):
