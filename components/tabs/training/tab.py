@@ -17,6 +17,7 @@ from gradio.context import Context
 from components.badge import badge_html, badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.training import figures as figs
+from components.tabs.training.scaling_ui import build_scaling_section
 from explorer import pretrain
 from explorer.core.provenance import formula
 from explorer.core.validation import check_mapping
@@ -264,7 +265,8 @@ def build_training_tab(ctx) -> dict:
         return pretrain.to_api(result)
 
     gr.api(pretrain_api, api_name="pretrain")
-    return {"browser_id": browser_id, "result": result, "run": run_btn, "stop": stop_btn, "status": status,
+    scaling_parts = build_scaling_section(ctx, browser_id, owner_of)
+    return {**scaling_parts, "browser_id": browser_id, "result": result, "run": run_btn, "stop": stop_btn, "status": status,
             "main_plot": main_plot, "samples": samples, "runs_plot": runs_plot, "induction_plot": induction_plot,
             "pair_plot": pair_plot, "data_plot": data_plot, "row": row_pick, "hyper": hyper, "params": params,
             "layers": layers, "d_model": d_model, "heads": heads, "seq_len": seq_len, "batch_size": batch_size,
