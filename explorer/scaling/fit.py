@@ -91,7 +91,8 @@ def _objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_l: n
 
 
 def _starts() -> list[np.ndarray]:
-    return [np.array(p, dtype=float) for p in itertools.product(*(START_GRID[k] for k in ("a", "b", "e", "alpha", "beta")))]
+    axes = (START_GRID[k] for k in ("a", "b", "e", "alpha", "beta"))
+    return [np.array(p, dtype=float) for p in itertools.product(*axes)]
 
 
 def fit_law(n, d, loss, starts: list | None = None, delta: float = HUBER_DELTA) -> LawFit:

@@ -22,12 +22,17 @@ from explorer.scaling.fit import HOFFMANN, LawFit, bootstrap_fits, fit_law, inte
 
 POLL_S = 0.25
 BOOTSTRAP_RESAMPLES = 100
+# a run of fewer steps is still leaving its random initialisation (its loss is the warm-up transient, which
+# L(N, D) does not describe); such runs are shown but not fitted
+MIN_FIT_STEPS = 100
 FIT_FILE = data_path("scaling", "fit.json")
 
 
 def _finished(path: str) -> list[dict]:
-    rows = [r for r in grid.load_grid(path) if r.get("status") == "done" and r.get("loss")]
-    if len(rows) < 5:
+    """The grid's finished runs, each with ``in_fit``: at least :data:`MIN_FIT_STEPS` steps."""
+    rows = [dict(r, in_fit=r["steps"] >= MIN_FIT_STEPS) for r in grid.load_grid(path)
+            if r.get("status") == "done" and r.get("loss")]
+    if sum(r["in_fit"] for r in rows) < 5:
         raise ValueError(f"the stored grid holds {len(rows)} finished runs; at least 5 are needed for a fit")
     return rows
 
@@ -39,7 +44,7 @@ def compute_fit(path: str | None = None, resamples: int = BOOTSTRAP_RESAMPLES) -
     Raises:
         ValueError: fewer than 5 finished runs. FileNotFoundError: no grid file.
     """
-    rows = _finished(path or grid.GRID_FILE)
+    rows = [r for r in _finished(path or grid.GRID_FILE) if r["in_fit"]]
     n, d, loss = (np.array([r[k] for r in rows], dtype=float) for k in ("non_embedding_params", "tokens", "loss"))
     law = fit_law(n, d, loss)
     return law, bootstrap_fits(n, d, loss, law, resamples=resamples)
@@ -51,8 +56,9 @@ def write_fit(path: str | None = None, out: str | None = None) -> str:
     path, out = path or grid.GRID_FILE, out or FIT_FILE
     law, boot = compute_fit(path)
     with open(out, "w", encoding="utf-8") as handle:
-        json.dump({"grid_sha256": _sha256(path), "law": {**law.as_dict(), "objective": law.objective},
-                   "bootstrap": [f.as_dict() for f in boot], "resamples": BOOTSTRAP_RESAMPLES}, handle)
+        json.dump({"grid_sha256": _sha256(path), "min_fit_steps": MIN_FIT_STEPS,
+                   "law": {**law.as_dict(), "objective": law.objective}, "bootstrap": [f.as_dict() for f in boot],
+                   "resamples": BOOTSTRAP_RESAMPLES}, handle)
     return out
 
 
@@ -69,7 +75,7 @@ def _stored_fit(path: str) -> tuple:
     if path == grid.GRID_FILE and os.path.exists(FIT_FILE):
         with open(FIT_FILE, encoding="utf-8") as handle:
             data = json.load(handle)
-        if data.get("grid_sha256") == _sha256(path):
+        if data.get("grid_sha256") == _sha256(path) and data.get("min_fit_steps") == MIN_FIT_STEPS:
             law = LawFit(**data["law"], source="fitted to the stored grid (Huber on log loss, L-BFGS-B)")
             return rows, law, tuple(LawFit(**f) for f in data["bootstrap"]), True
     law, boot = compute_fit(path)
@@ -105,18 +111,19 @@ class ScalingFit:
         return self.optimal_tokens / self.optimal_params
 
     def residuals(self) -> list[float]:
-        """``log(predicted) - log(observed)`` loss of each run under the fit."""
+        """``log(predicted) - log(observed)`` loss of each fitted run (``in_fit``) under the fit."""
         return [float(np.log(self.law.loss(r["non_embedding_params"], r["tokens"])) - np.log(r["loss"]))
-                for r in self.runs]
+                for r in self.runs if r["in_fit"]]
 
     def to_api(self) -> dict:
-        """``{"runs": [{"non_embedding_params", "tokens", "loss", "budget", "key"}], "fit": {E, A, alpha, B, beta},
+        """``{"runs": [{"non_embedding_params", "tokens", "loss", "budget", "key", "steps", "in_fit"}],
+        "fit": {E, A, alpha, B, beta},
         "intervals": {name: [low, high]} (90 % bootstrap), "compute", "optimal_params", "optimal_tokens",
         "tokens_per_param_optimal", "chinchilla_tokens_per_param", "published_fit", "published_optimal",
-        "residuals", "notices", "grid_range", "made", "provenance"}``."""
+        "residuals" (of the fitted runs), "min_fit_steps", "notices", "grid_range", "made", "provenance"}``."""
         pub_n, pub_d = self.published.optimal(self.compute)
-        return {"runs": [{k: r[k] for k in ("non_embedding_params", "tokens", "loss", "budget", "key")}
-                         for r in self.runs],
+        return {"runs": [{k: r[k] for k in ("non_embedding_params", "tokens", "loss", "budget", "key", "steps",
+                                            "in_fit")} for r in self.runs], "min_fit_steps": MIN_FIT_STEPS,
                 "fit": self.law.as_dict(), "intervals": intervals(list(self.boot), self.compute),
                 "compute": self.compute, "optimal_params": self.optimal_params, "optimal_tokens": self.optimal_tokens,
                 "tokens_per_param_optimal": self.tokens_per_param_optimal,
@@ -129,9 +136,10 @@ class ScalingFit:
 
 
 def scaling_fit(compute: float | None = None, path: str | None = None) -> ScalingFit:
-    """Fit ``L(N, D)`` to the stored grid (cached per file) and split ``compute`` FLOPs (default: the grid's
+    """Fit ``L(N, D)`` to the stored grid's runs of at least :data:`MIN_FIT_STEPS` steps (stored in
+    ``data/scaling/fit.json``, else fitted now and cached per file) and split ``compute`` FLOPs (default: the grid's
     largest budget) compute-optimally. A compute outside the grid's budgets is answered, with a notice that it
-    is an extrapolation.
+    is an extrapolation; so is an optimal size outside the sizes trained.
 
     Raises:
         ValueError: ``compute`` not a finite number > 0; too few finished runs. FileNotFoundError: no grid file.
@@ -152,11 +160,15 @@ def scaling_fit(compute: float | None = None, path: str | None = None) -> Scalin
         notices.append(f"compute {compute:.3g} FLOPs is outside the grid's budgets ({budgets[0]:.3g} to "
                        f"{budgets[-1]:.3g}): the optimum there is an extrapolation of the fitted law.")
     n_opt, d_opt = law.optimal(compute)
+    sizes = [r["non_embedding_params"] for r in rows]
+    if not min(sizes) <= n_opt <= max(sizes):
+        notices.append(f"the optimal size {n_opt:,.0f} parameters lies outside the sizes trained ({min(sizes):,} to "
+                       f"{max(sizes):,}): it is an extrapolation of the fitted law.")
     meta = grid.grid_meta(path)
+    command = meta.get("command", "python bench/bench_scaling.py --write")
     return ScalingFit(runs=tuple(rows), law=law, boot=boot, compute=compute, optimal_params=n_opt,
                       optimal_tokens=d_opt, notices=tuple(notices), grid_range=(budgets[0], budgets[-1]),
-                      made=meta_line(meta), provenance=stored("data/scaling/grid.jsonl",
-                                                              meta.get("command", "python bench/bench_scaling.py --write")))
+                      made=meta_line(meta), provenance=stored("data/scaling/grid.jsonl", command))
 
 
 def calculator(params: float, tokens: float) -> dict:
@@ -208,7 +220,8 @@ class MoeResult:
         return {"run_id": self.run_id, "status": self.status, "message": self.message,
                 "dense_losses": list(dense.losses) if dense else [], "moe_losses": list(moe_c.losses) if moe_c else [],
                 "router_load": [list(r) for r in moe_c.router_load] if moe_c else [],
-                "active_params": moe_c.active_params if moe_c else 0, "total_params": moe_c.total_params if moe_c else 0,
+                "active_params": moe_c.active_params if moe_c else 0,
+                "total_params": moe_c.total_params if moe_c else 0,
                 "dense_params": dense.total_params if dense else 0,
                 "tokens_routed": moe.BATCH_SIZE * moe.SEQ_LEN * moe.LAYERS, "top_k": s.top_k,
                 "dense_flops": list(dense.flops) if dense else [], "moe_flops": list(moe_c.flops) if moe_c else [],

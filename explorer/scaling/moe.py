@@ -87,7 +87,8 @@ def moe_settings(values: dict | None) -> MoeSettings:
         raise ValueError(f"top_k ({out['top_k']}) must not exceed experts ({out['experts']}): a token cannot be "
                          "routed to more experts than there are")
     if out["d_model"] % (2 * HEADS):
-        raise ValueError(f"d_model must be a multiple of {2 * HEADS} ({HEADS} heads of even size; got {out['d_model']})")
+        raise ValueError(f"d_model must be a multiple of {2 * HEADS} ({HEADS} heads of even size; "
+                         f"got {out['d_model']})")
     if not math.isfinite(out["aux_loss"]) or out["aux_loss"] < 0:
         raise ValueError(f"aux_loss must be a finite coefficient >= 0 (got {out['aux_loss']})")
     return MoeSettings(**out)

@@ -27,8 +27,8 @@ def _optimal_n(fit: dict, compute):
 
 def isoflop_figure(data: dict | None) -> go.Figure:
     """Left: IsoFLOP curves, final loss against N for each budget (markers: the stored runs; lines: our fitted law
-    along ``D = C / 6N``). Right: compute-optimal N against compute, our fit beside Hoffmann et al.'s, the chosen
-    compute marked with its bootstrap interval."""
+    along ``D = C / 6N``; hollow: runs too short to fit). Right: compute-optimal N against compute, our fit
+    beside Hoffmann et al.'s, the chosen compute marked with its bootstrap interval."""
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
                         subplot_titles=("IsoFLOP curves: loss vs model size", "Compute-optimal model size"))
     if data:
@@ -40,8 +40,12 @@ def isoflop_figure(data: dict | None) -> go.Figure:
             color = COLORS[i % len(COLORS)]
             pts = sorted((r for r in runs if r["budget"] == c), key=lambda r: r["non_embedding_params"])
             fig.add_trace(go.Scatter(x=[r["non_embedding_params"] for r in pts], y=[r["loss"] for r in pts],
-                                     mode="markers", marker=dict(color=color, size=9), name=f"C = {c:.2g} (runs)",
-                                     hovertext=[r["key"] for r in pts]), 1, 1)
+                                     mode="markers", name=f"C = {c:.2g} (runs)",
+                                     marker=dict(color=color, size=9, symbol=[
+                                         "circle" if r.get("in_fit", True) else "circle-open" for r in pts]),
+                                     hovertext=[f"{r['key']}: {r['steps']} steps" + (
+                                         "" if r.get("in_fit", True) else " (too short: not fitted)")
+                                         for r in pts]), 1, 1)
             fig.add_trace(go.Scatter(x=grid_n, y=_law(fit, grid_n, c / (6 * grid_n)), mode="lines",
                                      line=dict(color=color, dash="dot"), name=f"C = {c:.2g} (fit)", showlegend=False),
                           1, 1)
@@ -53,6 +57,8 @@ def isoflop_figure(data: dict | None) -> go.Figure:
         fig.add_trace(go.Scatter(x=span, y=_optimal_n(pub, span), mode="lines", line=dict(color=GREY, dash="dash"),
                                  name="N_opt: Hoffmann et al. 2022 fit"), 1, 2)
         best = [min((r for r in runs if r["budget"] == c), key=lambda r: r["loss"]) for c in budgets]
+        fig.update_yaxes(range=[min(r["loss"] for r in runs) * 0.9,
+                                max(r["loss"] for r in runs if r.get("in_fit", True)) * 1.25], row=1, col=1)
         fig.add_trace(go.Scatter(x=budgets, y=[r["non_embedding_params"] for r in best], mode="markers",
                                  marker=dict(symbol="diamond", size=10, color=COLORS[2]),
                                  name="best run of each budget"), 1, 2)

@@ -56,7 +56,10 @@ def fit_markdown(data: dict, prov) -> str:
     ratio_iv = iv.get("tokens_per_param_optimal", [math.nan, math.nan])
     n_iv = iv.get("optimal_params", [math.nan, math.nan])
     notes = "".join(f"\n\n⚠ {n}" for n in data["notices"])
-    return (f"{badge_html(prov)} **Our fit** on {len(data['runs'])} runs: L(N, D) = {fit['E']:.3f} + "
+    fitted = sum(r["in_fit"] for r in data["runs"])
+    return (f"{badge_html(prov)} **Our fit** on {fitted} of {len(data['runs'])} runs (runs under "
+            f"{data['min_fit_steps']} steps, hollow, are still leaving their random start and are not fitted): "
+            f"L(N, D) = {fit['E']:.3f} + "
             f"{fit['A']:.3g} / N^{fit['alpha']:.3f} + {fit['B']:.3g} / D^{fit['beta']:.3f} (nats/token; 90 % "
             f"bootstrap: α {iv['alpha'][0]:.2f} to {iv['alpha'][1]:.2f}, β {iv['beta'][0]:.2f} to "
             f"{iv['beta'][1]:.2f}). At C = {data['compute']:.3g} FLOPs it spends the compute on "

@@ -76,7 +76,8 @@ def test_router_loads_sum_to_tokens_routed_times_k_and_match_the_router_logits()
     model = moe._build(moe.moe_config(s, 512), 0)
     curve = moe.MoeCurve("moe", 0.0, 0, 0, 1)
     picks = []
-    hooks = [layer.mlp.gate.register_forward_hook(lambda m, a, out: picks.append(out[2])) for layer in model.model.layers]
+    hooks = [layer.mlp.gate.register_forward_hook(lambda m, a, out: picks.append(out[2]))
+             for layer in model.model.layers]
     x = torch.randint(0, 512, (2, 8), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = model(input_ids=x)
