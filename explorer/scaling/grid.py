@@ -154,7 +154,7 @@ def load_grid(path: str | None = None) -> list[dict]:
 
 def grid_meta(path: str | None = None) -> dict:
     """How the grid was made: the first run's :func:`~explorer.core.provenance.run_meta` dict with a ``note``
-    giving the runs, the summed training seconds and the machine (from the last run line)."""
+    giving the runs, the summed training and wall time (``summary`` lines) and the machine (the last run line)."""
     path = path or GRID_FILE
     with open(path, encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
@@ -164,5 +164,7 @@ def grid_meta(path: str | None = None) -> dict:
     meta = dict(runs[0].get("meta") or {})
     meta.pop("settings", None)
     seconds = sum(r.get("seconds", 0.0) for r in runs)
-    meta["note"] = (f"{len(runs)} runs, {seconds / 60:.0f} min of training on {runs[-1].get('machine', '?')}")
+    walls = [r["wall_seconds"] for r in rows if r.get("kind") == "summary"]
+    wall = f", {sum(walls) / 60:.0f} min of wall time" if walls else ""
+    meta["note"] = f"{len(runs)} runs, {seconds / 60:.0f} min of training{wall} on {runs[-1].get('machine', '?')}"
     return meta
