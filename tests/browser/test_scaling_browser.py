@@ -4,6 +4,7 @@ model with its router loads drawn."""
 import os
 
 from browser_kit import chromium, open_page
+from test_browser import assert_badged
 
 PLOT = "#scaling-plot .js-plotly-plot"
 MOE_PLOT = "#scaling-moe-plot .js-plotly-plot"
@@ -25,11 +26,18 @@ def test_scaling_fit_and_moe_in_the_browser(app_url, test_output_dir):
         page.wait_for_function("() => /extrapolation/.test(document.querySelector('#scaling-summary').innerText)",
                                timeout=60_000)
         page.get_by_text("Mixture of experts: a router picks").click()
+        steps = page.locator("#scaling-moe-steps input[type=number]")
+        steps.fill("6")
+        steps.press("Enter")
         page.locator("#scaling-moe").scroll_into_view_if_needed()
         page.locator("#scaling-moe").click()
         # dense, MoE and MoE without aux loss: 3 loss traces, 2 aux traces, 2 x 4 expert shares
         page.wait_for_function(f"() => {{ const p = document.querySelector('{MOE_PLOT}'); "
-                               "return !!p && p.data && p.data.length >= 13 && p.data[0].y.length === 20 && "
-                               "p.data[2].y.length === 20; }", timeout=180_000)
+                               "return !!p && p.data && p.data.length >= 13 && p.data[0].y.length === 6 && "
+                               "p.data[2].y.length === 6; }", timeout=180_000)
         assert "active of" in page.locator("#scaling-moe-out").inner_text()
+        page.wait_for_function("() => /Finished/.test(document.querySelector('#scaling-moe-out').innerText)",
+                               timeout=60_000)
+        found = assert_badged(page, "training")  # every visible figure and table carries its badge
+        assert found["plots"] >= 2, found
         page.screenshot(path=os.path.join(test_output_dir, "scaling.png"), full_page=True)

@@ -29,8 +29,8 @@ def isoflop_figure(data: dict | None) -> go.Figure:
     """Left: IsoFLOP curves, final loss against N for each budget (markers: the stored runs; lines: our fitted law
     along ``D = C / 6N``; hollow: runs too short to fit). Right: compute-optimal N against compute, our fit
     beside Hoffmann et al.'s, the chosen compute marked with its bootstrap interval."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
-                        subplot_titles=("IsoFLOP curves: loss vs model size", "Compute-optimal model size"))
+    # no subplot titles: the provenance badge sits above the plot area's top right
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12)
     if data:
         runs, fit = data["runs"], data["fit"]
         budgets = sorted({r["budget"] for r in runs})
@@ -72,8 +72,9 @@ def isoflop_figure(data: dict | None) -> go.Figure:
     fig.update_xaxes(type="log", title_text="non-embedding parameters N", row=1, col=1)
     fig.update_yaxes(title_text="final validation loss (nats/token)", row=1, col=1)
     fig.update_xaxes(type="log", title_text="training compute C = 6ND (FLOPs; shaded: the grid)", row=1, col=2)
-    fig.update_yaxes(type="log", title_text="N_opt (parameters)", row=1, col=2)
-    fig.update_layout(height=430, title="Scaling laws from runs made on this machine", **LAYOUT)
+    fig.update_yaxes(type="log", title_text="compute-optimal N (parameters)", row=1, col=2)
+    fig.update_layout(height=430, title="IsoFLOP curves (left) and the compute-optimal model size (right), from runs "
+                      "made on this machine", **LAYOUT)
     return fig
 
 
@@ -112,8 +113,7 @@ def moe_figure(data: dict | None) -> go.Figure:
     load-balancing loss per step. Bottom: each expert's share of the routed tokens per step, with and without
     the auxiliary loss (1/experts is balanced)."""
     fig = make_subplots(rows=2, cols=2, vertical_spacing=0.2, horizontal_spacing=0.12,
-                        subplot_titles=("Loss per training FLOP", "Load-balancing loss (top_k = balanced)",
-                                        "Router load: with the auxiliary loss", "Router load: without it"))
+                        subplot_titles=("", "", "Router load: with the auxiliary loss", "Router load: without it"))
     if data and data.get("dense_losses"):
         fig.add_trace(go.Scatter(x=data["dense_flops"][:len(data["dense_losses"])], y=data["dense_losses"],
                                  name=f"dense ({data['dense_params']:,} params)", line=dict(color=COLORS[0])), 1, 1)
@@ -142,5 +142,7 @@ def moe_figure(data: dict | None) -> go.Figure:
         fig.update_xaxes(title_text="step", row=2, col=col)
         fig.update_yaxes(title_text="share of routed tokens", rangemode="tozero", row=2, col=col)
     fig.update_xaxes(title_text="step", row=1, col=2)
-    fig.update_layout(height=640, title="A tiny mixture of experts beside a dense model", **LAYOUT)
+    fig.update_yaxes(title_text="load-balancing loss (top_k = balanced)", row=1, col=2)
+    fig.update_layout(height=640, title="A tiny mixture of experts beside a dense model: loss per training FLOP, "
+                      "router load", **LAYOUT)
     return fig

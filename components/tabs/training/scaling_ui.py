@@ -64,8 +64,8 @@ def fit_markdown(data: dict, prov) -> str:
             f"bootstrap: α {iv['alpha'][0]:.2f} to {iv['alpha'][1]:.2f}, β {iv['beta'][0]:.2f} to "
             f"{iv['beta'][1]:.2f}). At C = {data['compute']:.3g} FLOPs it spends the compute on "
             f"**N = {_num(data['optimal_params'])}** parameters (90 %: {_num(n_iv[0])} to {_num(n_iv[1])}) and "
-            f"**D = {_num(data['optimal_tokens'])}** tokens: **{data['tokens_per_param_optimal']:,.1f} tokens per "
-            f"parameter** (90 %: {ratio_iv[0]:,.1f} to {ratio_iv[1]:,.1f}); 6·N·D = "
+            f"**D = {_num(data['optimal_tokens'])}** tokens: **{data['tokens_per_param_optimal']:,.3g} tokens per "
+            f"parameter** (90 %: {ratio_iv[0]:,.3g} to {ratio_iv[1]:,.3g}); 6·N·D = "
             f"{6 * data['optimal_params'] * data['optimal_tokens']:.3g}.\n\n"
             f"{badge_html(formula(data['published_fit']['source']))} Hoffmann et al.'s published fit (E 1.69, A 406.4,"
             f" α 0.34, B 410.7, β 0.28; their text and tokenizer) at the same compute: N = {_num(pub['params'])}, "
@@ -118,7 +118,8 @@ def build_scaling_section(ctx, browser_id, owner_of) -> dict:
             moe_top_k = gr.Slider(1, limits.max_moe_experts, defaults.top_k, step=1, label="top-k")
             moe_d = gr.Slider(8, limits.max_moe_d_model, defaults.d_model, step=8, label="d_model")
         with gr.Row():
-            moe_steps = gr.Slider(1, limits.max_moe_steps, defaults.steps, step=1, label="steps")
+            moe_steps = gr.Slider(1, limits.max_moe_steps, defaults.steps, step=1, label="steps",
+                                  elem_id="scaling-moe-steps")
             moe_aux = gr.Number(defaults.aux_loss, label="aux loss coefficient (0 = off)")
             moe_seed = gr.Number(0, precision=0, label="seed")
             moe_btn = gr.Button("Train dense vs MoE", variant="primary", elem_id="scaling-moe")
@@ -147,7 +148,7 @@ def build_scaling_section(ctx, browser_id, owner_of) -> dict:
     def moe_view(result):
         data = result.to_api()
         s = result.settings
-        text = (f"{badge_html(result.provenance)} {result.message or result.status}: dense "
+        text = (f"{badge_html(result.provenance)} {(result.message or result.status).rstrip('.')}: dense "
                 f"{data['dense_params']:,} parameters; MoE {data['active_params']:,} active of "
                 f"{data['total_params']:,} total ({s.experts} experts, top-{s.top_k}); each step routes "
                 f"{data['tokens_routed']:,} token-layers × {s.top_k} = {data['tokens_routed'] * s.top_k:,} expert "
