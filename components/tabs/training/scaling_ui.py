@@ -86,8 +86,8 @@ def build_scaling_section(ctx, browser_id, owner_of) -> dict:
         gr.Markdown("Five tiny Llamas (16 thousand to 1 million non-embedding parameters) were each trained at four "
                     "compute budgets on this machine (C = 6ND: a bigger model sees fewer tokens for the same compute). "
                     "For each budget the loss against size is an IsoFLOP curve; its lowest point is the compute-optimal"
-                    " size. We fit Hoffmann et al.'s law L(N, D) = E + A/N^α + B/D^β to the runs of 100+ steps (Huber loss on "
-                    "log loss, bounded exponents, L-BFGS-B from a grid of starts, bootstrap intervals) and read off "
+                    " size. We fit Hoffmann et al.'s law L(N, D) = E + A/N^α + B/D^β to the runs of 100+ steps "
+                    "(Huber loss on log loss, bounded exponents, L-BFGS-B from a grid of starts, bootstrap intervals) and read off "
                     "the compute-optimal N and D for any compute.")
         with gr.Row():
             compute = gr.Number(None, label="compute C (FLOPs; empty = the grid's largest budget)",
