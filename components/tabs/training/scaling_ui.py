@@ -87,8 +87,8 @@ def build_scaling_section(ctx, browser_id, owner_of) -> dict:
                     "compute budgets on this machine (C = 6ND: a bigger model sees fewer tokens for the same compute). "
                     "For each budget the loss against size is an IsoFLOP curve; its lowest point is the compute-optimal"
                     " size. We fit Hoffmann et al.'s law L(N, D) = E + A/N^α + B/D^β to the runs of 100+ steps "
-                    "(Huber loss on log loss, bounded exponents, L-BFGS-B from a grid of starts, bootstrap intervals) and read off "
-                    "the compute-optimal N and D for any compute.")
+                    "(Huber loss on log loss, bounded exponents, L-BFGS-B from a grid of starts, bootstrap "
+                    "intervals) and read off the compute-optimal N and D for any compute.")
         with gr.Row():
             compute = gr.Number(None, label="compute C (FLOPs; empty = the grid's largest budget)",
                                 elem_id="scaling-compute")
