@@ -101,3 +101,11 @@ def test_calculator_and_known_models():
     for bad in ((0, 1e9), (1e9, -5), ("x", 1)):
         with pytest.raises(ValueError, match="params|tokens"):
             famous.calculate(*bad)
+
+
+def test_embedded_points_equal_a_count_of_the_loaded_models(smollm2, gemma):
+    points = {m.name: m for m in famous.known_models() if m.embedded}
+    for name, engine in (("SmolLM2-135M", smollm2), ("Gemma 3 270M", gemma)):
+        counted = sum(p.numel() for p in engine.model.parameters())  # tied embeddings counted once
+        assert points[name].params == counted, name
+        assert points[name].compute == 6 * counted * points[name].tokens
