@@ -90,20 +90,22 @@ def calculator_figure(data: dict | None) -> go.Figure:
         for c in (1e20, 1e22, 1e24):
             fig.add_trace(go.Scatter(x=n, y=c / (6 * n), mode="lines", line=dict(color=GREY, width=1, dash="dot"),
                                      name=f"C = {c:.0e} FLOPs", showlegend=False, hoverinfo="name"))
-            fig.add_annotation(x=np.log10(c / 6 / 1e13), y=13, text=f"C = 10^{int(np.log10(c))}", showarrow=False,
-                               font=dict(size=10, color=GREY))
+            fig.add_annotation(x=np.log10(3e7), y=np.log10(c / (6 * 3e7)), text=f"C = 10^{int(np.log10(c))} FLOPs",
+                               showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=10, color=GREY))
         for group, color, symbol in ((True, COLORS[1], "star"), (False, COLORS[0], "circle")):
             pts = [m for m in models if m["embedded"] is group]
             fig.add_trace(go.Scatter(x=[m["params"] for m in pts], y=[m["tokens"] for m in pts], mode="markers+text",
-                                     text=[m["name"] for m in pts], textposition="top center",
+                                     text=[m["name"] for m in pts],
+                                     textposition=["bottom center" if m["name"] == "Chinchilla" else "top center"
+                                                   for m in pts],
                                      marker=dict(size=11 if group else 9, color=color, symbol=symbol),
                                      name="embedded models" if group else "known models",
                                      hovertext=[f"{m['name']}: {m['tokens_per_param']:,.0f} tokens/param; "
                                                 f"{m['tokens_source']}" for m in pts]))
         fig.add_trace(go.Scatter(x=[data["params"]], y=[data["tokens"]], mode="markers",
                                  marker=dict(size=14, color=COLORS[2], symbol="x"), name="your N and D"))
-    fig.update_xaxes(type="log", title_text="parameters N")
-    fig.update_yaxes(type="log", title_text="training tokens D")
+    fig.update_xaxes(type="log", title_text="parameters N", range=[7, 12.2])
+    fig.update_yaxes(type="log", title_text="training tokens D", range=[8, 17])
     fig.update_layout(height=430, title="C = 6ND: compute-optimal and over-trained models", **LAYOUT)
     return fig
 
