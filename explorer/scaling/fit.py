@@ -166,3 +166,28 @@ def intervals(fits: list[LawFit], compute: float | None = None, level: float = 0
             samples.setdefault(key, []).append(value)
     tail = (1 - level) / 2 * 100
     return {key: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] for key, v in samples.items()}
+
+
+def isoflop_minima(runs: list[dict]) -> list[dict]:
+    """Hoffmann et al.'s Approach 2: for each budget with 3+ runs, a parabola in ``log N`` fitted to the final
+    losses (``numpy.polyfit``) and its vertex, the budget's compute-optimal size.
+
+    Args:
+        runs: dicts with ``budget`` (FLOPs), ``non_embedding_params`` and ``loss`` (nats/token).
+    Returns:
+        ``[{"budget", "params", "tokens" (budget / 6N), "in_range" (vertex within the budget's sizes)}]``,
+        budgets ascending; a budget whose parabola opens downwards (no minimum) is left out.
+    """
+    out = []
+    for budget in sorted({float(r["budget"]) for r in runs}):
+        pts = [r for r in runs if float(r["budget"]) == budget]
+        if len(pts) < 3:
+            continue
+        x = np.log([r["non_embedding_params"] for r in pts])
+        a, b, _ = np.polyfit(x, [r["loss"] for r in pts], 2)
+        if a <= 0:
+            continue
+        n = float(np.exp(-b / (2 * a)))
+        out.append({"budget": budget, "params": n, "tokens": budget / (6 * n),
+                    "in_range": bool(x.min() <= np.log(n) <= x.max())})
+    return out

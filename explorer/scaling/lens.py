@@ -18,7 +18,7 @@ from explorer.core.progress import Progress, run_to_end, to_api  # noqa: F401 (t
 from explorer.core.provenance import Provenance, formula, measured, meta_line, stored
 from explorer.pretrain import runs
 from explorer.scaling import experts, famous, grid, moe
-from explorer.scaling.fit import HOFFMANN, LawFit, bootstrap_fits, fit_law, intervals
+from explorer.scaling.fit import HOFFMANN, LawFit, bootstrap_fits, fit_law, intervals, isoflop_minima
 
 POLL_S = 0.25
 BOOTSTRAP_RESAMPLES = 100
@@ -120,7 +120,8 @@ class ScalingFit:
         "fit": {E, A, alpha, B, beta},
         "intervals": {name: [low, high]} (90 % bootstrap), "compute", "optimal_params", "optimal_tokens",
         "tokens_per_param_optimal", "chinchilla_tokens_per_param", "published_fit", "published_optimal",
-        "residuals" (of the fitted runs), "min_fit_steps", "notices", "grid_range", "made", "provenance"}``."""
+        "residuals" (of the fitted runs), "isoflop_minima" (Approach 2 parabolas), "min_fit_steps", "notices",
+        "grid_range", "made", "provenance"}``."""
         pub_n, pub_d = self.published.optimal(self.compute)
         return {"runs": [{k: r[k] for k in ("non_embedding_params", "tokens", "loss", "budget", "key", "steps",
                                             "in_fit")} for r in self.runs], "min_fit_steps": MIN_FIT_STEPS,
@@ -131,7 +132,9 @@ class ScalingFit:
                 "chinchilla_source": famous.CHINCHILLA_SOURCE,
                 "published_fit": {**self.published.as_dict(), "source": self.published.source},
                 "published_optimal": {"params": pub_n, "tokens": pub_d, "tokens_per_param": pub_d / pub_n},
-                "residuals": self.residuals(), "notices": list(self.notices), "grid_range": list(self.grid_range),
+                "residuals": self.residuals(),
+                "isoflop_minima": isoflop_minima([r for r in self.runs if r["in_fit"]]),
+                "notices": list(self.notices), "grid_range": list(self.grid_range),
                 "made": self.made, "provenance": self.provenance.to_api()}
 
 

@@ -62,6 +62,13 @@ def isoflop_figure(data: dict | None) -> go.Figure:
         fig.add_trace(go.Scatter(x=budgets, y=[r["non_embedding_params"] for r in best], mode="markers",
                                  marker=dict(symbol="diamond", size=10, color=COLORS[2]),
                                  name="best run of each budget"), 1, 2)
+        minima = data.get("isoflop_minima") or []
+        if minima:
+            fig.add_trace(go.Scatter(x=[m["budget"] for m in minima], y=[m["params"] for m in minima],
+                                     mode="markers", name="IsoFLOP parabola minimum (Approach 2; open: outside sizes)",
+                                     marker=dict(size=10, color=COLORS[3], symbol=[
+                                         "triangle-up" if m["in_range"] else "triangle-up-open" for m in minima])),
+                          1, 2)
         band = data["intervals"].get("optimal_params", [data["optimal_params"]] * 2)
         fig.add_trace(go.Scatter(x=[data["compute"]], y=[data["optimal_params"]], mode="markers",
                                  marker=dict(size=12, color=COLORS[1], symbol="star"),

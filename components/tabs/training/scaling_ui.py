@@ -56,6 +56,8 @@ def fit_markdown(data: dict, prov) -> str:
     ratio_iv = iv.get("tokens_per_param_optimal", [math.nan, math.nan])
     n_iv = iv.get("optimal_params", [math.nan, math.nan])
     notes = "".join(f"\n\n⚠ {n}" for n in data["notices"])
+    minima = "; ".join(f"C = {m['budget']:.2g}: N ≈ {_num(m['params'])}" + ("" if m["in_range"] else " (outside the "
+                       "sizes trained)") for m in data.get("isoflop_minima", []))
     fitted = sum(r["in_fit"] for r in data["runs"])
     return (f"{badge_html(prov)} **Our fit** on {fitted} of {len(data['runs'])} runs (runs under "
             f"{data['min_fit_steps']} steps, hollow, are still leaving their random start and are not fitted): "
@@ -73,6 +75,8 @@ def fit_markdown(data: dict, prov) -> str:
             f"{badge_html(formula(data['chinchilla_source']))} Chinchilla's rule of thumb: ~20 tokens per parameter "
             f"(at their far larger budgets; the ratio drifts with compute when α ≠ β). Residuals of our fit "
             f"(log predicted - log observed): largest {max(abs(r) for r in data['residuals']):.3f}."
+            f"\n\n{badge_html(prov)} Hoffmann et al.'s Approach 2, a parabola in log N through each IsoFLOP curve, "
+            f"puts each budget's best size at: {minima or 'no budget has 3 fitted runs'}."
             f"\n\nThe grid: {data['made']}.{notes}")
 
 

@@ -47,6 +47,15 @@ def test_the_optimum_satisfies_c_6nd_and_minimises_the_law_on_the_isoflop_line()
         TRUE.optimal(-1)
 
 
+def test_isoflop_parabola_minimum_finds_the_vertex():
+    runs = [{"budget": 1e12, "non_embedding_params": n, "loss": 1 + 0.1 * (math.log(n) - math.log(5e4)) ** 2}
+            for n in (1e4, 3e4, 1e5, 3e5)]
+    runs += [{"budget": 2e12, "non_embedding_params": n, "loss": 2 - 0.1 * math.log(n)} for n in (1e4, 1e5, 1e6)]
+    (only,) = fitmod.isoflop_minima(runs)  # the straight line of the second budget has no minimum
+    assert only["params"] == pytest.approx(5e4, rel=1e-6) and only["in_range"]
+    assert 6 * only["params"] * only["tokens"] == pytest.approx(1e12)
+
+
 def test_fit_rejects_bad_runs():
     with pytest.raises(ValueError, match="at least 5"):
         fitmod.fit_law([1, 2], [1, 2], [1, 2])
