@@ -72,7 +72,8 @@ SCENES: list[Scene] = [
           {"tab": "circuits", "prompt": "When Mary and John went to the store, John gave a drink to",
            "circuits.pair": "names", "circuits.site": "resid", "circuits.components": "L17H3"}),
     Scene("Watch a model learn language", "Training & scale: a tiny Llama pretrained from random weights, gibberish "
-          "becoming words, tokens per parameter against Chinchilla's ~20",
+          "becoming words, tokens per parameter against Chinchilla's ~20; scaling laws and a mixture of experts "
+          "from runs made here",
           {"tab": "training", "prompt": "Once upon a time", "training.steps": "300", "training.d_model": "64",
            "training.layers": "2", "training.row": "warmup"}),
 ]

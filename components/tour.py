@@ -49,7 +49,8 @@ TEXTS: dict[str, str] = {
     "Where does the answer live?": "Copy one layer at one position from a run with the right name into a run with "
     "the wrong one, and see which cells bring the right answer back.",
     "Watch a model learn language": "A model of a hundred thousand parameters starts from random weights. Watch "
-    "its loss fall and its samples turn from gibberish into words as the steps go by.",
+    "its loss fall and its samples turn from gibberish into words as the steps go by. Further down, scaling "
+    "laws fitted to runs made on this machine split a compute budget between size and data, beside Chinchilla's.",
 }
 
 

@@ -98,6 +98,9 @@ class Limits:
         room_push_inline_bytes: a new result up to this size (JSON, bytes) travels inside the push event itself,
             so followers draw it with no request of their own; a bigger one is announced and fetched once per
             follower (``/room_push/CODE/payload``).
+        max_moe_steps: optimiser steps of one ``/moe_compare`` run (each of its two or three models).
+        max_moe_experts: experts of the tiny mixture-of-experts model.
+        max_moe_d_model: hidden size (d_model) of the ``/moe_compare`` models.
     """
 
     max_prompt_tokens: int = 2048
@@ -165,6 +168,9 @@ class Limits:
     max_branches: int = 64
     max_steer_texts: int = 16
     room_push_inline_bytes: int = 512 * 2**10
+    max_moe_steps: int = 300
+    max_moe_experts: int = 16
+    max_moe_d_model: int = 256
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -42,6 +42,8 @@ CASES = {
     "circuits": lambda e: dict(clean="When Mary and John went out, John gave it to",
                                corrupted="When Mary and John went out, Mary gave it to", answer=" Mary",
                                wrong_answer=" John", site="attn_head", engine=e),
+    "scaling": lambda e: dict(settings={"steps": 2, "d_model": 16, "experts": 2, "top_k": 1},
+                              owner="lens-contract-scaling"),
 }
 
 

@@ -17,6 +17,7 @@ from gradio.context import Context
 from components.badge import badge_html, badged_table, stamp
 from components.errors import ui_errors
 from components.tabs.training import figures as figs
+from components.tabs.training.scaling_ui import build_scaling_section
 from explorer import pretrain
 from explorer.core.provenance import formula
 from explorer.core.validation import check_mapping
@@ -217,8 +218,9 @@ def build_training_tab(ctx) -> dict:
     def attach(owner_id):
         owner = (owner_id or "").strip() or uuid.uuid4().hex
         job = pretrain.active_job(owner)
+        job = job if job is not None and job.kind in pretrain.KINDS else None  # a /moe_compare job is not drawn here
         if job is None:  # show the session's latest run, if any (a reload after it finished)
-            latest = pretrain.jobs_for(owner)[-1:]
+            latest = [j for j in pretrain.jobs_for(owner) if j.kind in pretrain.KINDS][-1:]
             yield (owner, *view(owner, pretrain.snapshot(latest[0]) if latest else None))
             return
         for outputs in stream(owner, job):
@@ -228,6 +230,9 @@ def build_training_tab(ctx) -> dict:
     def stop(owner_id, request: gr.Request):
         owner = owner_of(owner_id, request)
         job = pretrain.stop(owner)
+        if job is not None and job.kind not in pretrain.KINDS:  # the scaling section's MoE job
+            pretrain.wait(job, timeout_s=60)
+            return view(owner, None)
         if job is None:
             gr.Info("No training run is going in this session.")
             return view(owner, None)
@@ -264,7 +269,8 @@ def build_training_tab(ctx) -> dict:
         return pretrain.to_api(result)
 
     gr.api(pretrain_api, api_name="pretrain")
-    return {"browser_id": browser_id, "result": result, "run": run_btn, "stop": stop_btn, "status": status,
+    parts = build_scaling_section(ctx, browser_id, owner_of)
+    return {**parts, "browser_id": browser_id, "result": result, "run": run_btn, "stop": stop_btn, "status": status,
             "main_plot": main_plot, "samples": samples, "runs_plot": runs_plot, "induction_plot": induction_plot,
             "pair_plot": pair_plot, "data_plot": data_plot, "row": row_pick, "hyper": hyper, "params": params,
             "layers": layers, "d_model": d_model, "heads": heads, "seq_len": seq_len, "batch_size": batch_size,
