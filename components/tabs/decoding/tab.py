@@ -9,6 +9,7 @@ import time
 
 import gradio as gr
 
+from components.commitment import build_commitment_section, commitment_api
 from components.compare import label, model_notice, second_model
 from components.badge import INPUT_TABLE, stamp
 from components.errors import ui_errors
@@ -306,8 +307,11 @@ def build_decoding_tab(ctx) -> dict:
     # /decode's steps share forward passes with other requests' (explorer/core/step_batcher.py), so more of them
     # may run at once than the app's default concurrency: waiting rows cost a turn's wait, not a pass each.
     gr.api(decode_api, api_name="decode", concurrency_limit=get_limits().step_concurrency)
+    gr.Markdown("### Where each token is decided: the layer from which the logit lens keeps it as the top-1")
+    commit = build_commitment_section(ctx, None, "decoding")
+    gr.api(commitment_api, api_name="commitment")
     chain = build_chain_section(ctx)
-    return {**chain, "run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
+    return {**chain, **commit, "run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
             "max_new_tokens": max_new, "columns": columns, "column": column, "step": step, "main_plot": main_plot,
             "temperature": temperature, "temperature_plot": temp_plot, "beam_column": beam_column,
             "beam_plot": beam_plot, "method": method, "num_draft": num_draft, "ngram": ngram,

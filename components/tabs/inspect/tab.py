@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components.commitment import build_commitment_section
 from components.errors import ui_errors
 from components.inspector import wire_token_clicks
 from components.tabs.inspect import figures as figs
@@ -81,6 +82,8 @@ def build_inspect_tab(ctx) -> dict:
     run.click(_inspect, inputs, outputs, concurrency_id="inspect-model")
     clicked = wire_token_clicks(ctx, position, chat, _inspect, inputs, outputs)
     gr.api(inspect_api, api_name="inspect")
-    return {"position": position, "chat": chat, "run": run, "badge": badge_box, "token": token, "attention": attention,
+    gr.Markdown("### Where each token of the continuation is decided (logit lens, greedy)")
+    commit = build_commitment_section(ctx, chat, "inspect")
+    return {**commit, "position": position, "chat": chat, "run": run, "badge": badge_box, "token": token, "attention": attention,
             "prediction": prediction, "lens": lens_plot, "kv": kv, "quantization": quant, "confidence": confidence,
             "clicked": clicked, "state": state, "result": state}
