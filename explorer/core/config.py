@@ -95,6 +95,7 @@ class Limits:
             ``concurrency``; a session is still held to ``max_requests_per_session``).
         max_branches: branches one session's branch tree keeps (the oldest are pruned beyond it).
         max_steer_texts: texts on each side of a steering-vector pair (more are cut, with a notice).
+        max_sweep_cells: strength × layer cells one steering sweep runs (each a row of one batch; more is refused).
     """
 
     max_prompt_tokens: int = 2048
@@ -161,6 +162,7 @@ class Limits:
     step_concurrency: int = 16
     max_branches: int = 64
     max_steer_texts: int = 16
+    max_sweep_cells: int = 48
 
 
 def _parse(field: dataclasses.Field, raw: str):
