@@ -1,6 +1,6 @@
 """The commitment strip ("where each token is decided", ``explorer.circuits.commitment``) under generated text, shared
 by the Decoding tab and the Inspector: each greedy token with, beneath it, the first layer from which the logit lens
-keeps it as the top-1 (early = pale, late = dark). ``/commitment`` is the JSON API (registered by the Decoding tab).
+keeps it as the top-1 (early = pale, late = dark). ``/commitment`` is the JSON API (registered by the Decoding tab, :func:`commitment_json`).
 """
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ import html
 import gradio as gr
 
 from components.badge import badge_md
-from components.errors import ui_errors
 from explorer.circuits.commitment import run_commitment
 
 
-def commitment_api(text: str, model: str | None = None, max_new_tokens: int = 16, chat_template: bool = True) -> dict:
-    """JSON API ``/commitment``: ``{"tokens": [{"text", "layer"}], "num_layers", "notices"}``; ``layer`` is the
-    ``hidden_states`` index (0 = embeddings … num_layers = the model's output) or null when never the top-1."""
+def commitment_json(text: str, model: str | None = None, max_new_tokens: int = 16, chat_template: bool = True) -> dict:
+    """What ``/commitment`` returns: ``{"tokens": [{"text", "layer"}], "num_layers", "notices"}``; ``layer`` is the
+    ``hidden_states`` index (0 = embeddings … num_layers = the model's output) or null when never the top-1. The
+    Decoding tab registers the API (its handlers are the tab's, so ZeroGPU sizes them)."""
     try:
         return run_commitment(text, model or None, max_new_tokens, bool(chat_template)).to_api()
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
+
+
+def strip_for(text, model, n, use_chat=True) -> str:
+    """The strip's HTML for a prompt (what a tab's ``_commitment`` handler returns)."""
+    return strip_html(run_commitment(text, model, int(n), bool(use_chat)))
 
 
 def strip_html(result) -> str:
@@ -41,19 +46,15 @@ def strip_html(result) -> str:
             f"</small><div>{''.join(cells)}</div>{notes}</div>")
 
 
-def build_commitment_section(ctx, chat=None, key: str = "decoding", max_new_tokens: int = 16) -> dict:
-    """A button and the strip for the shared prompt (``chat``: a Checkbox for the chat template, or None to always
-    use it, as the Decoding tab does); element ids start with ``key``. Returns its components by name."""
+def build_commitment_section(ctx, handler, chat=None, key: str = "decoding", max_new_tokens: int = 16) -> dict:
+    """A button and the strip for the shared prompt. ``handler(text, model, n[, chat])`` is the tab's own
+    (defined in the tab's module, so ZeroGPU wraps it; it returns :func:`strip_for`); ``chat``: a Checkbox for the
+    chat template, or None to always use it (as the Decoding tab does); element ids start with ``key``."""
     with gr.Row():
         tokens = gr.Slider(1, min(64, ctx.limits.max_new_tokens), value=min(max_new_tokens, ctx.limits.max_new_tokens),
                            step=1, label="greedy tokens", scale=3)
         run = gr.Button("Where is each token decided?", elem_id=f"{key}-commit-run", scale=1)
     strip = gr.HTML(elem_id=f"{key}-commit-strip")
-
-    @ui_errors
-    def _commitment(text, model, n, use_chat=True):
-        return strip_html(run_commitment(text, model, int(n), bool(use_chat)))
-
     inputs = [ctx.prompt, ctx.model, tokens] + ([chat] if chat is not None else [])
-    run.click(_commitment, inputs, strip, api_visibility="private", concurrency_id=f"{key}-commit")
+    run.click(handler, inputs, strip, api_visibility="private", concurrency_id=f"{key}-commit")
     return {"commit_run": run, "commit_strip": strip, "commit_tokens": tokens}

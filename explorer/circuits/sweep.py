@@ -25,7 +25,7 @@ from explorer.core.engine import Engine, get_engine
 from explorer.core.patches import ForwardHook
 from explorer.core.progress import Progress, run_to_end
 from explorer.core.provenance import Provenance, measured
-from explorer.core.validation import check_int, check_max_new_tokens, check_text, require_causal
+from explorer.core.validation import check_max_new_tokens, check_text, require_causal
 
 # Marker words per built-in set (positive side, negative side), written for this project.
 MARKERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

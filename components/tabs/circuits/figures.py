@@ -183,3 +183,4 @@ def sweep_figure(result) -> go.Figure:
         fig.update_xaxes(title_text=f"strength: marker log-ratio − baseline ({base.marker_log_ratio:+.2f})",
                          row=1, col=2)
     return neutral(fig)
+

@@ -11,6 +11,6 @@ SPEC = TabSpec(
          for name, rows in (('_run', 'rows'), ('decode_api', 'strategies'), ('_compare_run', 'rows'))}
         | {'_speculate': g.generation('max_new_tokens', per_token=0.1)}
         | {'_chain': g.fixed(20), 'sampler_chain_api': g.fixed(20)}
-        | {'_commitment': g.fixed(20), 'commitment_api': g.fixed(20)},
+        | {'_commitment': g.fixed(20), 'commitment_api': g.fixed(20), '_branch': g.fixed(20)},
     cached=('decode', '_run'),
 )
