@@ -76,3 +76,14 @@ def test_tree_figure_depths(tiny_engine):
     assert list(fig.data[-1].x) == [0, 1]  # the child sits one level right of its parent
     assert fig.data[-1].y[0] > fig.data[-1].y[1] and b.parent == a.branch_id
     assert "No branches yet" in branch_tree_figure([]).layout.annotations[0].text
+
+
+def test_the_page_frees_its_tree_on_unload(tiny_engine):
+    import app
+    from components.tabs.circuits.branch_ui import _free_branches
+
+    demo = app.build_demo()
+    assert any(getattr(f.fn, "__name__", "") == "_free_branches" for f in demo.fns.values())
+    run_branch(TEXT, token_id=500, max_new_tokens=1, owner="panel-test", engine=tiny_engine, chat_template=False)
+    _free_branches(Request())
+    assert TREES.nodes("panel-test") == []

@@ -49,6 +49,11 @@ def branch_api(text: str, model: str | None = None, position: int = 0, token_id:
         raise gr.Error(str(exc)) from None
 
 
+def _free_branches(request: gr.Request):
+    """Free the session's branch tree when its page unloads (every tab's branches share that one tree)."""
+    br.TREES.forget(_owner(request))
+
+
 def build_branch_section(ctx, chat) -> dict:
     """Build the "Branch" section (inside the Circuits tab); returns its components by name."""
     gr.Markdown("### Branch: pick another token and continue\nThe greedy continuation of the prompt, one row per "
@@ -90,5 +95,9 @@ def build_branch_section(ctx, chat) -> dict:
     alt_table.select(_branch, [alt_state, length], [branch_out, tree, tree_plot, first, second],
                      api_visibility="private", concurrency_id="circuits-model")
     gr.api(branch_api, api_name="branch")
+    from gradio.context import Context
+
+    if Context.root_block is not None:
+        Context.root_block.unload(_free_branches)
     return {"branch_run": run, "branch_table": alt_table, "branch_out": branch_out, "branch_tree": tree,
             "branch_tree_plot": tree_plot, "branch_compared": compared}
