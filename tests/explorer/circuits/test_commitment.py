@@ -17,19 +17,20 @@ PROMPT = "The capital of France is"
 def direct_layers(model, prompt_ids, generated):
     """Per generated token, the first hidden_states index from which the direct lens's arg-max stays that token."""
     ids = torch.tensor([list(prompt_ids) + list(generated)])
+    rows = slice(len(prompt_ids) - 1, len(prompt_ids) + len(generated) - 1)  # the positions predicting each token
     with torch.no_grad():
         states = model(ids, output_hidden_states=True).hidden_states
-        out = []
-        for k, token in enumerate(generated):
-            pos = len(prompt_ids) + k - 1  # the position whose prediction is generated[k]
-            top = [int(model.lm_head(model.model.norm(h[0, pos])).argmax()) for h in states[:-1]]
-            top.append(int(model.lm_head(states[-1][0, pos]).argmax()))
-            first = None
-            for index in range(len(top) - 1, -1, -1):
-                if top[index] != token:
-                    break
-                first = index
-            out.append(first)
+        inner = torch.stack([model.lm_head(model.model.norm(h[0, rows])).argmax(-1) for h in states[:-1]])
+        last = model.lm_head(states[-1][0, rows]).argmax(-1)[None]
+        top = torch.cat([inner, last]).T.tolist()  # (generated, num_layers + 1)
+    out = []
+    for k, token in enumerate(generated):
+        first = None
+        for index in range(len(top[k]) - 1, -1, -1):
+            if top[k][index] != token:
+                break
+            first = index
+        out.append(first)
     return out
 
 
@@ -65,7 +66,7 @@ def test_commitment_bad_input(tiny_engine):
 
 
 def test_commitment_on_gemma_equals_the_direct_lens(gemma):
-    result = run_commitment("The capital of France is", max_new_tokens=4, chat_template=False, engine=gemma)
+    result = run_commitment("The capital of France is", max_new_tokens=3, chat_template=False, engine=gemma)
     ids = gemma.encode("The capital of France is")
     assert list(result.layers) == direct_layers(gemma.model, ids, list(result.ids))
     assert result.num_layers == 18 and all(layer is not None for layer in result.layers)

@@ -87,3 +87,17 @@ def test_sweep_bad_input(tiny_engine, kwargs, match):
     args = {"positive": "sentiment", "layers": [1], "strengths": [1.0], "prompt": PROMPT, "max_new_tokens": 2}
     with pytest.raises(ValueError, match=match):
         run_sweep(**{**args, **kwargs}, engine=tiny_engine)
+
+
+def test_overflowing_cell_is_reported_not_crashed(tiny_engine, monkeypatch):
+    from explorer.circuits.steering import SteeringVector
+
+    real = SteeringVector.added
+    monkeypatch.setattr(SteeringVector, "added",
+                        lambda self, s: real(self, s) * float("inf") if s == 3.0 else real(self, s))
+    result = run_sweep(positive="sentiment", layers=[1], strengths=[0.5, 3.0], prompt=PROMPT, max_new_tokens=2,
+                       engine=tiny_engine)
+    broken = result.cell(1, 3.0)
+    assert broken.overflow and broken.perplexity is None and broken.marker_log_ratio is None
+    assert not result.cell(1, 0.5).overflow and result.cell(1, 0.5).perplexity is not None
+    assert any("strength 3 at layer 1: the logits overflow" in n for n in result.notices)
