@@ -176,7 +176,8 @@ def sweep_figure(result) -> go.Figure:
                       title={"text": "Steering sweep: where the push works (right) and where the text breaks (left)",
                              "x": 0, "xanchor": "left", "font": {"size": 14}},
                       margin={"t": 70, "l": 50, "r": 20, "b": 70})
-    fig.update_yaxes(autorange="reversed", title_text="layer")
+    fig.update_yaxes(autorange="reversed", title_text="layer", type="category")
+    fig.update_xaxes(type="category")
     fig.update_xaxes(title_text=f"strength: perplexity under the unsteered model (baseline {base.perplexity:.1f})",
                      row=1, col=1)
     if markers:
