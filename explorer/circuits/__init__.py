@@ -11,6 +11,8 @@ Where a change goes:
 - activation and attribution patching, the causal cone, ``/patch``: ``patching.py`` (``iter_run`` / ``run``);
 - branching (force another token at a step, continue, the session's tree) and ``/branch``: ``branch.py``;
 - steering vectors (contrastive activation addition) and ``/steer``: ``steering.py``;
+- the strength × layer steering sweep and ``/steer_sweep``: ``sweep.py``;
+- where each greedy token is decided (the commitment strip) and ``/commitment``: ``commitment.py``;
 - ablation and ``/ablate``: ``ablation.py``; direct logit attribution and ``/dla``: ``dla.py``.
 """
 from explorer.circuits.ablation import AblationResult, ablate_to_api, iter_ablate, loss_on_repeat, run_ablate

@@ -137,7 +137,8 @@ def _continue(engine: Engine, ids: list[int], strategy, n: int, forced: int | No
 
 def run_branch(text: str, model: str | None = None, position: int = 0, token_id: int = 0, strategy=None,
                max_new_tokens: int = 16, parent: str | None = None, chat_template: bool = True,
-               owner: str = "", engine: Engine | None = None, trees: BranchTrees = TREES) -> BranchNode:
+               owner: str = "", engine: Engine | None = None, trees: BranchTrees = TREES,
+               prompt_ids=None) -> BranchNode:
     """Fork a continuation of ``text`` at generated ``position`` with ``token_id`` and continue from it.
 
     Args:
@@ -148,6 +149,9 @@ def run_branch(text: str, model: str | None = None, position: int = 0, token_id:
         max_new_tokens: tokens in the branch, the forced one included (capped at ``Limits.max_new_tokens``).
         parent: a branch id of this ``owner``'s tree, or None.
         owner: the session the tree belongs to.
+        prompt_ids: the exact token ids to fork after (a tab's own tokenisation, e.g. Next token's plain text up
+            to a clicked token); ``text`` then only labels the branch, ``chat_template`` is not applied and
+            ``position`` must be 0 (no parent).
     Returns:
         the stored :class:`BranchNode`.
     Raises:
@@ -181,7 +185,14 @@ def run_branch(text: str, model: str | None = None, position: int = 0, token_id:
         prompt_len = node.prompt_len
     else:
         parent = None
-        prompt = engine.chat_ids(text) if chat_template else engine.encode(text)
+        if prompt_ids is not None:
+            prompt = [check_int(i, "prompt_ids", minimum=0) for i in prompt_ids]
+            if not prompt or max(prompt) >= rows:
+                raise ValueError(f"prompt_ids must be a non-empty list of ids below {rows:,}.")
+            if position:
+                raise ValueError(f"position must be 0 with prompt_ids (the fork is right after them), got {position}.")
+        else:
+            prompt = engine.chat_ids(text) if chat_template else engine.encode(text)
         prefix = _continue(engine, prompt, parsed, position, None)[0] if position else []
         eos = engine.eos_token_ids()
         if len(prefix) < position or any(t in eos for t in prefix):

@@ -48,6 +48,16 @@ def layer_path(layer: int) -> str:
     return f"model.layers.{int(layer)}"
 
 
+def check_strength(value, name: str = "strength") -> float:
+    """``value`` as a finite float of magnitude at most 1e6 (beyond that the logits overflow); ValueError naming
+    ``name`` otherwise."""
+    strength = check_float(value, name)
+    if not math.isfinite(strength) or abs(strength) > 1e6:
+        raise ValueError(f"{name}: {strength:g} is not usable (not finite, or so large the logits overflow); "
+                         "use values around 0.5.")
+    return strength
+
+
 def check_texts(value, name: str, notices: list[str]) -> list[str]:
     """``value`` (a list of texts, or one string with a text per line) as a non-empty list, capped at
     ``Limits.max_steer_texts`` (a notice). Raises ValueError (naming ``name``) for an empty side."""
@@ -61,17 +71,26 @@ def check_texts(value, name: str, notices: list[str]) -> list[str]:
     return texts[:cap]
 
 
-def block_outputs(engine: Engine, text: str, layer: int, chat_template: bool = False):
-    """Output of block ``layer`` for ``text``, ``(n, d_model)`` float32 on CPU, read by a per-pass forward hook."""
-    ids = engine.chat_ids(text, max_tokens=MAX_TEXT_TOKENS) if chat_template else engine.encode(
-        text, max_tokens=MAX_TEXT_TOKENS)
+def block_outputs(engine: Engine, texts: list[str], layers, chat_template: bool = False) -> list[dict]:
+    """Output of each block in ``layers`` for each of ``texts``: per text ``{layer: (n, d_model) float32 on CPU}``,
+    read by per-pass forward hooks (one per block) in one batched pass. The texts are right-padded: the model is
+    causal, so a text's positions never attend to the padding after them, and the padding rows are dropped."""
+    import torch
+
+    rows = [engine.chat_ids(t, max_tokens=MAX_TEXT_TOKENS) if chat_template else engine.encode(
+        t, max_tokens=MAX_TEXT_TOKENS) for t in texts]
+    width = max(len(r) for r in rows)
+    pad = int(rows[0][-1])
     seen = {}
 
-    def keep(module, args, output):
-        seen["out"] = (output[0] if isinstance(output, tuple) else output)[0].detach().float().cpu()
+    def keeper(layer):
+        def keep(module, args, output):
+            seen[layer] = (output[0] if isinstance(output, tuple) else output).detach().float().cpu()
+        return keep
 
-    engine.forward(ids, patches=[ForwardHook(layer_path(layer), keep)], logits_to_keep=1)
-    return seen["out"]
+    engine.forward(torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
+                   patches=[ForwardHook(layer_path(l), keeper(l)) for l in layers], logits_to_keep=1)
+    return [{layer: seen[layer][k, :len(r)] for layer in layers} for k, r in enumerate(rows)]
 
 
 @dataclass(frozen=True)
@@ -113,11 +132,11 @@ class SteeringVector:
         return ForwardHook(layer_path(self.layer), add)
 
 
-def steering_vector(engine: Engine, positive, negative, layer: int, chat_template: bool = False) -> SteeringVector:
-    """The mean block-``layer`` output over every position of the ``positive`` texts minus that of ``negative``.
+def steering_vectors(engine: Engine, positive, negative, layers, chat_template: bool = False) -> dict:
+    """:func:`steering_vector` for every block in ``layers`` at once (one pass per text): ``{layer: SteeringVector}``.
 
     Raises:
-        ValueError: an empty side, ``layer`` outside ``0 … num_layers - 1``, a text longer than 64 tokens.
+        ValueError: an empty side, an empty ``layers`` or one outside ``0 … num_layers - 1``, a text too long.
     """
     import torch
 
@@ -125,14 +144,28 @@ def steering_vector(engine: Engine, positive, negative, layer: int, chat_templat
     positive = check_texts(positive, "positive", notices)
     negative = check_texts(negative, "negative", notices)
     num_layers = int(engine.config.get_text_config().num_hidden_layers)
+    layers = sorted({check_int(layer, "layer", minimum=0) for layer in layers})
+    if not layers or layers[-1] >= num_layers:
+        raise ValueError(f"layer must be in 0 … {num_layers - 1} (got {layers[-1] if layers else 'none'}).")
+    outputs = block_outputs(engine, positive + negative, layers, chat_template)
+    pos, neg = outputs[:len(positive)], outputs[len(positive):]
+    out = {}
+    for layer in layers:
+        p, n = [h[layer] for h in pos], [h[layer] for h in neg]
+        vector = torch.cat(p).mean(0) - torch.cat(n).mean(0)
+        rest = torch.cat([h[1:] if len(h) > 1 else h for h in p + n])
+        out[layer] = SteeringVector(layer, vector, float(rest.norm(dim=-1).mean()), tuple(notices))
+    return out
+
+
+def steering_vector(engine: Engine, positive, negative, layer: int, chat_template: bool = False) -> SteeringVector:
+    """The mean block-``layer`` output over every position of the ``positive`` texts minus that of ``negative``.
+
+    Raises:
+        ValueError: an empty side, ``layer`` outside ``0 … num_layers - 1``, a text longer than 64 tokens.
+    """
     layer = check_int(layer, "layer", minimum=0)
-    if layer >= num_layers:
-        raise ValueError(f"layer must be in 0 … {num_layers - 1} (got {layer}).")
-    pos = [block_outputs(engine, t, layer, chat_template) for t in positive]
-    neg = [block_outputs(engine, t, layer, chat_template) for t in negative]
-    vector = torch.cat(pos).mean(0) - torch.cat(neg).mean(0)
-    rest = torch.cat([h[1:] if len(h) > 1 else h for h in pos + neg])
-    return SteeringVector(layer, vector, float(rest.norm(dim=-1).mean()), tuple(notices))
+    return steering_vectors(engine, positive, negative, [layer], chat_template)[layer]
 
 
 def generate(engine: Engine, ids: list[int], max_new_tokens: int, patches=(), seed: int | None = None) -> list[int]:
@@ -202,9 +235,7 @@ def run_steer(model: str | None = None, positive="sentiment", negative=None, lay
     engine = engine or get_engine(model)
     require_causal(engine, "Steering")
     notices: list[str] = []
-    strength = check_float(strength, "strength")
-    if abs(strength) > 1e6 or not math.isfinite(strength):
-        raise ValueError(f"strength {strength:g} is too large: the logits overflow; use a value around 0.5.")
+    strength = check_strength(strength, "strength")
     if isinstance(positive, str) and positive.strip() in SETS:
         pos_set, neg_set = SETS[positive.strip()]
         positive, negative = pos_set, negative or neg_set

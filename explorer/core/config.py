@@ -101,6 +101,7 @@ class Limits:
         max_moe_steps: optimiser steps of one ``/moe_compare`` run (each of its two or three models).
         max_moe_experts: experts of the tiny mixture-of-experts model.
         max_moe_d_model: hidden size (d_model) of the ``/moe_compare`` models.
+        max_sweep_cells: strength × layer cells one steering sweep runs (each a row of one batch; more is refused).
     """
 
     max_prompt_tokens: int = 2048
@@ -171,6 +172,7 @@ class Limits:
     max_moe_steps: int = 300
     max_moe_experts: int = 16
     max_moe_d_model: int = 256
+    max_sweep_cells: int = 48
 
 
 def _parse(field: dataclasses.Field, raw: str):

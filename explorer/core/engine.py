@@ -291,7 +291,7 @@ class Engine:
 
     def batch_steps(self, ids, rows: int, max_new_tokens: int, select: Callable[[int, Any, int], int],
                     model=None, stop_at_eos: bool = True, eos_ids: set[int] | None = None,
-                    patches=()) -> Iterator[BatchStep]:
+                    patches=(), prefill_rows: bool = False) -> Iterator[BatchStep]:
         """:meth:`steps` for ``rows`` sequences that continue one shared prompt, stepped as one batch.
 
         The prompt is prefilled once (one row), its cache is repeated to ``rows`` rows
@@ -310,6 +310,8 @@ class Engine:
             model: another module tree sharing this engine's lock.
             stop_at_eos / eos_ids: as in :meth:`steps`, per row.
             patches: as in :meth:`steps` (installed inside each pass, removed after it).
+            prefill_rows: prefill the prompt as ``rows`` identical rows ``(rows, n)`` instead of one repeated
+                row, for patches that act per row from the first pass on (a steering sweep's per-row vectors).
         Yields:
             :class:`BatchStep` per pass.
         Raises:
@@ -327,6 +329,8 @@ class Engine:
         eos = self.eos_token_ids() if eos_ids is None else set(eos_ids)
         cache = DynamicCache(config=model.config)
         feed, running = self.as_input(ids), list(range(int(rows)))
+        if prefill_rows:
+            feed = feed.expand(len(running), -1).contiguous()
         for index in range(int(max_new_tokens)):
             with self.patched(patches, model) as run_model:
                 self.synchronize()
@@ -336,7 +340,7 @@ class Engine:
                 ms = (time.perf_counter() - start) * 1000.0
             cache = output.past_key_values
             logits = output.logits[:, -1].float().cpu()
-            if index == 0:
+            if index == 0 and not prefill_rows:
                 logits = logits.expand(len(running), -1)
                 cache.batch_repeat_interleave(len(running))
             tokens = tuple(int(select(row, logits[k], index)) for k, row in enumerate(running))

@@ -43,6 +43,7 @@ class InspectResult:
         confidence: the answer token's confidence, or ``None`` (``confidence_reason`` says why).
         from_cache: the analysis was served from the result cache (not computed for this request).
         provenance: the analysis's; kind ``cached`` when served from the cache.
+        ids: the inspected sequence's token ids (what a branch from this position continues after).
     """
 
     model: str
@@ -59,6 +60,7 @@ class InspectResult:
     confidence_reason: str
     from_cache: bool
     provenance: Provenance
+    ids: tuple[int, ...] = ()
 
     def to_api(self) -> dict:
         """The ``/inspect`` JSON: ``{"token", "attention", "kv_bytes", "prediction", "logit_lens", "quantization",
@@ -212,7 +214,8 @@ def read(a: TokenAnalysis, position, from_cache: bool = False) -> InspectResult:
     return InspectResult(model=a.model, position=p, chat_template=a.chat_template, n_tokens=a.n, token=_token(a, p),
                          attention=_attention(a, p), kv_bytes=_kv(a, p), prediction=_prediction(a, p),
                          logit_lens=_logit_lens(a, p), quantization=_quantization(a, p), confidence=confidence,
-                         confidence_reason=reason, from_cache=from_cache, provenance=provenance)
+                         confidence_reason=reason, from_cache=from_cache, provenance=provenance,
+                         ids=tuple(int(i) for i in a.ids))
 
 
 def iter_run(text: str, model: str | None = None, position: int = 0, chat_template: bool = False,

@@ -8,7 +8,8 @@ import html
 
 import gradio as gr
 
-from components.badge import badge_md, badged_table
+from components.badge import badged_table
+from components.branching import build_compare, tree_outputs
 from components.errors import ui_errors
 from explorer.circuits import branch as br
 
@@ -35,21 +36,6 @@ def tree_md(nodes: list) -> str:
     return "\n".join(lines)
 
 
-def compare_md(a, b) -> str:
-    """Two branches token by token (a Markdown table), differing rows in bold."""
-    rows = br.compare(a, b)
-    out = [f"| # | `{a.branch_id}` | `{b.branch_id}` |", "|---|---|---|"]
-    texts = {}
-    for node in (a, b):
-        texts.update(zip(node.tokens, node.texts))
-    for r in rows:
-        cells = [html.escape(repr(texts.get(r[k], r[k]))) if r[k] is not None else "—" for k in ("a", "b")]
-        if not r["same"]:
-            cells = [f"**{c}**" for c in cells]
-        out.append(f"| {r['index']} | {cells[0]} | {cells[1]} |")
-    return "\n".join(out)
-
-
 def branch_api(text: str, model: str | None = None, position: int = 0, token_id: int = 0, strategy: dict | None = None,
                max_new_tokens: int = 16, parent: str | None = None, chat_template: bool = True,
                request: gr.Request = None) -> dict:
@@ -61,6 +47,11 @@ def branch_api(text: str, model: str | None = None, position: int = 0, token_id:
         return node.to_api()
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
+
+
+def _free_branches(request: gr.Request):
+    """Free the session's branch tree when its page unloads (every tab's branches share that one tree)."""
+    br.TREES.forget(_owner(request))
 
 
 def build_branch_section(ctx, chat) -> dict:
@@ -77,11 +68,7 @@ def build_branch_section(ctx, chat) -> dict:
     alt_badge, alt_table = badged_table(headers=HEADERS, interactive=False, elem_id="circuits-branch-table")
     branch_out = gr.Markdown(elem_id="circuits-branch-out")
     tree = gr.Markdown(elem_id="circuits-branch-tree")
-    with gr.Row():
-        first = gr.Dropdown([], label="compare branch", allow_custom_value=False)
-        second = gr.Dropdown([], label="with branch", allow_custom_value=False)
-        compare = gr.Button("Compare", elem_id="circuits-branch-compare")
-    compared = gr.Markdown(elem_id="circuits-branch-compared")
+    tree_plot, first, second, compared = build_compare("circuits")
 
     @ui_errors
     def _alternatives(text, model, n, use_chat):
@@ -100,24 +87,17 @@ def build_branch_section(ctx, chat) -> dict:
         owner = _owner(request)
         node = br.run_branch(state["text"], state["model"], row, state["top"][row][column - 1],
                              {"name": "greedy"}, int(n), None, state["chat"], owner=owner)
-        ids = [x.branch_id for x in br.TREES.nodes(owner)]
-        notices = "".join(f"\n\n> {html.escape(x)}" for x in node.notices)
-        text = (f"{badge_md(node.provenance)}\n\n**Branch `{node.branch_id}`** at position {row}: "
-                f"{html.escape(node.content)}{notices}")
-        return (text, tree_md(br.TREES.nodes(owner)), gr.Dropdown(choices=ids, value=ids[-1]),
-                gr.Dropdown(choices=ids, value=ids[-2] if len(ids) > 1 else ids[-1]))
-
-    @ui_errors
-    def _compare(a, b, request: gr.Request):
-        if not a or not b:
-            raise ValueError("Make two branches, then pick them to compare.")
-        owner = _owner(request)
-        return compare_md(br.TREES.get(owner, a), br.TREES.get(owner, b))
+        text, figure, first_, second_ = tree_outputs(node, owner)
+        return text, tree_md(br.TREES.nodes(owner)), figure, first_, second_
 
     run.click(_alternatives, [ctx.prompt, ctx.model, steps, chat], [alt_state, alt_badge, alt_table],
               api_visibility="private", concurrency_id="circuits-model")
-    alt_table.select(_branch, [alt_state, length], [branch_out, tree, first, second], api_visibility="private",
-                     concurrency_id="circuits-model")
-    compare.click(_compare, [first, second], compared, api_visibility="private")
+    alt_table.select(_branch, [alt_state, length], [branch_out, tree, tree_plot, first, second],
+                     api_visibility="private", concurrency_id="circuits-model")
     gr.api(branch_api, api_name="branch")
-    return {"branch_run": run, "branch_table": alt_table, "branch_out": branch_out, "branch_tree": tree}
+    from gradio.context import Context
+
+    if Context.root_block is not None:
+        Context.root_block.unload(_free_branches)
+    return {"branch_run": run, "branch_table": alt_table, "branch_out": branch_out, "branch_tree": tree,
+            "branch_tree_plot": tree_plot, "branch_compared": compared}

@@ -143,3 +143,45 @@ def dla_figure(result, show_heads: bool = False, top: int = 0) -> go.Figure:
                             f"(logit {result.logit:.2f}, residual {result.residual:.1e})", showlegend=False)
     fig.update_xaxes(tickangle=-60)
     return neutral(fig)
+
+
+def sweep_figure(result) -> go.Figure:
+    """The steering sweep as two heatmaps, rows = layers, columns = strengths: left, the steered text's perplexity
+    under the unsteered model (log colour scale, the baseline's in the title: high = the text broke); right, for a
+    built-in set, the marker log-ratio minus the baseline's (positive = pushed towards the positive side).
+
+    Args:
+        result: :class:`explorer.circuits.sweep.SweepResult`.
+    """
+    rows, cols = [f"L{l}" for l in result.layers], [f"{s:g}" for s in result.strengths]
+
+    def grid(value):
+        return np.array([[np.nan if value(result.cell(l, s)) is None else value(result.cell(l, s))
+                          for s in result.strengths] for l in result.layers], dtype=float)
+
+    ppl = grid(lambda c: c.perplexity)
+    base = result.baseline
+    markers = result.markers is not None
+    fig = make_subplots(rows=1, cols=2 if markers else 1, horizontal_spacing=0.16)
+    fig.add_trace(go.Heatmap(z=np.log10(ppl), x=cols, y=rows, colorscale="Oranges", text=np.round(ppl, 1),
+                             texttemplate="%{text}", colorbar={"title": "log10 ppl", "x": 0.42 if markers else 1.0},
+                             hovertemplate="%{y}, strength %{x}<br>perplexity %{text}<extra></extra>"), 1, 1)
+    if markers:
+        shift = grid(lambda c: c.marker_log_ratio) - base.marker_log_ratio
+        bound = float(np.nanmax(np.abs(shift))) if np.isfinite(shift).any() else 1.0
+        fig.add_trace(go.Heatmap(z=np.round(shift, 2), x=cols, y=rows, colorscale="RdBu", zmid=0, zmin=-bound,
+                                 zmax=bound, texttemplate="%{z:+.1f}", colorbar={"title": "Δ log-ratio"},
+                                 hovertemplate="%{y}, strength %{x}<br>Δ log-ratio %{z:+.2f}<extra></extra>"), 1, 2)
+    fig.update_layout(template=TEMPLATE, height=max(320, 40 * len(rows) + 160),
+                      title={"text": "Steering sweep: where the push works (right) and where the text breaks (left)",
+                             "x": 0, "xanchor": "left", "font": {"size": 14}},
+                      margin={"t": 70, "l": 50, "r": 20, "b": 70})
+    fig.update_yaxes(autorange="reversed", title_text="layer", type="category")
+    fig.update_xaxes(type="category")
+    fig.update_xaxes(title_text=f"strength: perplexity under the unsteered model (baseline {base.perplexity:.1f})",
+                     row=1, col=1)
+    if markers:
+        fig.update_xaxes(title_text=f"strength: marker log-ratio − baseline ({base.marker_log_ratio:+.2f})",
+                         row=1, col=2)
+    return neutral(fig)
+

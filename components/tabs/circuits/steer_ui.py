@@ -10,6 +10,7 @@ import gradio as gr
 
 from components.badge import badge_md
 from components.errors import ui_errors
+from components.tabs.circuits.sweep_ui import build_sweep_section
 from explorer.circuits import steering as st
 
 CUSTOM = "custom (type your own)"
@@ -75,4 +76,5 @@ def build_steer_section(ctx, chat) -> dict:
     run.click(_steer, inputs, outputs, api_visibility="private", concurrency_id="circuits-model")
     strength.release(_steer, inputs, outputs, api_visibility="private", concurrency_id="circuits-model")
     gr.api(steer_api, api_name="steer")
-    return {"steer_run": run, "steer_strength": strength, "steer_plain": plain, "steer_steered": steered}
+    sweep = build_sweep_section(ctx, chat, positive, negative, prompt, tokens)
+    return {**sweep, "steer_run": run, "steer_strength": strength, "steer_plain": plain, "steer_steered": steered}

@@ -9,6 +9,7 @@ import time
 
 import gradio as gr
 
+from components import branching, commitment
 from components.compare import label, model_notice, second_model
 from components.badge import INPUT_TABLE, stamp
 from components.errors import ui_errors
@@ -34,6 +35,9 @@ INTRO = ("The model gives a probability for every possible next token; a **decod
          "as in transformers' `GenerationConfig` (blank = transformers' default). Sampled rows show their seed: "
          "the same seed gives the same text; **Re-roll** draws new seeds. Presets use the handbook's starting "
          "values (temperature 0.7, top-p 0.95, top-k 40-50, repetition penalty 1.1, 4 beams).")
+BRANCH_INTRO = ("#### Continue from here with another token\nThe column's most probable tokens at this step (raw "
+                "probabilities): click one to force it there and continue with the column's strategy and seed. "
+                "Branches of this session form the tree below; pick two to compare them token by token.")
 SPEC_INTRO = ("**Speculative decoding**: a cheap drafter proposes several tokens, the model checks them all in one "
               "forward pass and keeps those it agrees with, so greedy output is unchanged but needs fewer passes. "
               "*Prompt lookup* drafts by copying text that follows the same n-gram earlier in the prompt (best when the "
@@ -197,6 +201,42 @@ def _scrub(result, col, step):
     return stamp(step_figure(result.runs[int(col)], int(step) - 1, result.vocab_text), result.provenance)
 
 
+def commitment_api(text: str, model: str | None = None, max_new_tokens: int = 16, chat_template: bool = True) -> dict:
+    """JSON API ``/commitment``: ``{"tokens": [{"text", "layer"}], "num_layers", "notices"}`` (``layer``: the first
+    ``hidden_states`` index from which the logit lens keeps the greedy token as its top-1, null if never)."""
+    return commitment.commitment_json(text, model, max_new_tokens, chat_template)
+
+
+@ui_errors
+def _commitment(text, model, n):
+    return commitment.strip_for(text, model, n, True)
+
+
+@ui_errors
+def _branch(fork_state, n, evt: gr.SelectData, request: gr.Request):
+    return branching.on_select(fork_state, n, evt, request)
+
+
+def column_strategy(run) -> dict:
+    """The ``/decode`` strategy dict a column ran with (its name, resolved parameters and seed)."""
+    return {"name": run.strategy, **run.params, **({} if run.seed is None else {"seed": int(run.seed)})}
+
+
+def _alternatives(result, col, step, prompt):
+    """The branch panel's alternatives at the step view's column and step: continuing from a click replays the
+    column (its strategy and seed) up to that step, forces the clicked token and continues with the strategy."""
+    if result is None or col is None or result.runs[int(col)].steps is None:
+        return branching.offer(None, [], None)
+    run, index = result.runs[int(col)], max(0, int(step) - 1)
+    records = run.steps
+    index = min(index, records.num_steps - 1)
+    top = [(t, result.vocab_text.get(int(t), str(t)), p) for t, p in zip(records.top_ids[index].tolist(),
+                                                                          records.raw_probs[index].tolist())]
+    fork = {"text": prompt, "model": result.model, "chat": True, "position": index,
+            "strategy": column_strategy(run)}
+    return branching.offer(fork, top[:10], result.provenance)
+
+
 @ui_errors
 def _temperature(result, temperature):
     return stamp(temperature_figure(result.first_logits if result else None, temperature,
@@ -262,6 +302,7 @@ def build_decoding_tab(ctx) -> dict:
         step = gr.Slider(1, 2, value=1, step=1, label="Step", scale=3)
     main_plot = gr.Plot(empty_figure("Run the strategies to scrub through their steps."), label="Step by step",
                         elem_id="decoding-main-plot")
+    branch = branching.build_branch_panel(ctx, "decoding", BRANCH_INTRO, _branch)
     gr.Markdown("### Temperature, live: the distribution after the prompt, reshaped")
     temperature = gr.Slider(0.0, 3.0, value=0.7, step=0.05, label="Temperature (0 = greedy, 1 = unchanged, >1 flatter)")
     temp_plot = gr.Plot(empty_figure("Run the strategies first."), label="Temperature",
@@ -297,6 +338,10 @@ def build_decoding_tab(ctx) -> dict:
     add.click(_add_preset, [table, preset], table)
     column.input(_pick_column, [result_state, column], [step, main_plot])
     step.change(_scrub, [result_state, column, step], main_plot)
+    alts = [branch["branch_state"], branch["branch_badge"], branch["branch_alts"]]
+    for trigger in (column.input, step.change):
+        trigger(_alternatives, [result_state, column, step, ctx.prompt], alts, api_visibility="private")
+    run_event.success(_alternatives, [result_state, column, step, ctx.prompt], alts, api_visibility="private")
     temperature.change(_temperature, [result_state, temperature], temp_plot)
     beam_column.input(_beam, [result_state, beam_column], beam_plot)
     quote.click(lambda: QUOTE_PROMPT, None, ctx.prompt)
@@ -306,8 +351,11 @@ def build_decoding_tab(ctx) -> dict:
     # /decode's steps share forward passes with other requests' (explorer/core/step_batcher.py), so more of them
     # may run at once than the app's default concurrency: waiting rows cost a turn's wait, not a pass each.
     gr.api(decode_api, api_name="decode", concurrency_limit=get_limits().step_concurrency)
+    gr.Markdown("### Where each token is decided: the layer from which the logit lens keeps it as the top-1")
+    commit = commitment.build_commitment_section(ctx, _commitment, None, "decoding")
+    gr.api(commitment_api, api_name="commitment")
     chain = build_chain_section(ctx)
-    return {**chain, "run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
+    return {**chain, **commit, **branch, "run": run, "stop": stop, "table": table, "preset": preset, "add": add, "reroll": reroll,
             "max_new_tokens": max_new, "columns": columns, "column": column, "step": step, "main_plot": main_plot,
             "temperature": temperature, "temperature_plot": temp_plot, "beam_column": beam_column,
             "beam_plot": beam_plot, "method": method, "num_draft": num_draft, "ngram": ngram,

@@ -10,5 +10,6 @@ SPEC = TabSpec(
     # one analysis per text: the reference pass (attention, hidden states), the reference logits, the int8 and NF4
     # copies' passes and, with the chat template, the greedy answer: about four passes over the prompt's tokens
     gpu={'_inspect': g.generation(default_tokens='max_attention_tokens', per_token=0.02, extra_tokens=64),
-         'inspect_api': g.generation(default_tokens='max_attention_tokens', per_token=0.02, extra_tokens=64)},
+         'inspect_api': g.generation(default_tokens='max_attention_tokens', per_token=0.02, extra_tokens=64),
+         '_commitment': g.fixed(20), '_branch': g.fixed(20)},
 )

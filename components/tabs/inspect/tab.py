@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from components import branching, commitment
 from components.errors import ui_errors
 from components.inspector import wire_token_clicks
 from components.tabs.inspect import figures as figs
@@ -36,9 +37,34 @@ def _badged(markdown: str, provenance) -> str:
     return f"{badge.badge_html(provenance)}\n\n{markdown}" if markdown else markdown
 
 
-def _outputs(result) -> tuple:
+BRANCH_INTRO = ("#### Continue from here with another token\nThe model's most probable next tokens at this "
+                "position: click one to force it right after this token and let the model continue greedily. "
+                "Branches of this session form the tree below; pick two to compare them token by token.")
+
+
+def _fork(result, text: str) -> tuple:
+    """The branch panel's alternatives at the inspected position: a fork continues right after the sequence's
+    tokens up to and including it (the inspector's own tokenisation, the chat prompt and answer included)."""
+    p = result.position
+    top = [(c["id"], c["text"], c["p"]) for c in result.prediction["top"]]
+    fork = {"text": f"{text} [inspected, up to token {p}]", "model": result.model, "chat": False, "position": 0,
+            "prompt_ids": list(result.ids[:p + 1])}
+    return branching.offer(fork, top, result.provenance)
+
+
+@ui_errors
+def _commitment(text, model, n, use_chat):
+    return commitment.strip_for(text, model, n, use_chat)
+
+
+@ui_errors
+def _branch(fork_state, n, evt: gr.SelectData, request: gr.Request):
+    return branching.on_select(fork_state, n, evt, request)
+
+
+def _outputs(result, text: str = "") -> tuple:
     prov = result.provenance
-    return (result, figs.token_md(result), badge.stamp(figs.attention_figure(result), prov),
+    return _fork(result, text) + (result, figs.token_md(result), badge.stamp(figs.attention_figure(result), prov),
             _badged(figs.prediction_md(result), prov), badge.stamp(figs.logit_lens_figure(result), prov),
             _badged(figs.kv_md(result), prov), _badged(figs.quantization_md(result), prov),
             _badged(figs.confidence_md(result), prov), badge.badge_md(prov))
@@ -51,7 +77,7 @@ def _inspect(text, model, position, chat, progress=gr.Progress()):
     result = None
     for item in progress.tqdm(lens.iter_run(text, model, position, bool(chat)), total=2, desc="Inspecting"):
         result = item
-    return _outputs(result)
+    return _outputs(result, text)
 
 
 def build_inspect_tab(ctx) -> dict:
@@ -76,11 +102,14 @@ def build_inspect_tab(ctx) -> dict:
         quant = gr.Markdown(elem_id="inspect-quantization", elem_classes=[badge.BADGED])
     confidence = gr.Markdown(elem_id="inspect-confidence", elem_classes=[badge.BADGED])
     state = gr.State(None)
-    outputs = [state, token, attention, prediction, lens_plot, kv, quant, confidence, badge_box]
+    branch = branching.build_branch_panel(ctx, "inspect", BRANCH_INTRO, _branch)
+    outputs = [branch["branch_state"], branch["branch_badge"], branch["branch_alts"], state, token, attention, prediction, lens_plot, kv, quant, confidence, badge_box]
     inputs = [ctx.prompt, ctx.model, position, chat]
     run.click(_inspect, inputs, outputs, concurrency_id="inspect-model")
     clicked = wire_token_clicks(ctx, position, chat, _inspect, inputs, outputs)
     gr.api(inspect_api, api_name="inspect")
-    return {"position": position, "chat": chat, "run": run, "badge": badge_box, "token": token, "attention": attention,
+    gr.Markdown("### Where each token of the continuation is decided (logit lens, greedy)")
+    commit = commitment.build_commitment_section(ctx, _commitment, chat, "inspect")
+    return {**commit, **branch, "position": position, "chat": chat, "run": run, "badge": badge_box, "token": token, "attention": attention,
             "prediction": prediction, "lens": lens_plot, "kv": kv, "quantization": quant, "confidence": confidence,
             "clicked": clicked, "state": state, "result": state}

@@ -13,5 +13,6 @@ SPEC = TabSpec(
          'recompute': g.generation(default_tokens='max_position_tokens', per_token=0.02),
          'positions': g.generation(default_tokens='max_position_tokens', per_token=0.02),
          'live': g.generation(default_tokens='max_score_tokens', per_token=0.02),
-         'needle_api': g.generation(count='lengths', default_tokens='max_needle_tokens', per_token=0.01)},
+         'needle_api': g.generation(count='lengths', default_tokens='max_needle_tokens', per_token=0.01),
+         '_branch': g.fixed(20)},
 )

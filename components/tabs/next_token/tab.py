@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from components.badge import badged_table, stamp
+from components import branching
 from components.errors import ui_errors
 from components.stoppable import drive as _drive
 from components.stoppable import iterate_in_thread
@@ -27,6 +28,34 @@ def _parse_list(text, name: str, kind=float) -> list:
         return [kind(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
     except ValueError:
         raise ValueError(f"{name} must be comma-separated numbers (got {text!r}).") from None
+
+
+BRANCH_INTRO = ("#### Continue from here with another token\nThe model's top-k at the clicked position (at first, "
+                "the most surprising one): click a token to force it there and let the model continue greedily "
+                "from it. Branches of this session form the tree below; pick two to compare them token by token.")
+
+
+def fork_at(result, evt: gr.SelectData | None = None):
+    """The branch panel's alternatives at a clicked token (the prediction made just before it; the most surprising
+    position when ``evt`` is None): the fork continues right after the plain text's tokens before it."""
+    if result is None:
+        return branching.offer(None, [], None)
+    index = int(result.surprisal.argmax()) + 1
+    if evt is not None and evt.index is not None:
+        index = int(evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index)
+    if index < 1:
+        return gr.update(), gr.update(), gr.update()
+    i = index - 1
+    top = [(t, result.top_texts.get(int(t), str(t)), p) for t, p in zip(result.top_ids[i].tolist(),
+                                                                         result.top_p[i].tolist())]
+    fork = {"text": "".join(result.token_texts[:index]), "model": result.model, "chat": False, "position": 0,
+            "prompt_ids": [int(t) for t in result.ids[:index]]}
+    return branching.offer(fork, top, result.provenance)
+
+
+@ui_errors
+def _branch(fork_state, n, evt: gr.SelectData, request: gr.Request):
+    return branching.on_select(fork_state, n, evt, request)
 
 
 def _prediction_section(ctx) -> dict:
@@ -64,10 +93,14 @@ def _prediction_section(ctx) -> dict:
             return gr.update()
         return stamp(figs.topk_figure(result, int(index)), result.provenance)
 
+    panel = branching.build_branch_panel(ctx, "next_token", BRANCH_INTRO, _branch)
+    alts = [panel["branch_state"], panel["branch_badge"], panel["branch_alts"]]
     event = run.click(score, [ctx.prompt, ctx.model, top_k], [state, chips, plot, topk, summary, badge],
                       api_visibility="private")
+    event.success(lambda r: fork_at(r, None), state, alts, api_visibility="private")
     stop.click(None, None, None, cancels=[event], api_visibility="private")
     chips.select(pick, state, topk, api_visibility="private")
+    chips.select(fork_at, state, alts, api_visibility="private")
 
     def perplexity_api(text: str, model: str | None = None, top_k: int = 10) -> dict:
         """JSON API: ``{"tokens": [{"id", "text", "logprob", "rank", "top": [{"id", "text", "p"}]}],
@@ -78,7 +111,7 @@ def _prediction_section(ctx) -> dict:
             raise gr.Error(str(exc)) from None
 
     gr.api(perplexity_api, api_name="perplexity")
-    return {"top_k": top_k, "run": run, "stop": stop, "plot": plot, "chips": chips, "topk": topk,
+    return {**panel, "top_k": top_k, "run": run, "stop": stop, "plot": plot, "chips": chips, "topk": topk,
             "summary": summary, "result": state, "state": state}
 
 
