@@ -95,6 +95,14 @@ class Limits:
             ``concurrency``; a session is still held to ``max_requests_per_session``).
         max_branches: branches one session's branch tree keeps (the oldest are pruned beyond it).
         max_steer_texts: texts on each side of a steering-vector pair (more are cut, with a notice).
+        calc_max_chars: characters of one calculator expression (the agents' ``calculator`` tool).
+        calc_max_depth: nesting depth of a calculator expression tree (operators and parentheses).
+        calc_max_exponent: largest absolute exponent a calculator ``**`` accepts.
+        calc_max_digits: decimal digits of a calculator result (numerator or denominator); a larger one is refused.
+        agent_max_steps: think -> act -> observe steps one agent run may take.
+        agent_step_tokens: tokens the model may write in one agent step (a call or an answer).
+        injection_max_items: attack items one live prompt-injection or jailbreak measurement runs.
+        critique_tokens: tokens of each answer, critique and revision of a constitutional self-critique.
     """
 
     max_prompt_tokens: int = 2048
@@ -161,6 +169,14 @@ class Limits:
     step_concurrency: int = 16
     max_branches: int = 64
     max_steer_texts: int = 16
+    calc_max_chars: int = 200
+    calc_max_depth: int = 24
+    calc_max_exponent: int = 256
+    calc_max_digits: int = 200
+    agent_max_steps: int = 6
+    agent_step_tokens: int = 64
+    injection_max_items: int = 8
+    critique_tokens: int = 48
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -42,6 +42,7 @@ CASES = {
     "circuits": lambda e: dict(clean="When Mary and John went out, John gave it to",
                                corrupted="When Mary and John went out, Mary gave it to", answer=" Mary",
                                wrong_answer=" John", site="attn_head", engine=e),
+    "agents": lambda e: dict(question="What is 2+2?", max_steps=1, chat_template=False, engine=e),
 }
 
 
