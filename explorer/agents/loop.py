@@ -151,8 +151,8 @@ def iter_run(question: str = "What is 348 times 27?", model: str | None = None, 
     chat, form_notices = resolve_form(engine, chat_template)
     notices += form_notices
     if constrained:
-        notices.append("Constrained: each step is decoded under a grammar (a schema-valid call or an answer line), "
-                       "lm-format-enforcer; its tables are built on first use (a few seconds).")
+        notices.append("Constrained: each step starts under a grammar (a schema-valid call, or the word 'Answer:' "
+                       "after which the answer runs free), lm-format-enforcer; its tables are built on first use.")
     start, steps, turns, answer = time.perf_counter(), [], [], None
 
     def result():
