@@ -37,7 +37,8 @@ def header(tools) -> str:
     lines = ["You can use tools. To call one, write exactly one line:",
              f'{CALL_OPEN}{{"name": <tool name>, "arguments": {{...}}}}{CALL_CLOSE}',
              f"then wait: the result comes back as '{OBSERVATION} ...'. When you know the answer, write "
-             f"'{ANSWER} <answer>'.", "Tools (JSON schemas):", json.dumps(schemas, separators=(",", ":")), "", "Examples:"]
+             f"'{ANSWER} <answer>'.", "Tools (JSON schemas):", json.dumps(schemas, separators=(",", ":")), "",
+             "Examples:"]
     for question, name, arguments, observation, answer in EXAMPLES:
         if name in tools:
             lines += [f"Question: {question}", call_text(name, arguments), f"{OBSERVATION} {observation}",

@@ -26,7 +26,8 @@ def steps_md(result, final: bool = True) -> str:
     lines = [badge_md(result.provenance), ""]
     for index, step in enumerate(result.steps, 1):
         verdict = ("✅ valid call" if step.valid else "❌ invalid") if step.kind != "answer" else "🏁 answer"
-        lines += [f"**Step {index}** · {verdict} · {step.tokens} tokens · the application: *{html.escape(step.action)}*",
+        lines += [f"**Step {index}** · {verdict} · {step.tokens} tokens · "
+                  f"the application: *{html.escape(step.action)}*",
                   "", "model wrote:", _code(step.model_output)]
         if step.call is not None:
             lines += ["parsed call:", _code(json.dumps(step.call))]
