@@ -53,3 +53,26 @@ def test_steps_markdown_shows_every_step(tiny_engine):
     assert "Step 1" in text and "Step 2" in text and "step cap" in text
     assert all(s.model_output[:20].replace("<", "&lt;") in text for s in result.steps if s.model_output)
     assert "Running the next step" in figs.steps_md(result, final=False)
+
+
+def test_handlers_yield_one_value_per_output(tiny_engine, monkeypatch, tmp_path):
+    """run_agent feeds one Markdown (a value, not a tuple); run_critique four outputs with a DPO file that loads."""
+    from components.tabs.prompting import agents_section as sec
+    from explorer.agents import critique as crit
+    from explorer.agents import loop
+    from explorer.lora.dpo_data import parse_preference_jsonl
+
+    real_iter, real_critique = loop.iter_run, crit.critique
+    monkeypatch.setattr(loop, "iter_run", lambda *a, **k: real_iter(a[0], None, a[2], a[3], a[4], False,
+                                                                    stop=k.get("stop"), engine=tiny_engine))
+    outs = list(sec.run_agent.__wrapped__(None, "What is 2+2?", ["calculator"], 2, False,
+                                          progress=lambda *a, **k: None))
+    final = outs[-1]
+    assert isinstance(final, str) and "Step 2" in final and "No answer" in final
+    monkeypatch.setattr(crit, "critique", lambda q, m, p: real_critique(q, None, p, False, engine=tiny_engine))
+    monkeypatch.setattr(sec, "EXPORT_DIR", str(tmp_path))
+    md, pairs, path, count = sec.run_critique.__wrapped__(None, "Why is the sky blue?", "concise",
+                                                          [{"prompt": "Q", "chosen": "A.", "rejected": "A long A."}])
+    assert "Judge" in md and count.startswith(f"{len(pairs)} ")
+    with open(path, encoding="utf-8") as handle:
+        assert parse_preference_jsonl(handle.read(), None) == pairs

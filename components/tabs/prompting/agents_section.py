@@ -65,12 +65,11 @@ def critique_api(question: str, model: str | None = None, principle: str = "conc
 @ui_errors
 def run_agent(model, question, enabled, max_steps, constrained, progress=gr.Progress()):
     """Run the agent loop, showing each step as it is taken."""
-    heartbeat = (gr.update(),)
     result = yield from drive(lambda flag: loop.iter_run(question, model, list(enabled or []) or None,
                                                          int(max_steps), bool(constrained), stop=flag),
-                              progress, heartbeat, on_partial=lambda r: (figs.steps_md(r, final=False),))
+                              progress, gr.update(), on_partial=lambda r: figs.steps_md(r, final=False))
     if result is not None:
-        yield (figs.steps_md(result),)
+        yield figs.steps_md(result)
 
 
 @ui_errors
