@@ -30,17 +30,18 @@ def call_text(name: str, arguments: dict) -> str:
     return CALL_OPEN + json.dumps({"name": name, "arguments": arguments}) + CALL_CLOSE
 
 
-def header(tools) -> str:
-    """The instructions: the format, each enabled tool's JSON schema, and worked examples (those of enabled tools)."""
+def header(tools, examples: bool = True) -> str:
+    """The instructions: the format, each enabled tool's JSON schema, and (``examples``) worked examples of the
+    enabled tools as text (chat models get them as real turns instead, see :func:`transcript_ids`)."""
     schemas = [{"name": t, "description": SCHEMAS[t]["description"], "parameters": SCHEMAS[t]["parameters"]}
                for t in tools]
     lines = ["You can use tools. To call one, write exactly one line:",
              f'{CALL_OPEN}{{"name": <tool name>, "arguments": {{...}}}}{CALL_CLOSE}',
              f"then wait: the result comes back as '{OBSERVATION} ...'. When you know the answer, write "
              f"'{ANSWER} <answer>'.", "Tools (JSON schemas):", json.dumps(schemas, separators=(",", ":")), "",
-             "Examples:"]
+             "Examples:" if examples else ""]
     for question, name, arguments, observation, answer in EXAMPLES:
-        if name in tools:
+        if name in tools and examples:
             lines += [f"Question: {question}", call_text(name, arguments), f"{OBSERVATION} {observation}",
                       f"{ANSWER} {answer}", ""]
     return "\n".join(lines).strip()
@@ -53,7 +54,14 @@ def transcript_ids(engine, question: str, turns: list[tuple[str, str]], tools, c
         ValueError: the prompt is longer than the token caps.
     """
     if chat:
-        messages = [{"role": "system", "content": header(tools)}, {"role": "user", "content": f"Question: {question}"}]
+        messages = [{"role": "system", "content": header(tools, examples=False)}]
+        for q, name, arguments, observation, answer in EXAMPLES:  # worked examples as real turns
+            if name in tools:
+                messages += [{"role": "user", "content": f"Question: {q}"},
+                             {"role": "assistant", "content": call_text(name, arguments)},
+                             {"role": "user", "content": f"{OBSERVATION} {observation}"},
+                             {"role": "assistant", "content": f"{ANSWER} {answer}"}]
+        messages.append({"role": "user", "content": f"Question: {question}"})
         for output, observation in turns:
             messages += [{"role": "assistant", "content": output},
                          {"role": "user", "content": f"{OBSERVATION} {observation}"}]

@@ -25,7 +25,7 @@ def steps_md(result, final: bool = True) -> str:
     (``final`` False: a run still going, so no verdict on the answer yet)."""
     lines = [badge_md(result.provenance), ""]
     for index, step in enumerate(result.steps, 1):
-        verdict = ("✅ valid call" if step.valid else "❌ invalid") if step.kind != "answer" else "🏁 answer"
+        verdict = ("valid call ✓" if step.valid else "invalid ✗") if step.kind != "answer" else "final answer"
         lines += [f"**Step {index}** · {verdict} · {step.tokens} tokens · "
                   f"the application: *{html.escape(step.action)}*",
                   "", "model wrote:", _code(step.model_output)]
