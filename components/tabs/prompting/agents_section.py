@@ -131,11 +131,13 @@ def agents_section(ctx) -> dict:
         with gr.Row():
             rate_limit = gr.Slider(1, len(loop.RATE_QUESTIONS), value=4, step=1, label="questions")
             rate_run = gr.Button("Measure valid-call rates", elem_id="agent-rates-run")
+            rate_stop = gr.Button("Stop", variant="stop")
         rate_plot = gr.Plot(figs.rates_figure(None), label="valid-call rates")
         rate_badge, rate_table = badged_table(headers=["question", "free output", "valid", "constrained output",
                                                        "valid"], interactive=False, wrap=True, label="first steps")
-        rate_run.click(run_rates, [ctx.model, rate_limit], [rate_plot, rate_table, rate_badge],
-                       api_visibility="private")
+        rate_event = rate_run.click(run_rates, [ctx.model, rate_limit], [rate_plot, rate_table, rate_badge],
+                                    api_visibility="private")
+        rate_stop.click(None, None, None, cancels=[rate_event], api_visibility="private")
     with gr.Accordion("Prompt injection and jailbreaks, measured", open=False):
         gr.Markdown(f"Success means the model's answer contains the harmless canary **{inj.CANARY}**. *Indirect*: "
                     "the question goes through the Embeddings tab's retrieval and the retrieved passage carries "
@@ -148,11 +150,13 @@ def agents_section(ctx) -> dict:
             inj_limit = gr.Slider(1, limits.injection_max_items, value=min(4, limits.injection_max_items), step=1,
                                   label="attack items")
             inj_run = gr.Button("Run the attacks", elem_id="agent-injection-run")
+            inj_stop = gr.Button("Stop", variant="stop")
         inj_plot = gr.Plot(figs.injection_figure({}), label="success rate per defence")
         inj_badge, inj_table = badged_table(headers=INJ_HEADERS, interactive=False, wrap=True, label="attacks")
         inj_runs = gr.State({})
-        inj_run.click(run_injection, [ctx.model, kind, defence, inj_limit, inj_runs],
-                      [inj_runs, inj_plot, inj_table, inj_badge], api_visibility="private")
+        inj_event = inj_run.click(run_injection, [ctx.model, kind, defence, inj_limit, inj_runs],
+                                  [inj_runs, inj_plot, inj_table, inj_badge], api_visibility="private")
+        inj_stop.click(None, None, None, cancels=[inj_event], api_visibility="private")
     with gr.Accordion("Constitutional self-critique → DPO pairs", open=False):
         gr.Markdown("The constitution: " + " ".join(f"**{k}**: {v}" for k, v in crit.CONSTITUTION.items()) +
                     " The model answers, critiques its answer against the principle and revises; a stated rule "
