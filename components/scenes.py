@@ -65,7 +65,8 @@ SCENES: list[Scene] = [
           "logit lens and what int8 / NF4 change",
           {"tab": "inspect", "prompt": "The capital of France is Paris", "inspect.position": "5"}),
     Scene("Does 'think step by step' help a small model?", "Prompting: chain of thought against zero-shot on "
-          "arithmetic, with intervals (it emerged around 100B parameters)",
+          "arithmetic, with intervals (it emerged around 100B parameters); below, an agent calls tools the "
+          "application runs",
           {"tab": "prompting", "prompt": "What is 29 + 11 - 6? Let's think step by step.", "prompting.task": "arithmetic", "prompting.pattern": "chain_of_thought",
            "prompting.limit": "6"}),
     Scene("Where does the answer live?", "Circuits: patch a clean run into a corrupted one, layer by position",

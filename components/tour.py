@@ -45,7 +45,8 @@ TEXTS: dict[str, str] = {
     "One token through every lens": "Follow one token, ' Paris', through attention, its KV-cache bytes, the "
     "prediction, the logit lens and quantisation, all on one page.",
     "Does 'think step by step' help a small model?": "Ask the same arithmetic questions zero-shot and with chain of "
-    "thought, and read each answer. A 135M model rarely gains: the trick emerged in far larger models.",
+    "thought, and read each answer. A 135M model rarely gains: the trick emerged in far larger models. Further "
+    "down, an agent writes tool calls that the application, not the model, runs.",
     "Where does the answer live?": "Copy one layer at one position from a run with the right name into a run with "
     "the wrong one, and see which cells bring the right answer back.",
     "Watch a model learn language": "A model of a hundred thousand parameters starts from random weights. Watch "

@@ -102,6 +102,14 @@ class Limits:
         max_moe_experts: experts of the tiny mixture-of-experts model.
         max_moe_d_model: hidden size (d_model) of the ``/moe_compare`` models.
         max_sweep_cells: strength × layer cells one steering sweep runs (each a row of one batch; more is refused).
+        calc_max_chars: characters of one calculator expression (the agents' ``calculator`` tool).
+        calc_max_depth: nesting depth of a calculator expression tree (operators and parentheses).
+        calc_max_exponent: largest absolute exponent a calculator ``**`` accepts.
+        calc_max_digits: decimal digits of a calculator result (numerator or denominator); a larger one is refused.
+        agent_max_steps: think -> act -> observe steps one agent run may take.
+        agent_step_tokens: tokens the model may write in one agent step (a call or an answer).
+        injection_max_items: attack items one live prompt-injection or jailbreak measurement runs.
+        critique_tokens: tokens of each answer, critique and revision of a constitutional self-critique.
     """
 
     max_prompt_tokens: int = 2048
@@ -173,6 +181,14 @@ class Limits:
     max_moe_experts: int = 16
     max_moe_d_model: int = 256
     max_sweep_cells: int = 48
+    calc_max_chars: int = 200
+    calc_max_depth: int = 24
+    calc_max_exponent: int = 256
+    calc_max_digits: int = 200
+    agent_max_steps: int = 6
+    agent_step_tokens: int = 64
+    injection_max_items: int = 8
+    critique_tokens: int = 48
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -44,6 +44,7 @@ CASES = {
                                wrong_answer=" John", site="attn_head", engine=e),
     "scaling": lambda e: dict(settings={"steps": 2, "d_model": 16, "experts": 2, "top_k": 1},
                               owner="lens-contract-scaling"),
+    "agents": lambda e: dict(question="What is 2+2?", max_steps=1, chat_template=False, engine=e),
 }
 
 

@@ -9,6 +9,7 @@ import gradio as gr
 from components.badge import badge_md, badged_table, stamp
 from components.errors import ui_errors
 from components.stoppable import drive
+from components.tabs.prompting.agents_section import agents_section
 from components.tabs.prompting import figures as figs
 from explorer.core.progress import run_to_end
 from explorer.prompting import benchmark, contamination, lens, stored
@@ -233,4 +234,6 @@ def build_prompting_tab(ctx) -> dict:
         bench = _benchmark_section(ctx, browser_id)
     with gr.Accordion("Contamination caught", open=True):
         leak = _contamination_section(ctx, browser_id, bench.pop("bench_adapter"))
-    return {**out, **bench, **leak}
+    with gr.Accordion("Tools, agents and safety", open=True):
+        agents = agents_section(ctx)
+    return {**out, **bench, **leak, **agents}
