@@ -9,6 +9,10 @@ records on) on the embedded SmolLM2 with its own chat-templated prompt. Prints, 
 - ``single_shared`` vs ``single_unshared``: one request alone (target: no slower, within noise);
 - whether every request's tokens equal its sequential run's, and the step batch sizes seen.
 
+The OpenMP wait policy is the server's (``explorer.serving.threads.configure``: ``PASSIVE``, set by ``app.py``
+before torch loads), so the threads behave as they do under ``/decode``; ``--wait-policy default`` leaves libgomp's
+default (idle pool threads spin a while at every barrier), which the server does not run with.
+
 Usage: ``/work/shared/tools/bench-quiet -- .venv/bin/python bench/bench_step_batching.py [--tokens 32]``
 """
 from __future__ import annotations
@@ -58,7 +62,14 @@ def _concurrent(engine, prompts, tokens):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--wait-policy", choices=["server", "default"], default="server",
+                        help="server: OMP_WAIT_POLICY as app.py sets it (PASSIVE); default: libgomp's own")
     args = parser.parse_args()
+    if args.wait_policy == "server":
+        from explorer.serving.threads import configure
+
+        configure()  # before torch loads (the engine import below), as app.py's main does
+    print(f"omp_wait_policy: {os.environ.get('OMP_WAIT_POLICY', 'libgomp default')}")
     from explorer.core.engine import get_engine
     from explorer.core.step_batcher import batcher_for
 
