@@ -214,11 +214,13 @@ class StepBatcher:
         ids = torch.tensor([[fed.get(id(r), 0)] for r in rows], device=device)
         real = torch.tensor([[1 if id(r) in fed else 0] for r in rows], device=device)
         self._mask = torch.cat([self._mask, real], dim=1)
-        positions = torch.tensor([[r.position] for r in rows], device=device)
+        extra = {}
+        if len(rows) > 1 or not bool(self._mask.all()):  # a lone unpadded row runs exactly the unshared pass
+            extra = {"attention_mask": self._mask,
+                     "position_ids": torch.tensor([[r.position] for r in rows], device=device)}
         engine.synchronize()
         start = time.perf_counter()
-        output = engine.model(input_ids=ids, attention_mask=self._mask, position_ids=positions,
-                              past_key_values=self._cache, use_cache=True, logits_to_keep=1)
+        output = engine.model(input_ids=ids, past_key_values=self._cache, use_cache=True, logits_to_keep=1, **extra)
         engine.synchronize()
         ms = (time.perf_counter() - start) * 1000.0
         self._cache = output.past_key_values
