@@ -10,8 +10,8 @@ hands in its next token leads the tick itself when no tick is running and the ba
 handed in, or the gather window (``Limits.step_gather_ms``) since the last tick delivered the rows still choosing
 has passed. So a request alone steps in its own thread with no hand-off and no wait, its pass exactly the
 unshared one (no padding, so no mask or position ids), and rows that choose at slightly different speeds stay
-in one phase instead of splitting into groups that tick in turn. The leader takes the model's turn first and only then picks the rows, so rows that finished their
-prefill while it waited (the turn is first come, first served) join that same tick. A row that has not handed in
+in one phase instead of splitting into groups that tick in turn. The leader takes the model's turn first and
+only then picks the rows, so rows that finished their prefill while it waited (the turn is first come, first served) join that same tick. A row that has not handed in
 its token sits the tick out (it is fed a padding token whose cache slot the mask hides, so its own sequence is
 unchanged). Each row's ``select`` (greedy, its sampler chain, its private ``torch.Generator``) runs in its own
 thread on its own logits (a copy, never a view of the batch's), so no choice, generator or record passes
