@@ -8,15 +8,15 @@ pass of shape ``(rows, 1)`` per *tick* with per-row ``position_ids`` (each row c
 There is no batcher thread: the ticks are run by the rows' own threads (a *leader*, one at a time). A row that
 hands in its next token leads the tick itself when no tick is running and the batch is ready: every live row has
 handed in, or the gather window (``Limits.step_gather_ms``) since the last tick delivered the rows still choosing
-has passed. So a request alone steps in its own thread with no hand-off and no wait, its pass exactly the
-unshared one (no padding, so no mask or position ids), and rows that choose at slightly different speeds stay
-in one phase instead of splitting into groups that tick in turn. The leader takes the model's turn first and
-only then picks the rows, so rows that finished their prefill while it waited (the turn is first come, first served) join that same tick. A row that has not handed in
-its token sits the tick out (it is fed a padding token whose cache slot the mask hides, so its own sequence is
-unchanged). Each row's ``select`` (greedy, its sampler chain, its private ``torch.Generator``) runs in its own
-thread on its own logits (a copy, never a view of the batch's), so no choice, generator or record passes
-between rows. Waiting rows sleep on their own ``threading.Event``, woken when their result is in or when they
-may have to lead; the timed wait only bounds how late a gone client is noticed.
+has passed. So a request alone steps in its own thread with no hand-off and no wait, its pass exactly the unshared
+one (no padding, so no mask or position ids), and rows that choose at slightly different speeds stay in one phase
+instead of splitting into groups that tick in turn. The leader takes the model's turn first and only then picks
+the rows, so rows that finished their prefill while it waited (the turn is first come, first served) join that
+same tick. A row that has not handed in its token sits the tick out (it is fed a padding token whose cache slot
+the mask hides, so its own sequence is unchanged). Each row's ``select`` (greedy, its sampler chain, its private
+``torch.Generator``) runs in its own thread on its own logits (a copy, never a view of the batch's), so no choice,
+generator or record passes between rows. Waiting rows sleep on their own ``threading.Event``, woken when their
+result is in or when they may have to lead; the timed wait only bounds how late a gone client is noticed.
 
 A row leaves when it finishes, when its caller stops (the generator is closed) or when its client goes
 (:func:`explorer.core.turns.cancelled`); the batch drops it (``keys[keep]``) before the next tick. A tick is one
