@@ -6,8 +6,13 @@ records on) on the embedded SmolLM2 with its own chat-templated prompt. Prints, 
 - ``concurrent_shared``: the 12 requests in 12 threads with step batching on (``LLM_EXPLORER_STEP_BATCHING=1``),
   against ``sequential``: the same 12 one after another (the issue's target: ratio >= 3x);
 - ``concurrent_unshared``: the 12 in threads with step batching off (interleaved passes, the old behaviour);
-- ``single_shared`` vs ``single_unshared``: one request alone (target: no slower, within noise);
+- ``single_shared`` vs ``single_unshared``: one request alone, the median of ``--single-repeats`` runs of each
+  taken in turn (target: no slower, within noise);
 - whether every request's tokens equal its sequential run's, and the step batch sizes seen.
+
+The OpenMP wait policy is the server's (``explorer.serving.threads.configure``: ``PASSIVE``, set by ``app.py``
+before torch loads), so the threads behave as they do under ``/decode``; ``--wait-policy default`` leaves libgomp's
+default (idle pool threads spin a while at every barrier), which the server does not run with.
 
 Usage: ``/work/shared/tools/bench-quiet -- .venv/bin/python bench/bench_step_batching.py [--tokens 32]``
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import threading
 import time
 
@@ -58,7 +64,15 @@ def _concurrent(engine, prompts, tokens):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--single-repeats", type=int, default=3, help="alternated single runs of each kind")
+    parser.add_argument("--wait-policy", choices=["server", "default"], default="server",
+                        help="server: OMP_WAIT_POLICY as app.py sets it (PASSIVE); default: libgomp's own")
     args = parser.parse_args()
+    if args.wait_policy == "server":
+        from explorer.serving.threads import configure
+
+        configure()  # before torch loads (the engine import below), as app.py's main does
+    print(f"omp_wait_policy: {os.environ.get('OMP_WAIT_POLICY', 'libgomp default')}")
     from explorer.core.engine import get_engine
     from explorer.core.step_batcher import batcher_for
 
@@ -70,22 +84,26 @@ def main() -> int:
     sequential = [_one(engine, ids, args.tokens) for ids in prompts]
     sequential_s = time.perf_counter() - start
     unshared_s, unshared = _concurrent(engine, prompts, args.tokens)
-    start = time.perf_counter()
-    _one(engine, prompts[0], args.tokens)
-    single_unshared = time.perf_counter() - start
     _set_batching(True)
-    _one(engine, prompts[0], 4)  # warm-up of the batcher's thread
+    _one(engine, prompts[0], 4)  # warm-up of the shared path
     before = len(batcher_for(engine).recent_sizes())
     shared_s, shared = _concurrent(engine, prompts, args.tokens)
     sizes = batcher_for(engine).recent_sizes()[before:]
-    start = time.perf_counter()
-    _one(engine, prompts[0], args.tokens)
-    single_shared = time.perf_counter() - start
+    singles: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(args.single_repeats):  # alternated, so a change of load hits both sides alike
+        for on in (False, True):
+            _set_batching(on)
+            start = time.perf_counter()
+            _one(engine, prompts[0], args.tokens)
+            singles[on].append(time.perf_counter() - start)
+    single_unshared, single_shared = statistics.median(singles[False]), statistics.median(singles[True])
     report("concurrent_shared", shared_s, "s", baseline=sequential_s, baseline_name="sequential")
     report("speedup_vs_sequential", sequential_s / shared_s, "x", target=">= 3x")
     report("concurrent_unshared", unshared_s, "s", baseline=sequential_s, baseline_name="sequential")
     report("single_shared", single_shared, "s", baseline=single_unshared, baseline_name="single_unshared",
            target="ratio <= 1 within noise")
+    print(f"single_runs_s: shared {[round(x, 3) for x in singles[True]]}, unshared "
+          f"{[round(x, 3) for x in singles[False]]} (medians above)")
     same = sum(a == b for a, b in zip(shared, sequential))
     print(f"tokens_equal_to_sequential: {same}/{len(prompts)} (unshared: "
           f"{sum(a == b for a, b in zip(unshared, sequential))}/{len(prompts)})")

@@ -89,8 +89,8 @@ class Limits:
         room_note_chars: characters (Markdown) of a presenter's note on one tab; a longer note is cut.
         step_batching: 1 lets concurrent plain decodes (``Engine.steps(share=True)``: ``/decode``, hallucination
             answers and samples, RAG answers) share one forward pass per step, 0 runs each alone.
-        step_gather_ms: longest a shared step waits for the other rows' tokens before its pass runs
-            (float, milliseconds).
+        step_gather_ms: longest a shared step waits for the rows still choosing their token, counted from the
+            pass that delivered their logits (float, milliseconds); a request alone never waits.
         step_concurrency: ``/decode`` requests Gradio runs at once (their steps share passes, so this may exceed
             ``concurrency``; a session is still held to ``max_requests_per_session``).
         max_branches: branches one session's branch tree keeps (the oldest are pruned beyond it).

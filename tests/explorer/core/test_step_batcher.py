@@ -186,7 +186,7 @@ def test_a_failing_shared_pass_ends_its_rows_with_a_clear_error_and_the_batch_re
     forward = tiny_engine.model.forward
 
     def broken(*args, **kwargs):
-        if kwargs.get("attention_mask") is not None:  # only the batcher's shared passes carry a mask
+        if kwargs["input_ids"].shape[1] == 1:  # a decode step (the prefills, one prompt each, run alone)
             raise RuntimeError("device lost")
         return forward(*args, **kwargs)
 
@@ -244,3 +244,60 @@ def test_training_keeps_its_turns_while_shared_rows_decode(tiny_engine):
     ticks = len(batcher_for(tiny_engine).recent_sizes()) - before
     during = [n for n in training_turns if before < n < before + ticks]
     assert len(during) >= ticks // 4  # training turns interleave with the ticks (1 in 3 when both wait)
+
+
+def test_rows_that_choose_at_different_speeds_stay_in_one_phase(tiny_engine, monkeypatch):
+    """The gather window counts from the last tick's delivery, so a row still choosing is waited for and the rows
+    tick together instead of splitting into groups that take turns (one pass per generated token, plus at most
+    one for a row that joined late and one for the row it leaves behind at the end)."""
+    import random
+
+    from explorer.core.config import get_limits
+
+    monkeypatch.setenv("LLM_EXPLORER_STEP_GATHER_MS", "3000")  # generous, so a loaded machine cannot split them
+    get_limits.cache_clear()
+    ids = [tiny_engine.encode(p) for p in PROMPTS]
+    rng = random.Random(0)
+    delays = [[rng.uniform(0.0, 0.03) for _ in range(NEW)] for _ in ids]
+
+    def slow(row):
+        def select(logits, index):
+            threading.Event().wait(delays[row][index])
+            return int(logits.argmax())
+        return select
+
+    try:
+        before = len(batcher_for(tiny_engine).recent_sizes())
+        out, errors = _together(tiny_engine, [_shared(tiny_engine, i, slow(k)) for k, i in enumerate(ids)])
+        sizes = batcher_for(tiny_engine).recent_sizes()[before:]
+    finally:
+        monkeypatch.delenv("LLM_EXPLORER_STEP_GATHER_MS")
+        get_limits.cache_clear()
+    assert not errors
+    assert [tokens for tokens, _ in out] == [_solo(tiny_engine, i)[0] for i in ids]
+    assert sum(sizes) == len(PROMPTS) * (NEW - 1) and len(sizes) <= NEW + 1
+    assert sizes.count(len(PROMPTS)) >= NEW - 3
+
+
+def test_a_request_alone_steps_in_its_own_thread_and_rows_get_their_own_logits(tiny_engine, monkeypatch):
+    """No hand-off for a lone request: its shared passes run in the caller's thread (as the unshared path does).
+    In a batch each row's logits are its own tensor, never a view that reaches the other rows' logits."""
+    ids = [tiny_engine.encode(p) for p in PROMPTS[:2]]
+    forward, threads = tiny_engine.model.forward, set()
+
+    def recording(*args, **kwargs):
+        threads.add(threading.get_ident())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_engine.model, "forward", recording)
+    alone = list(tiny_engine.steps(ids[0], 4, stop_at_eos=False, share=True))
+    assert all(s.cache is None for s in alone) and threads == {threading.get_ident()}
+    before = len(batcher_for(tiny_engine).recent_sizes())
+
+    def storage_bytes(i):
+        return lambda: [s.logits.untyped_storage().nbytes() for s in tiny_engine.steps(i, NEW, stop_at_eos=False,
+                                                                                         share=True)]
+    out, errors = _together(tiny_engine, [storage_bytes(i) for i in ids])
+    assert not errors and max(batcher_for(tiny_engine).recent_sizes()[before:]) == 2
+    vocab = tiny_engine.model.config.vocab_size
+    assert out == [[vocab * 4] * NEW] * 2
