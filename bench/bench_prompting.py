@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_prompting.py --write                 # score every (task, model, pattern); resumable
     python bench/bench_prompting.py --write --limit 20      # fewer items per row (said in each row)
+    python bench/bench_prompting.py --write --workers 8     # items at once, sharing decode passes (default 8)
     python bench/bench_prompting.py                         # print the stored table
 
 ``--write`` appends one JSON line per (task, model, pattern) to ``data/prompting/bench_results.jsonl`` as each
@@ -20,6 +21,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,7 +43,7 @@ def _versions() -> dict:
     return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def _score_rows(models, tasks, limit, samples, done, out):
+def _score_rows(models, tasks, limit, samples, done, out, workers=1):
     from explorer.core.engine import get_engine
 
     for model in models:
@@ -69,8 +71,12 @@ def _score_rows(models, tasks, limit, samples, done, out):
                                                                                  extra.get("n_samples", 1), 1)
                     chat, _ = lens.resolve_form(engine, None)
                     shots = items(task, "dev")[:k]
-                    scored = [lens.score_item(engine, task, item, pattern_name, shots, chat, n_samples, 0, i)
-                              for i, item in enumerate(items_for)]
+                    # items run in parallel threads: their decode steps share forward passes (Engine.steps
+                    # share=True, the step batcher), as concurrent visitors' requests do; results keep item order
+                    with ThreadPoolExecutor(max_workers=workers) as pool:
+                        scored = list(pool.map(
+                            lambda pair: lens.score_item(engine, task, pair[1], pattern_name, shots, chat, n_samples,
+                                                         0, pair[0]), enumerate(items_for)))
                     acc, low, high = accuracy_interval([s.correct for s in scored])
                     row = {"accuracy": acc, "interval": [low, high], "n": len(scored), "k": k, "n_samples": n_samples,
                            "chat_template": chat, "tokens_per_item": sum(s.tokens for s in scored) / len(scored),
@@ -93,12 +99,14 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
     parser.add_argument("--limit", type=int, default=None, help="items per row (default: every test item)")
     parser.add_argument("--samples", type=int, default=None, help="self-consistency N (default 5)")
+    parser.add_argument("--workers", type=int, default=8,
+                        help="items scored at once; their decode steps share forward passes (default 8)")
     args = parser.parse_args()
     path = data_path(*stored.RESULTS_FILE)
     if args.write:
         done = {(r["task"], r["model"], r["pattern"]) for r in stored.load_rows()}
         with open(path, "a", encoding="utf-8") as out:
-            _score_rows(args.models, args.tasks, args.limit, args.samples, done, out)
+            _score_rows(args.models, args.tasks, args.limit, args.samples, done, out, args.workers)
     table = stored.load_stored()
     if table is None:
         print("no stored rows yet: run with --write")

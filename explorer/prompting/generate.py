@@ -58,7 +58,8 @@ def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_
         stop: :data:`STOP_LINE`, :data:`STOP_BLOCK` or :data:`STOP_EOS`.
         generator: a private ``torch.Generator``; None means greedy.
         temperature: sampling temperature (> 0) when sampling.
-        model: a module tree sharing the engine's lock (a LoRA shadow), default the shared model.
+        model: a module tree sharing the engine's lock (a LoRA shadow), default the shared model, whose decode
+            steps may share forward passes with other requests' (``Engine.steps(share=True)``).
     """
     import torch
 
@@ -70,7 +71,9 @@ def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_
         probs = torch.softmax(logits.float() / temperature, dim=-1)
         return int(torch.multinomial(probs, 1, generator=generator))
 
-    for step in engine.steps(ids, max_new_tokens, select=select, model=model):
+    # plain passes share forward passes with other requests' steps (explorer/core/step_batcher.py); a shadow
+    # (LoRA) runs alone
+    for step in engine.steps(ids, max_new_tokens, select=select, model=model, share=model is None):
         out.ids.append(step.token)
         out.logprobs.append(float(torch.log_softmax(step.logits.float(), -1)[step.token]))
         out.tokens += 1
