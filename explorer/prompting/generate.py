@@ -49,7 +49,7 @@ def _stopped(text: str, stop: str) -> str | None:
 
 
 def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_LINE, generator=None,
-                  temperature: float = 1.0, model=None) -> Continuation:
+                  temperature: float = 1.0, model=None, patches=()) -> Continuation:
     """Continue ``ids`` greedily (or by sampling when ``generator`` is given) until ``stop`` or the token cap.
 
     Args:
@@ -59,6 +59,7 @@ def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_
         generator: a private ``torch.Generator``; None means greedy.
         temperature: sampling temperature (> 0) when sampling.
         model: a module tree sharing the engine's lock (a LoRA shadow), default the shared model.
+        patches: per-pass patches (e.g. ``explorer.lora.registry.adapter_patches(run)``), inside each pass only.
     """
     import torch
 
@@ -70,7 +71,7 @@ def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_
         probs = torch.softmax(logits.float() / temperature, dim=-1)
         return int(torch.multinomial(probs, 1, generator=generator))
 
-    for step in engine.steps(ids, max_new_tokens, select=select, model=model):
+    for step in engine.steps(ids, max_new_tokens, select=select, model=model, patches=patches):
         out.ids.append(step.token)
         out.logprobs.append(float(torch.log_softmax(step.logits.float(), -1)[step.token]))
         out.tokens += 1
