@@ -53,7 +53,9 @@ def main(argv=None) -> int:
           f"train reward accuracy {snap.train_accuracy:.2f}, margin {snap.train_margin:.3f}")
     if snap.status != "done":
         print(run.message)
-        return 1
+        if snap.status != "stopped" or snap.steps_done == 0:
+            return 1
+        print(f"storing the adapter as it stands after {snap.steps_done} steps (the manifest says so)")
     tmp = tempfile.mkdtemp(prefix="refusal-adapter-")
     try:
         with run.engine.turn():
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
         "settings": ra.TRAIN_SETTINGS, "pairs": os.path.relpath(ra.PAIRS_PATH, ra.ROOT), "n_pairs": len(pairs),
         "pairs_sha256": ra.sha256_file(ra.PAIRS_PATH), "adapter_file": ra.WEIGHTS,
         "adapter_bytes": os.path.getsize(weights), "adapter_sha256": ra.sha256_file(weights),
-        "final_loss": float(snap.losses[-1]), "train_reward_accuracy": float(snap.train_accuracy),
+        "status": snap.status, "steps_done": snap.steps_done, "final_loss": float(snap.losses[-1]), "train_reward_accuracy": float(snap.train_accuracy),
         "train_margin": float(snap.train_margin),
     }
     with open(os.path.join(args.out, ra.MANIFEST), "w", encoding="utf-8") as handle:
