@@ -99,7 +99,7 @@ def test_gemma_has_no_stored_adapter():
 
 
 def test_stored_adapter_manifest_size_and_no_overlap_with_the_test_items():
-    from explorer.embeddings.corpus import load_questions
+    from explorer.core.config import get_limits
 
     manifest = ra.read_manifest()  # raises on a hash mismatch
     weights = os.path.join(ra.ADAPTER_DIR, ra.WEIGHTS)
@@ -109,7 +109,8 @@ def test_stored_adapter_manifest_size_and_no_overlap_with_the_test_items():
     pairs = [json.loads(line) for line in open(ra.PAIRS_PATH, encoding="utf-8") if line.strip()]
     assert len(pairs) == manifest["n_pairs"]
     text = json.dumps(pairs).lower()
-    questions = [q["question"] for q in load_questions()]
+    # the indirect items' questions at the configured cap (the corpus's later questions include general ones)
+    questions = [item["question"] for item in inj._items("indirect", get_limits().injection_max_items)]
     for item in (inj.CANARY, *inj.ATTACKS, *inj.JAILBREAKS, *questions):
         assert item.lower() not in text, item
 
