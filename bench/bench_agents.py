@@ -8,7 +8,8 @@ Usage::
 
 Prints, per model: the first step's schema-valid-call rate (free, constrained) with 95 % bootstrap intervals and
 the seconds per generated token of each (their ratio is the mask's overhead, measured in the same run); then, per
-kind of attack, the canary success rate for each defence.
+kind of attack, the canary success rate for each defence (``refusal_adapter`` on SmolLM2 only: the stored adapter of
+``bench/train_refusal_adapter.py``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from explorer.agents import format as fmt  # noqa: E402
 from explorer.agents import injection as inj  # noqa: E402
 from explorer.agents import loop  # noqa: E402
+from explorer.agents import refusal_adapter as ra  # noqa: E402
 from explorer.agents.tools import TOOLS  # noqa: E402
 from explorer.core.engine import get_engine  # noqa: E402
 from explorer.core.progress import run_to_end  # noqa: E402
@@ -57,7 +59,10 @@ def call_rates(engine, n: int) -> None:
 def attacks(engine, n: int) -> None:
     """Canary success rate per kind and built defence on ``n`` items."""
     for kind in inj.KINDS:
-        for defence in inj.BUILT_DEFENCES:
+        for defence in inj.DEFENCES:
+            if defence == "refusal_adapter" and engine.name != ra.ADAPTER_MODEL:
+                print(f"  {kind:9s} {defence:18s} skipped: no stored adapter for {engine.name}")
+                continue
             result = run_to_end(inj.iter_injection(defence=defence, kind=kind, limit=n, engine=engine))
             low, high = result.interval
             print(f"  {kind:9s} {defence:18s} success {result.success_rate:.0%} [{low:.0%}, {high:.0%}] of "

@@ -143,11 +143,14 @@ def validate_adapter(state: dict, model, model_name: str) -> tuple[int, dict[str
     return ranks.pop(), {p: (modules[p].in_features, modules[p].out_features) for p in found}
 
 
-def load_adapter(owner: str, path: str, model: str | None = None, engine=None) -> LoraRun:
+def load_adapter(owner: str, path: str, model: str | None = None, engine=None, config: dict | None = None,
+                 keep: bool = True) -> LoraRun:
     """Validate an uploaded adapter and register it as a run of ``owner`` (status ``uploaded``).
 
-    ``lora_alpha`` and ``use_rslora`` come from ``adapter_config.json`` when the upload holds one;
-    a bare ``.safetensors`` gets ``lora_alpha = r`` (scale 1), as the file does not record alpha.
+    ``lora_alpha`` and ``use_rslora`` come from ``adapter_config.json`` when the upload holds one (or from
+    ``config``, a stored adapter's config, when given); a bare ``.safetensors`` gets ``lora_alpha = r`` (scale 1),
+    as the file does not record alpha. ``keep=False`` returns the run without registering it (a one-request
+    adapter, e.g. the ``refusal_adapter`` injection defence, that must not evict anyone's runs).
 
     Raises:
         ValueError: see :func:`read_upload` and :func:`validate_adapter`.
@@ -156,7 +159,8 @@ def load_adapter(owner: str, path: str, model: str | None = None, engine=None) -
 
     if not owner:
         raise ValueError("No session id: reload the page.")
-    state, config = read_upload(path, get_limits().max_adapter_bytes)
+    state, found = read_upload(path, get_limits().max_adapter_bytes)
+    config = found if config is None else config
     settings = LoraSettings(**({"model": model} if model else {}))
     engine = engine or base_engine(settings)
     r, targets = validate_adapter(state, engine.model, engine.name)
@@ -184,5 +188,6 @@ def load_adapter(owner: str, path: str, model: str | None = None, engine=None) -
                   total_params=total + trainable, status="uploaded", started=time.time(),
                   message=f"Uploaded adapter: r={r}, lora_alpha={alpha:g}, {len(targets)} layers"
                           + ("" if config else " (no adapter_config.json: lora_alpha taken as r)") + ".")
-    register(run)
+    if keep:
+        register(run)
     return run

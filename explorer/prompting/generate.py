@@ -49,7 +49,7 @@ def _stopped(text: str, stop: str) -> str | None:
 
 
 def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_LINE, generator=None,
-                  temperature: float = 1.0, model=None) -> Continuation:
+                  temperature: float = 1.0, model=None, patches=()) -> Continuation:
     """Continue ``ids`` greedily (or by sampling when ``generator`` is given) until ``stop`` or the token cap.
 
     Args:
@@ -60,6 +60,8 @@ def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_
         temperature: sampling temperature (> 0) when sampling.
         model: a module tree sharing the engine's lock (a LoRA shadow), default the shared model, whose decode
             steps may share forward passes with other requests' (``Engine.steps(share=True)``).
+        patches: per-pass patches (e.g. ``explorer.lora.registry.adapter_patches(run)``), inside each pass only
+            (a patched pass runs alone).
     """
     import torch
 
@@ -72,8 +74,9 @@ def continue_text(engine, ids: list[int], max_new_tokens: int, stop: str = STOP_
         return int(torch.multinomial(probs, 1, generator=generator))
 
     # plain passes share forward passes with other requests' steps (explorer/core/step_batcher.py); a shadow
-    # (LoRA) runs alone
-    for step in engine.steps(ids, max_new_tokens, select=select, model=model, share=model is None):
+    # (LoRA) or a patched pass runs alone
+    for step in engine.steps(ids, max_new_tokens, select=select, model=model, patches=patches,
+                             share=model is None and not patches):
         out.ids.append(step.token)
         out.logprobs.append(float(torch.log_softmax(step.logits.float(), -1)[step.token]))
         out.tokens += 1

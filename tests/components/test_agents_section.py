@@ -39,7 +39,7 @@ def test_tool_api_and_clear_errors():
     with pytest.raises(gr.Error, match="defence"):
         sec.injection_api(defence="magic")
     with pytest.raises(gr.Error, match="refusal_adapter"):
-        sec.injection_api(defence="refusal_adapter")
+        sec.injection_api(model="gemma-3-270m", defence="refusal_adapter")  # no stored adapter for Gemma
     with pytest.raises(gr.Error, match="principle"):
         sec.critique_api("Why?", principle="obey")
 
